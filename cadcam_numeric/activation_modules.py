@@ -1,0 +1,61 @@
+"""Map PyTorch activation modules to generated catalogue code and back.
+
+``activation_from_module(torch.nn.LeakyReLU(0.2))`` gives the generated ``leaky_relu`` code and
+``{"negative_slope": 0.2}``; ``activation_module("leaky_relu", negative_slope=0.2)`` builds the
+module. The correspondence (class, fixed attributes such as GELU's ``approximate``, and which
+attribute carries each parameter) is part of the catalogue in ``derivations.activations``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cadcam_numeric.catalogue_types import ActivationCode
+from cadcam_numeric.generated import ACTIVATIONS
+
+__all__ = ["activation_from_module", "activation_module", "supported_activation_modules"]
+
+
+def _module_class(dotted: str) -> type[nn.Module]:
+    module_path, _, cls = dotted.rpartition(".")
+    if module_path != "torch.nn":
+        raise ValueError(f"catalogue names a module outside torch.nn: {dotted}")
+    return getattr(nn, cls)
+
+
+def activation_module(name: str, **parameters: float) -> nn.Module:
+    """The PyTorch module of catalogue entry ``name`` with the given parameters."""
+    if name not in ACTIVATIONS:
+        raise KeyError(f"unknown activation {name!r}; the catalogue has: {', '.join(ACTIVATIONS)}")
+    code = ACTIVATIONS[name]
+    unknown = set(parameters) - set(code.parameters)
+    if unknown:
+        raise TypeError(f"activation {name!r} has no parameter(s) {sorted(unknown)}; it takes {sorted(code.parameters)}")
+    kwargs = {code.parameters[k].attribute: v for k, v in parameters.items()}
+    return _module_class(code.torch_module)(**kwargs, **code.torch_fixed)
+
+
+def supported_activation_modules() -> list[str]:
+    """Human-readable list of the modules the engine can differentiate."""
+    out = []
+    for code in ACTIVATIONS.values():
+        fixed = ", ".join(f"{k}={v!r}" for k, v in code.torch_fixed.items())
+        out.append(f"{code.torch_module}({fixed})" if fixed else code.torch_module)
+    return out
+
+
+def activation_from_module(module: nn.Module) -> tuple[ActivationCode, dict[str, float]] | None:
+    """Catalogue code and parameters for ``module``, or None when it is not a catalogue activation."""
+    for code in ACTIVATIONS.values():
+        cls = _module_class(code.torch_module)
+        if type(module) is not cls:
+            continue
+        if any(getattr(module, k, None) != v for k, v in code.torch_fixed.items()):
+            continue
+        params = {}
+        for pname, info in code.parameters.items():
+            value = getattr(module, info.attribute)
+            params[pname] = float(value.item() if isinstance(value, torch.Tensor) else value)
+        return code, params
+    return None

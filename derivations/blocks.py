@@ -1,0 +1,225 @@
+"""Block Jacobians of the head, each proved against SymPy's elementwise ``Matrix.jacobian``.
+
+Blocks (paper §4.3, Eq. 17–26; layout ``J[out, in]``):
+
+* activation lemma — for every catalogue entry, f′ (the stable form that is generated) equals
+  d/dz of the textbook definition, and f itself equals its definition;
+* dense + activation (Eq. 17–20):  ∂q_l/∂q_{l−1} = diag(f′(δ_l)) W_l;
+* flatten → first dense (Eq. 21–22):  ∂q_1/∂x^t = diag(f′(δ_1)) W_1^t, with W_1^t the column
+  block of channel t (channel-major, PyTorch) or the strided columns (channels-last, Keras);
+* position sum (MATH.md §3 cost note):  Σ_i ∂q_1/∂x_i^t = diag(f′(δ_1)) W̄_1[:, t], W̄_1 = [W_1^t 1]_t;
+* PCA (Eq. 23):  ∂p/∂q_l = Vᵀ (whitened: diag(λ)^{−1/2} Vᵀ);
+* SVM decision (Eq. 24–26):  ∂a/∂p = Σ_i α_i c_i ∇_p K(p_i, p) for every kernel.
+
+Each proof builds both sides on small concrete sizes with symbolic entries and reduces the
+difference to exactly zero (:func:`derivations.proof.prove_equal`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import sympy as sp
+
+from derivations.activations import ACTIVATIONS, Z, Activation
+from derivations.functions import to_elementary
+from derivations.kernels import KERNELS, Kernel
+from derivations.pca import PCA_VARIANTS, PCAVariant
+from derivations.proof import ProofResult, prove_equal
+
+__all__ = [
+    "all_block_proofs",
+    "prove_activation_derivative",
+    "prove_activation_forward",
+    "prove_activation_kinks",
+    "prove_dense_block",
+    "prove_first_dense_block",
+    "prove_pca_block",
+    "prove_position_sum",
+    "prove_svm_block",
+]
+
+
+def _matrix(name: str, rows: int, cols: int) -> sp.Matrix:
+    return sp.Matrix(rows, cols, lambda i, j: sp.Symbol(f"{name}_{i + 1}{j + 1}", real=True))
+
+
+def _vector(name: str, n: int) -> sp.Matrix:
+    return sp.Matrix(n, 1, lambda i, _: sp.Symbol(f"{name}_{i + 1}", real=True))
+
+
+def prove_activation_forward(act: Activation) -> ProofResult:
+    """The generated forward (stable named functions) equals the textbook definition."""
+    return prove_equal(
+        f"activation/{act.name}/forward",
+        f"{act.name}: generated f(z) equals its definition {act.description}",
+        to_elementary(act.forward), act.elementary_definition, split_on=(Z,),
+        latex=rf"{act.latex_name}(z) = {sp.latex(act.forward)}",
+    )
+
+
+def prove_activation_derivative(act: Activation) -> ProofResult:
+    """The generated f′ equals d/dz of the textbook definition (everywhere it is differentiable)."""
+    return prove_equal(
+        f"activation/{act.name}/derivative",
+        f"{act.name}: generated f'(z) equals d/dz of the definition",
+        to_elementary(act.derivative), sp.diff(act.elementary_definition, Z), split_on=(Z,),
+        latex=rf"{act.latex_name}'(z) = {sp.latex(act.derivative)}",
+    )
+
+
+def prove_activation_kinks(act: Activation) -> ProofResult:
+    """At each kink, the generated f′ takes PyTorch's autograd value (recorded in the catalogue)."""
+    points = [point for point, _ in act.kink_derivatives]
+    return prove_equal(
+        f"activation/{act.name}/kinks",
+        f"{act.name}: f' at the kinks {points} takes PyTorch's autograd values",
+        sp.Matrix([act.derivative.subs(Z, point) for point in points]),
+        sp.Matrix([value for _, value in act.kink_derivatives]),
+    )
+
+
+def prove_dense_block(act: Activation | None, d_out: int = 2, d_in: int = 3) -> ProofResult:
+    """Eq. 17–20: Jacobian of q = f(W q_prev + β) equals diag(f′(δ)) W.
+
+    ``act=None`` proves it for an arbitrary differentiable f (SymPy's undefined ``Function``);
+    otherwise the elementwise side differentiates the textbook definition and the block side
+    uses the generated f′.
+    """
+    W, beta, q = _matrix("W", d_out, d_in), _vector("beta", d_out), _vector("q", d_in)
+    delta = W * q + beta
+    if act is None:
+        f, xi = sp.Function("f"), sp.Symbol("xi")
+        out = delta.applyfunc(f)
+        fprime = [sp.Subs(sp.Derivative(f(xi), xi), xi, delta[i]) for i in range(d_out)]
+        name = "generic f"
+    else:
+        out = delta.applyfunc(lambda e: act.elementary_definition.subs(Z, e))
+        fprime = [to_elementary(act.derivative).subs(Z, delta[i]) for i in range(d_out)]
+        name = act.name
+    elementwise = out.jacobian(q)
+    block = sp.diag(*fprime) * W
+    # Change of variables β_i = δ_i − (W q)_i (a bijection, since β is free): both sides become
+    # functions of the plain symbols δ_i, which simplification and the sign split can handle.
+    deltas = [sp.Symbol(f"delta_{i + 1}", real=True) for i in range(d_out)]
+    to_delta = {beta[i]: deltas[i] - (W * q)[i] for i in range(d_out)}
+    elementwise, block = elementwise.subs(to_delta), block.subs(to_delta)
+    return prove_equal(
+        f"block/dense/{name}",
+        f"dense layer with {name}: d q_l / d q_(l-1) = diag(f'(delta_l)) W_l  ({d_out}x{d_in})",
+        elementwise, block, split_on=deltas,
+        latex=r"\frac{\partial\mathbf q_l}{\partial\mathbf q_{l-1}}"
+        r"=\operatorname{diag}\big(f'(\boldsymbol\delta_l)\big)\,W_l",
+    )
+
+
+def first_layer_column_block(W1: sp.Matrix, t: int, positions: int, channels: int, channels_last: bool) -> sp.Matrix:
+    """W_1^t: the columns of W_1 that multiply channel t (Eq. 21)."""
+    if channels_last:
+        cols = [pos * channels + t for pos in range(positions)]
+    else:
+        cols = [t * positions + pos for pos in range(positions)]
+    return sp.Matrix.hstack(*[W1[:, c] for c in cols])
+
+
+def _first_layer_setup(channels: int, positions: int, d1: int, channels_last: bool):
+    W1, beta = _matrix("W", d1, channels * positions), _vector("beta", d1)
+    F = [[sp.Symbol(f"x^{t + 1}_{i + 1}", real=True) for i in range(positions)] for t in range(channels)]
+    if channels_last:
+        x = sp.Matrix([F[t][i] for i in range(positions) for t in range(channels)])
+    else:
+        x = sp.Matrix([F[t][i] for t in range(channels) for i in range(positions)])
+    f, xi = sp.Function("f"), sp.Symbol("xi")
+    delta = W1 * x + beta
+    q1 = delta.applyfunc(f)
+    fprime = sp.diag(*[sp.Subs(sp.Derivative(f(xi), xi), xi, delta[i]) for i in range(d1)])
+    return W1, F, q1, fprime
+
+
+def prove_first_dense_block(channels_last: bool, channels: int = 2, positions: int = 2, d1: int = 2) -> ProofResult:
+    """Eq. 22: ∂q_1/∂x^t = diag(f′(δ_1)) W_1^t for every channel t."""
+    W1, F, q1, fprime = _first_layer_setup(channels, positions, d1, channels_last)
+    lhs = sp.Matrix.hstack(*[q1.jacobian(sp.Matrix(F[t])) for t in range(channels)])
+    rhs = sp.Matrix.hstack(
+        *[fprime * first_layer_column_block(W1, t, positions, channels, channels_last) for t in range(channels)]
+    )
+    layout = "channels-last (Keras)" if channels_last else "channel-major (PyTorch NCHW)"
+    return prove_equal(
+        f"block/flatten_dense/{'channels_last' if channels_last else 'channels_first'}",
+        f"flatten -> first dense, {layout}: d q_1 / d x^t = diag(f'(delta_1)) W_1^t",
+        lhs, rhs,
+        latex=r"\frac{\partial\mathbf q_1}{\partial\mathbf x^t}=\operatorname{diag}\big(f'(\boldsymbol\delta_1)\big)\,W_1^t",
+    )
+
+
+def prove_position_sum(channels_last: bool, channels: int = 2, positions: int = 3, d1: int = 2) -> ProofResult:
+    """MATH.md §3: Σ_i ∂q_1/∂x_i^t = diag(f′(δ_1)) W̄_1[:, t] with W̄_1[:, t] = W_1^t 1."""
+    W1, F, q1, fprime = _first_layer_setup(channels, positions, d1, channels_last)
+    ones = sp.ones(positions, 1)
+    lhs = sp.Matrix.hstack(*[q1.jacobian(sp.Matrix(F[t])) * ones for t in range(channels)])
+    wbar = sp.Matrix.hstack(
+        *[first_layer_column_block(W1, t, positions, channels, channels_last) * ones for t in range(channels)]
+    )
+    return prove_equal(
+        f"block/position_sum/{'channels_last' if channels_last else 'channels_first'}",
+        "position-summed first layer: sum_i d q_1 / d x_i^t = diag(f'(delta_1)) Wbar_1[:, t]",
+        lhs, fprime * wbar,
+        latex=r"\sum_i\frac{\partial\mathbf q_1}{\partial x_i^t}=\operatorname{diag}\big(f'(\boldsymbol\delta_1)\big)\,\bar W_1\mathbf e_t",
+    )
+
+
+def prove_pca_block(variant: PCAVariant, b: int = 2, d: int = 3) -> ProofResult:
+    """Eq. 23: ∂p/∂q_l = Vᵀ (whitened: diag(λ)^{−1/2} Vᵀ); the mean drops out."""
+    Vt, u, q = _matrix("V", b, d), _vector("u", d), _vector("q", d)
+    lam = sp.Matrix(b, 1, lambda i, _: sp.Symbol(f"lambda_{i + 1}", positive=True))
+    lhs = variant.scores(Vt, u, lam, q).jacobian(q)
+    return prove_equal(
+        f"block/pca/{variant.name}",
+        f"PCA ({variant.name}): d p / d q_l = {'diag(lambda)^(-1/2) ' if variant.whiten else ''}V^T",
+        lhs, variant.jacobian_closed_form(Vt, lam),
+        latex=r"\frac{\partial\mathbf p}{\partial\mathbf q_l}="
+        + (r"\operatorname{diag}(\boldsymbol\lambda)^{-1/2}V^\top" if variant.whiten else r"V^\top"),
+    )
+
+
+def prove_svm_block(kernel: Kernel, b: int = 2, n_support: int = 2) -> ProofResult:
+    """Eq. 24–26: ∂a/∂p = Σ_i α_i c_i ∇_p K(p_i, p), with ∇K by the kernel's closed form."""
+    p = _vector("p", b)
+    svs = [_vector(f"s{i + 1}", b) for i in range(n_support)]
+    coef = [sp.Symbol(f"alpha_{i + 1}", real=True) for i in range(n_support)]
+    g = sp.Symbol("g", real=True)
+    a = sum((c * kernel.value(s, p) for c, s in zip(coef, svs)), g)
+    lhs = sp.Matrix([a]).jacobian(p)
+    rhs = sp.zeros(1, b)
+    for c, s in zip(coef, svs):
+        rhs += c * kernel.gradient_closed_form(s, p)
+    closed = (
+        r"k'(\mathbf p_i^\top\mathbf p)\,\mathbf p_i^\top" if kernel.kind == "dot_product"
+        else r"2k'(\lVert\mathbf p_i-\mathbf p\rVert^2)(\mathbf p-\mathbf p_i)^\top"
+    )
+    return prove_equal(
+        f"block/svm/{kernel.name}",
+        f"SVM decision, {kernel.name} kernel: d a / d p = sum_i alpha_i c_i grad_p K(p_i, p)",
+        lhs, rhs,
+        latex=r"\frac{\partial a}{\partial\mathbf p}=\sum_i\alpha_ic_i\," + closed
+        + rf",\quad k(u)={sp.latex(kernel.profile)},\ k'(u)={sp.latex(kernel.profile_derivative)}",
+    )
+
+
+def all_block_proofs() -> Iterator[ProofResult]:
+    """Every proof of this module, catalogue-driven (new entries are picked up automatically)."""
+    for act in ACTIVATIONS:
+        yield prove_activation_forward(act)
+        yield prove_activation_derivative(act)
+        if act.kink_derivatives:
+            yield prove_activation_kinks(act)
+    yield prove_dense_block(None)
+    for act in ACTIVATIONS:
+        yield prove_dense_block(act)
+    for channels_last in (False, True):
+        yield prove_first_dense_block(channels_last)
+        yield prove_position_sum(channels_last)
+    for variant in PCA_VARIANTS:
+        yield prove_pca_block(variant)
+    for kernel in KERNELS:
+        yield prove_svm_block(kernel)

@@ -1,0 +1,1 @@
+"""Code generation: SymPy expressions → batched PyTorch code in ``cadcam_numeric/generated``."""
