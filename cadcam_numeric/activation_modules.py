@@ -31,7 +31,9 @@ def activation_module(name: str, **parameters: float) -> nn.Module:
     code = ACTIVATIONS[name]
     unknown = set(parameters) - set(code.parameters)
     if unknown:
-        raise TypeError(f"activation {name!r} has no parameter(s) {sorted(unknown)}; it takes {sorted(code.parameters)}")
+        raise TypeError(
+            f"activation {name!r} has no parameter(s) {sorted(unknown)}; it takes {sorted(code.parameters)}"
+        )
     kwargs = {code.parameters[k].attribute: v for k, v in parameters.items()}
     return _module_class(code.torch_module)(**kwargs, **code.torch_fixed)
 

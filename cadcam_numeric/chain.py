@@ -16,7 +16,7 @@ from torch import Tensor
 from cadcam_numeric.catalogue_types import ActivationCode
 from cadcam_numeric.generated.blocks import pca_block_jacobian, pca_scores, pullback_dense
 
-__all__ = ["DenseLayer", "HeadForward", "PCALayer", "forward_dense", "identity_rows", "pullback_to_input"]
+__all__ = ["DenseLayer", "HeadForward", "PCALayer", "channel_weights", "forward_dense", "identity_rows", "pullback"]
 
 
 @dataclass(frozen=True)
@@ -72,16 +72,28 @@ def forward_dense(x: Tensor, layers: list[DenseLayer]) -> HeadForward:
     return HeadForward(deltas, outputs)
 
 
-def pullback_to_input(g: Tensor, layers: list[DenseLayer], forward: HeadForward, top: int) -> Tensor:
-    """g · ∂q_top/∂q₀ = g diag(f′(δ_top)) W_top ⋯ diag(f′(δ_1)) W_1.
+def pullback(g: Tensor, layers: list[DenseLayer], forward: HeadForward, top: int, bottom: int = 0) -> Tensor:
+    """g · ∂q_top/∂q_bottom = g diag(f′(δ_top)) W_top ⋯ diag(f′(δ_{bottom+1})) W_{bottom+1}.
 
-    ``g``: (N, K, D_top) row vectors at the output of dense layer ``top`` (1-based);
-    returns (N, K, D₀).
+    ``g``: (N, K, D_top) row vectors at the output of dense layer ``top`` (1-based; q₀ = x);
+    returns (N, K, D_bottom). ``bottom == top`` returns ``g`` unchanged.
     """
-    for index in range(top - 1, -1, -1):
+    if not 0 <= bottom <= top <= len(layers):
+        raise ValueError(f"need 0 <= bottom <= top <= {len(layers)}, got bottom={bottom}, top={top}")
+    for index in range(top - 1, bottom - 1, -1):
         layer = layers[index]
         g = pullback_dense(g, layer.fprime(forward.deltas[index]), layer.weight)
     return g
+
+
+def channel_weights(g1: Tensor, first: DenseLayer, delta1: Tensor, wbar: Tensor) -> Tensor:
+    """Position-summed channel weights Σ_i ∂(·)/∂x_i^t = g₁ diag(f′(δ₁)) W̄₁ (Eq. 9, 10, 14).
+
+    ``g1``: (N, K, D₁) row vectors at q₁ (from :func:`pullback` with ``bottom=1``);
+    ``wbar``: (D₁, T) from ``position_summed_first_layer``, computed once per head.
+    Returns (N, K, T).
+    """
+    return (g1 * first.fprime(delta1).unsqueeze(-2)) @ wbar
 
 
 def identity_rows(n: int, width: int, like: Tensor) -> Tensor:

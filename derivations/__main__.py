@@ -68,7 +68,21 @@ def _theorems(args: argparse.Namespace) -> int:
 
     theorems = all_theorems()
     if args.json:
-        print(json.dumps({"sympy_version": sp.__version__, "theorems": [t.to_json() for t in theorems]}, indent=2))
+        doc = {
+            "sympy_version": sp.__version__,
+            # Parse the result strings with these as local symbols: plain sympify reads
+            # "gamma" as SymPy's gamma function.
+            "symbols": {
+                "gamma": "positive real (kernel parameter)",
+                "d": "nonnegative real, d = ||p_i - p||",
+                "u": "real, u = p_i^T p",
+                "r": "real (coef0)",
+                "sigma": "positive real, ||p_i||",
+                "n": "nonnegative integer, degree = n + 2",
+            },
+            "theorems": [t.to_json() for t in theorems],
+        }
+        print(json.dumps(doc, indent=2))
     else:
         for th in theorems:
             print(f"{'proved' if th.holds else 'FAILED'}  {th.title}\n    {th.statement}")
@@ -80,8 +94,9 @@ def _theorems(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     from derivations.codegen.render import DEFAULT_OUTPUT
 
-    parser = argparse.ArgumentParser(prog="python -m derivations", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m derivations", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="write the generated numeric code")
     gen.add_argument("--out", default=str(DEFAULT_OUTPUT), help="output directory (default: %(default)s)")

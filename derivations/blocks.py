@@ -21,9 +21,11 @@ from collections.abc import Iterator
 
 import sympy as sp
 
-from derivations.activations import ACTIVATIONS, Z, Activation
+from derivations import activations as activation_catalogue
+from derivations import kernels as kernel_catalogue
+from derivations.activations import Activation, Z
 from derivations.functions import to_elementary
-from derivations.kernels import KERNELS, Kernel
+from derivations.kernels import Kernel
 from derivations.pca import PCA_VARIANTS, PCAVariant
 from derivations.proof import ProofResult, prove_equal
 
@@ -53,7 +55,9 @@ def prove_activation_forward(act: Activation) -> ProofResult:
     return prove_equal(
         f"activation/{act.name}/forward",
         f"{act.name}: generated f(z) equals its definition {act.description}",
-        to_elementary(act.forward), act.elementary_definition, split_on=(Z,),
+        to_elementary(act.forward),
+        act.elementary_definition,
+        split_on=(Z,),
         latex=rf"{act.latex_name}(z) = {sp.latex(act.forward)}",
     )
 
@@ -63,7 +67,9 @@ def prove_activation_derivative(act: Activation) -> ProofResult:
     return prove_equal(
         f"activation/{act.name}/derivative",
         f"{act.name}: generated f'(z) equals d/dz of the definition",
-        to_elementary(act.derivative), sp.diff(act.elementary_definition, Z), split_on=(Z,),
+        to_elementary(act.derivative),
+        sp.diff(act.elementary_definition, Z),
+        split_on=(Z,),
         latex=rf"{act.latex_name}'(z) = {sp.latex(act.derivative)}",
     )
 
@@ -107,7 +113,9 @@ def prove_dense_block(act: Activation | None, d_out: int = 2, d_in: int = 3) -> 
     return prove_equal(
         f"block/dense/{name}",
         f"dense layer with {name}: d q_l / d q_(l-1) = diag(f'(delta_l)) W_l  ({d_out}x{d_in})",
-        elementwise, block, split_on=deltas,
+        elementwise,
+        block,
+        split_on=deltas,
         latex=r"\frac{\partial\mathbf q_l}{\partial\mathbf q_{l-1}}"
         r"=\operatorname{diag}\big(f'(\boldsymbol\delta_l)\big)\,W_l",
     )
@@ -147,7 +155,8 @@ def prove_first_dense_block(channels_last: bool, channels: int = 2, positions: i
     return prove_equal(
         f"block/flatten_dense/{'channels_last' if channels_last else 'channels_first'}",
         f"flatten -> first dense, {layout}: d q_1 / d x^t = diag(f'(delta_1)) W_1^t",
-        lhs, rhs,
+        lhs,
+        rhs,
         latex=r"\frac{\partial\mathbf q_1}{\partial\mathbf x^t}=\operatorname{diag}\big(f'(\boldsymbol\delta_1)\big)\,W_1^t",
     )
 
@@ -163,7 +172,8 @@ def prove_position_sum(channels_last: bool, channels: int = 2, positions: int = 
     return prove_equal(
         f"block/position_sum/{'channels_last' if channels_last else 'channels_first'}",
         "position-summed first layer: sum_i d q_1 / d x_i^t = diag(f'(delta_1)) Wbar_1[:, t]",
-        lhs, fprime * wbar,
+        lhs,
+        fprime * wbar,
         latex=r"\sum_i\frac{\partial\mathbf q_1}{\partial x_i^t}=\operatorname{diag}\big(f'(\boldsymbol\delta_1)\big)\,\bar W_1\mathbf e_t",
     )
 
@@ -176,7 +186,8 @@ def prove_pca_block(variant: PCAVariant, b: int = 2, d: int = 3) -> ProofResult:
     return prove_equal(
         f"block/pca/{variant.name}",
         f"PCA ({variant.name}): d p / d q_l = {'diag(lambda)^(-1/2) ' if variant.whiten else ''}V^T",
-        lhs, variant.jacobian_closed_form(Vt, lam),
+        lhs,
+        variant.jacobian_closed_form(Vt, lam),
         latex=r"\frac{\partial\mathbf p}{\partial\mathbf q_l}="
         + (r"\operatorname{diag}(\boldsymbol\lambda)^{-1/2}V^\top" if variant.whiten else r"V^\top"),
     )
@@ -194,32 +205,35 @@ def prove_svm_block(kernel: Kernel, b: int = 2, n_support: int = 2) -> ProofResu
     for c, s in zip(coef, svs):
         rhs += c * kernel.gradient_closed_form(s, p)
     closed = (
-        r"k'(\mathbf p_i^\top\mathbf p)\,\mathbf p_i^\top" if kernel.kind == "dot_product"
+        r"k'(\mathbf p_i^\top\mathbf p)\,\mathbf p_i^\top"
+        if kernel.kind == "dot_product"
         else r"2k'(\lVert\mathbf p_i-\mathbf p\rVert^2)(\mathbf p-\mathbf p_i)^\top"
     )
     return prove_equal(
         f"block/svm/{kernel.name}",
         f"SVM decision, {kernel.name} kernel: d a / d p = sum_i alpha_i c_i grad_p K(p_i, p)",
-        lhs, rhs,
-        latex=r"\frac{\partial a}{\partial\mathbf p}=\sum_i\alpha_ic_i\," + closed
+        lhs,
+        rhs,
+        latex=r"\frac{\partial a}{\partial\mathbf p}=\sum_i\alpha_ic_i\,"
+        + closed
         + rf",\quad k(u)={sp.latex(kernel.profile)},\ k'(u)={sp.latex(kernel.profile_derivative)}",
     )
 
 
 def all_block_proofs() -> Iterator[ProofResult]:
     """Every proof of this module, catalogue-driven (new entries are picked up automatically)."""
-    for act in ACTIVATIONS:
+    for act in activation_catalogue.ACTIVATIONS:
         yield prove_activation_forward(act)
         yield prove_activation_derivative(act)
         if act.kink_derivatives:
             yield prove_activation_kinks(act)
     yield prove_dense_block(None)
-    for act in ACTIVATIONS:
+    for act in activation_catalogue.ACTIVATIONS:
         yield prove_dense_block(act)
     for channels_last in (False, True):
         yield prove_first_dense_block(channels_last)
         yield prove_position_sum(channels_last)
     for variant in PCA_VARIANTS:
         yield prove_pca_block(variant)
-    for kernel in KERNELS:
+    for kernel in kernel_catalogue.KERNELS:
         yield prove_svm_block(kernel)

@@ -91,8 +91,13 @@ def prove_equal(
         lhs_m, rhs_m = sp.Matrix(lhs), sp.Matrix(rhs)
         if lhs_m.shape != rhs_m.shape:
             return ProofResult(
-                name, statement, False, f"shape {lhs_m.shape} != {rhs_m.shape}",
-                time.perf_counter() - start, latex, details or {},
+                name,
+                statement,
+                False,
+                f"shape {lhs_m.shape} != {rhs_m.shape}",
+                time.perf_counter() - start,
+                latex,
+                details or {},
             )
         diffs = list(lhs_m - rhs_m)
     else:

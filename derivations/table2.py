@@ -49,7 +49,8 @@ class Table2Case:
         if self.target == "pca":
             return rf"\frac{{\partial\mathbf p}}{{\partial\mathbf x^t}}={chain}"
         grad = (
-            r"\sum_i\alpha_ic_i\mathbf p_i^\top" if self.target == "linear"
+            r"\sum_i\alpha_ic_i\mathbf p_i^\top"
+            if self.target == "linear"
             else r"\sum_i\alpha_ic_i\,2\gamma e^{-\gamma\lVert\mathbf p_i-\mathbf p\rVert^2}(\mathbf p_i-\mathbf p)^\top"
         )
         return rf"\frac{{\partial a}}{{\partial\mathbf x^t}}=\Big({grad}\Big){chain}"
@@ -58,6 +59,7 @@ class Table2Case:
 TABLE2_CASES: tuple[Table2Case, ...] = tuple(
     Table2Case(act, target) for act in ("sigmoid", "relu") for target in ("pca", "linear", "rbf")
 )
+
 
 def prove_table2_case(case: Table2Case) -> ProofResult:
     """Prove one Table 2 entry in two exact steps.
@@ -75,7 +77,7 @@ def prove_table2_case(case: Table2Case) -> ProofResult:
     from derivations.blocks import _matrix, _vector, prove_activation_derivative
 
     f, xi = sp.Function("f"), sp.Symbol("xi")
-    fprime = lambda e: sp.Subs(sp.Derivative(f(xi), xi), xi, e)  # noqa: E731
+    fprime = lambda e: sp.Subs(sp.Derivative(f(xi), xi), xi, e)
     channels, positions = 2, 2
     x = [[sp.Symbol(f"x^{t + 1}_{i + 1}", real=True) for i in range(positions)] for t in range(channels)]
     xvec = sp.Matrix([x[t][i] for t in range(channels) for i in range(positions)])

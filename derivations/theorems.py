@@ -97,10 +97,18 @@ def _rbf_analysis() -> tuple[dict[str, sp.Expr], list[ProofStep]]:
     lhopital = sp.simplify(sp.diff(num, d) / sp.diff(den, d))
     lim_inf = sp.limit(E, d, sp.oo)
     values = {
-        "E": E, "first_derivative": E1, "second_derivative": E2, "argmax": d_star, "max": e_max,
-        "second_derivative_at_argmax": e2_star, "limit_zero": lim0, "limit_infinity": lim_inf,
-        "first_derivative_before": before, "first_derivative_after": after,
-        "lhopital_ratio": lhopital, "lhopital_limit": sp.limit(lhopital, d, sp.oo),
+        "E": E,
+        "first_derivative": E1,
+        "second_derivative": E2,
+        "argmax": d_star,
+        "max": e_max,
+        "second_derivative_at_argmax": e2_star,
+        "limit_zero": lim0,
+        "limit_infinity": lim_inf,
+        "first_derivative_before": before,
+        "first_derivative_after": after,
+        "lhopital_ratio": lhopital,
+        "lhopital_limit": sp.limit(lhopital, d, sp.oo),
     }
     return values, steps
 
@@ -113,8 +121,7 @@ def _theorem_1(v: dict[str, sp.Expr], base: list[ProofStep]) -> Theorem:
             v["limit_zero"] == 0,
         ),
         ProofStep(
-            "d -> infinity is the indeterminate form infinity/infinity: apply L'Hopital to "
-            "2 gamma d / exp(gamma d^2)",
+            "d -> infinity is the indeterminate form infinity/infinity: apply L'Hopital to 2 gamma d / exp(gamma d^2)",
             rf"\lim_{{d\to\infty}}\frac{{2\gamma d}}{{e^{{\gamma d^2}}}}"
             rf"=\lim_{{d\to\infty}}{sp.latex(v['lhopital_ratio'])}={sp.latex(v['lhopital_limit'])}",
             v["lhopital_limit"] == 0,
@@ -131,13 +138,21 @@ def _theorem_1(v: dict[str, sp.Expr], base: list[ProofStep]) -> Theorem:
         "For gamma > 0, E(d) = 2 gamma d exp(-gamma d^2) tends to 0 as d -> 0+ and as d -> infinity: "
         "support vectors very close to or very far from p barely affect the SVM gradient.",
         r"\lim_{d\to0^+}E(d)=0\quad\text{and}\quad\lim_{d\to\infty}E(d)=0\qquad(\gamma>0)",
-        _results(v), tuple(steps),
+        _results(v),
+        tuple(steps),
     )
 
 
 def _results(v: dict[str, sp.Expr]) -> dict[str, str]:
-    keys = ("argmax", "max", "limit_zero", "limit_infinity", "second_derivative_at_argmax",
-            "first_derivative", "second_derivative")
+    keys = (
+        "argmax",
+        "max",
+        "limit_zero",
+        "limit_infinity",
+        "second_derivative_at_argmax",
+        "first_derivative",
+        "second_derivative",
+    )
     return {k: str(v[k]) for k in keys}
 
 
@@ -173,7 +188,10 @@ def _theorem_2(v: dict[str, sp.Expr], base: list[ProofStep]) -> Theorem:
             "strict local maximum: E''(d*) < 0",
             rf"E''(d^*) = {sp.latex(v['second_derivative_at_argmax'])} < 0",
             bool(v["second_derivative_at_argmax"].is_negative)
-            and _same(v["second_derivative_at_argmax"], -4 * sp.sqrt(2) * gamma ** sp.Rational(3, 2) * sp.exp(-sp.Rational(1, 2))),
+            and _same(
+                v["second_derivative_at_argmax"],
+                -4 * sp.sqrt(2) * gamma ** sp.Rational(3, 2) * sp.exp(-sp.Rational(1, 2)),
+            ),
         ),
         ProofStep(
             "maximum value (global on d >= 0, since E increases before d* and decreases after)",
@@ -187,7 +205,8 @@ def _theorem_2(v: dict[str, sp.Expr], base: list[ProofStep]) -> Theorem:
         "For gamma > 0, E(d) is strictly increasing on (0, 1/sqrt(2 gamma)) and strictly decreasing "
         "after it, so argmax_{d >= 0} E(d) = 1/sqrt(2 gamma) and max E = sqrt(2 gamma) exp(-1/2).",
         r"\arg\max_{d\ge0}E(d)=\frac{1}{\sqrt{2\gamma}},\qquad \max_{d\ge0}E(d)=\sqrt{2\gamma}\,e^{-1/2}",
-        _results(v), tuple(steps),
+        _results(v),
+        tuple(steps),
     )
 
 
@@ -225,7 +244,8 @@ def _linear_extension() -> Theorem:
     steps = (
         ProofStep(
             "gradient of the linear kernel is the support vector itself",
-            r"\nabla_{\mathbf p}\,\mathbf p_i^\top\mathbf p=\mathbf p_i,\quad E=\lVert\mathbf p_i\rVert = " + sp.latex(E),
+            r"\nabla_{\mathbf p}\,\mathbf p_i^\top\mathbf p=\mathbf p_i,\quad E=\lVert\mathbf p_i\rVert = "
+            + sp.latex(E),
             True,
         ),
         ProofStep(
@@ -285,8 +305,12 @@ def _poly_extension() -> Theorem:
         "hyperplane gamma u + r = 0 and unbounded as |u| grows. Neither theorem carries over: far "
         "support vectors dominate.",
         r"E=\lVert\mathbf p_i\rVert\,d\,\gamma\,|\gamma\mathbf p_i^\top\mathbf p+r|^{d-1}",
-        {"E": str(E), "limit_infinity": str(grow), "argmax": "none (unbounded for degree >= 2)",
-         "argmin": str(-r / gamma)},
+        {
+            "E": str(E),
+            "limit_infinity": str(grow),
+            "argmax": "none (unbounded for degree >= 2)",
+            "argmin": str(-r / gamma),
+        },
         steps,
     )
 
@@ -307,7 +331,8 @@ def _sigmoid_extension() -> Theorem:
         ProofStep(
             "gradient of the sigmoid kernel: grad K = gamma (1 - tanh^2(gamma u + r)) p_i",
             rf"E(u) = {sp.latex(E)} > 0",
-            bool(sp.simplify(E.rewrite(sp.exp)).is_positive) or _same(E, sn * gamma * (1 - sp.tanh(gamma * u + r) ** 2)),
+            bool(sp.simplify(E.rewrite(sp.exp)).is_positive)
+            or _same(E, sn * gamma * (1 - sp.tanh(gamma * u + r) ** 2)),
         ),
         ProofStep(
             "limits along the projection",
@@ -333,8 +358,14 @@ def _sigmoid_extension() -> Theorem:
         "at u* = -r/gamma with E''(u*) = -2 gamma^3 ||p_i|| < 0 (Theorem 2 in u). What does not "
         "carry over: E depends on p only through u, so moving p orthogonally to p_i never decays.",
         r"\arg\max_u E=-\frac{r}{\gamma},\quad \max E=\gamma\lVert\mathbf p_i\rVert,\quad \lim_{u\to\pm\infty}E=0",
-        {"E": str(E), "argmax": str(u_star), "max": str(E_max), "limit_minus_infinity": str(lim_m),
-         "limit_infinity": str(lim_p), "second_derivative_at_argmax": str(E2_star)},
+        {
+            "E": str(E),
+            "argmax": str(u_star),
+            "max": str(E_max),
+            "limit_minus_infinity": str(lim_m),
+            "limit_infinity": str(lim_p),
+            "second_derivative_at_argmax": str(E2_star),
+        },
         steps,
     )
 

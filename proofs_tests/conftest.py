@@ -9,15 +9,24 @@ from hypothesis import HealthCheck, settings
 
 # CI: derandomised (reproducible) and a fixed budget; locally: random, same budget.
 settings.register_profile(
-    "ci", derandomize=True, max_examples=40, deadline=None, print_blob=True,
+    "ci",
+    derandomize=True,
+    max_examples=40,
+    deadline=None,
+    print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.register_profile(
-    "dev", max_examples=40, deadline=None, print_blob=True,
+    "dev",
+    max_examples=40,
+    deadline=None,
+    print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.register_profile(
-    "thorough", max_examples=400, deadline=None,
+    "thorough",
+    max_examples=400,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))

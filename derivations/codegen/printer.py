@@ -28,6 +28,7 @@ def numeric_constants_to_floats(expr: sp.Basic) -> sp.Basic:
 
     Integers (exponents, counts) stay integers; relations and Piecewise conditions are kept.
     """
+
     def is_constant(e: sp.Basic) -> bool:
         return isinstance(e, sp.Expr) and e.is_number and not e.is_Integer and not e.is_Float
 

@@ -18,7 +18,9 @@ from pathlib import Path
 import jinja2
 import sympy as sp
 
-from derivations.activations import ACTIVATIONS, Activation, Z
+from derivations import activations as activation_catalogue
+from derivations import kernels as kernel_catalogue
+from derivations.activations import Activation
 from derivations.blocks import (
     prove_dense_block,
     prove_first_dense_block,
@@ -26,7 +28,7 @@ from derivations.blocks import (
     prove_position_sum,
 )
 from derivations.codegen.printer import StableTorchPrinter, numeric_constants_to_floats
-from derivations.kernels import KERNELS, U, Kernel
+from derivations.kernels import Kernel
 from derivations.pca import PCA_VARIANTS
 
 __all__ = ["DEFAULT_OUTPUT", "catalogue_hash", "check", "render_all", "write"]
@@ -47,17 +49,25 @@ def catalogue_hash() -> str:
     doc = {
         "activations": [
             {
-                "name": a.name, "forward": sp.srepr(a.forward), "derivative": sp.srepr(a.derivative),
-                "definition": sp.srepr(a.elementary_definition), "torch": a.torch_module,
-                "fixed": a.torch_fixed, "parameters": [list(map(str, p.__dict__.values())) for p in a.parameters],
+                "name": a.name,
+                "forward": sp.srepr(a.forward),
+                "derivative": sp.srepr(a.derivative),
+                "definition": sp.srepr(a.elementary_definition),
+                "torch": a.torch_module,
+                "fixed": a.torch_fixed,
+                "parameters": [list(map(str, p.__dict__.values())) for p in a.parameters],
                 "kinks": [[sp.srepr(x), sp.srepr(y)] for x, y in a.kink_derivatives],
             }
-            for a in ACTIVATIONS
+            for a in activation_catalogue.ACTIVATIONS
         ],
         "kernels": [
-            {"name": k.name, "kind": k.kind, "profile": sp.srepr(k.profile),
-             "parameters": [list(map(str, p.__dict__.values())) for p in k.parameters]}
-            for k in KERNELS
+            {
+                "name": k.name,
+                "kind": k.kind,
+                "profile": sp.srepr(k.profile),
+                "parameters": [list(map(str, p.__dict__.values())) for p in k.parameters],
+            }
+            for k in kernel_catalogue.KERNELS
         ],
         "pca": [[v.name, v.whiten] for v in PCA_VARIANTS],
     }
@@ -80,7 +90,9 @@ def _ruff_version() -> str:
 def _format(source: str, filename: str) -> str:
     result = subprocess.run(
         [_ruff_binary(), "format", "--isolated", "--line-length", "100", "--stdin-filename", filename, "-"],
-        input=source, capture_output=True, text=True,
+        input=source,
+        capture_output=True,
+        text=True,
     )
     if result.returncode != 0:
         raise RuntimeError(f"ruff could not format generated {filename}:\n{result.stderr}\n{source}")
@@ -114,15 +126,19 @@ def _activation_context(act: Activation) -> dict[str, object]:
         f'"{p.name}": ParameterInfo("{p.torch_attribute}", {p.default!r}, {p.low!r}, {p.high!r})'
         for p in act.parameters
     )
-    kinks = ", ".join(f"f'({x}) = {sp.N(y, 17) if y.is_number and not y.is_Integer else y}" for x, y in act.kink_derivatives)
+    kinks = ", ".join(
+        f"f'({x}) = {sp.N(y, 17) if y.is_number and not y.is_Integer else y}" for x, y in act.kink_derivatives
+    )
     return {
         "name": act.name,
         "title": act.name.replace("_", " "),
         "description": act.description,
         "forward_str": sp.sstr(act.forward),
         "derivative_str": sp.sstr(act.derivative),
-        "forward_cse": fwd_lines, "forward_code": fwd,
-        "derivative_cse": der_lines, "derivative_code": der,
+        "forward_cse": fwd_lines,
+        "forward_code": fwd,
+        "derivative_cse": der_lines,
+        "derivative_code": der,
         "parameters": [{"name": p.name, "default": repr(p.default)} for p in act.parameters],
         "torch_module": act.torch_module,
         "torch_fixed": repr(dict(act.torch_fixed)),
@@ -147,11 +163,17 @@ def _kernel_context(kernel: Kernel) -> dict[str, object]:
         for p in kernel.parameters
     )
     return {
-        "name": kernel.name, "kind": kernel.kind, "description": kernel.description,
-        "profile_str": sp.sstr(kernel.profile), "derivative_str": sp.sstr(kernel.profile_derivative),
-        "profile_cse": profile_cse, "profile_code": profile,
-        "derivative_cse": derivative_cse, "derivative_code": derivative,
-        "signature": signature, "call": "".join(f", {n}" for n in names),
+        "name": kernel.name,
+        "kind": kernel.kind,
+        "description": kernel.description,
+        "profile_str": sp.sstr(kernel.profile),
+        "derivative_str": sp.sstr(kernel.profile_derivative),
+        "profile_cse": profile_cse,
+        "profile_code": profile,
+        "derivative_cse": derivative_cse,
+        "derivative_code": derivative,
+        "signature": signature,
+        "call": "".join(f", {n}" for n in names),
         "argument": "dot_products" if kernel.kind == "dot_product" else "squared_distances",
         "gradient_str": gradient,
         "parameter_table": "{" + params + "}",
@@ -161,22 +183,32 @@ def _kernel_context(kernel: Kernel) -> dict[str, object]:
 def render_all() -> dict[str, str]:
     """Every generated file's text, keyed by file name (nothing is written)."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
-        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False,
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
     )
     block_proofs = [
-        prove_dense_block(None), prove_first_dense_block(False), prove_first_dense_block(True),
-        prove_position_sum(False), *(prove_pca_block(v) for v in PCA_VARIANTS),
+        prove_dense_block(None),
+        prove_first_dense_block(False),
+        prove_first_dense_block(True),
+        prove_position_sum(False),
+        *(prove_pca_block(v) for v in PCA_VARIANTS),
     ]
-    activations = [_activation_context(a) for a in ACTIVATIONS]
-    kernels = [_kernel_context(k) for k in KERNELS]
+    activations = [_activation_context(a) for a in activation_catalogue.ACTIVATIONS]
+    kernels = [_kernel_context(k) for k in kernel_catalogue.KERNELS]
     activation_names = sorted(
-        ["ACTIVATIONS"] + [n for a in ACTIVATIONS for n in (a.name, f"{a.name}_derivative")]
+        ["ACTIVATIONS"] + [n for a in activation_catalogue.ACTIVATIONS for n in (a.name, f"{a.name}_derivative")]
     )
     kernel_names = sorted(
         ["KERNELS", "dot_products", "squared_distances"]
-        + [f"{k.name}_{part}" for k in KERNELS
-           for part in ("profile", "profile_derivative", "kernel", "decision", "decision_gradient")]
+        + [
+            f"{k.name}_{part}"
+            for k in kernel_catalogue.KERNELS
+            for part in ("profile", "profile_derivative", "kernel", "decision", "decision_gradient")
+        ]
     )
     context = {
         "activation_exports": activation_names,
@@ -230,12 +262,12 @@ def check(committed_dir: Path = DEFAULT_OUTPUT) -> str:
             fresh = (fresh_dir / filename).read_text(encoding="utf-8").splitlines(keepends=True)
             path = committed_dir / filename
             committed = path.read_text(encoding="utf-8").splitlines(keepends=True) if path.exists() else []
-            chunks.extend(
-                difflib.unified_diff(committed, fresh, f"committed/{filename}", f"regenerated/{filename}")
-            )
-        extras = sorted(
-            p.name for p in committed_dir.glob("*") if p.name not in OUTPUTS and p.name != "__pycache__"
-        ) if committed_dir.exists() else []
+            chunks.extend(difflib.unified_diff(committed, fresh, f"committed/{filename}", f"regenerated/{filename}"))
+        extras = (
+            sorted(p.name for p in committed_dir.glob("*") if p.name not in OUTPUTS and p.name != "__pycache__")
+            if committed_dir.exists()
+            else []
+        )
         for name in extras:
             chunks.append(f"--- committed/{name}\n+++ (not generated: remove it)\n")
     return "".join(chunks)
