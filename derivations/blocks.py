@@ -157,7 +157,8 @@ def prove_first_dense_block(channels_last: bool, channels: int = 2, positions: i
         f"flatten -> first dense, {layout}: d q_1 / d x^t = diag(f'(delta_1)) W_1^t",
         lhs,
         rhs,
-        latex=r"\frac{\partial\mathbf q_1}{\partial\mathbf x^t}=\operatorname{diag}\big(f'(\boldsymbol\delta_1)\big)\,W_1^t",
+        latex=r"\frac{\partial\mathbf q_1}{\partial\mathbf x^t}="
+        r"\operatorname{diag}\big(f'(\boldsymbol\delta_1)\big)\,W_1^t",
     )
 
 
@@ -174,7 +175,8 @@ def prove_position_sum(channels_last: bool, channels: int = 2, positions: int = 
         "position-summed first layer: sum_i d q_1 / d x_i^t = diag(f'(delta_1)) Wbar_1[:, t]",
         lhs,
         fprime * wbar,
-        latex=r"\sum_i\frac{\partial\mathbf q_1}{\partial x_i^t}=\operatorname{diag}\big(f'(\boldsymbol\delta_1)\big)\,\bar W_1\mathbf e_t",
+        latex=r"\sum_i\frac{\partial\mathbf q_1}{\partial x_i^t}="
+        r"\operatorname{diag}\big(f'(\boldsymbol\delta_1)\big)\,\bar W_1\mathbf e_t",
     )
 
 

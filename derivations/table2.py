@@ -51,7 +51,8 @@ class Table2Case:
         grad = (
             r"\sum_i\alpha_ic_i\mathbf p_i^\top"
             if self.target == "linear"
-            else r"\sum_i\alpha_ic_i\,2\gamma e^{-\gamma\lVert\mathbf p_i-\mathbf p\rVert^2}(\mathbf p_i-\mathbf p)^\top"
+            else r"\sum_i\alpha_ic_i\,2\gamma e^{-\gamma\lVert\mathbf p_i-\mathbf p\rVert^2}"
+            r"(\mathbf p_i-\mathbf p)^\top"
         )
         return rf"\frac{{\partial a}}{{\partial\mathbf x^t}}=\Big({grad}\Big){chain}"
 

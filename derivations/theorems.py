@@ -80,7 +80,9 @@ def _rbf_analysis() -> tuple[dict[str, sp.Expr], list[ProofStep]]:
     steps = [
         ProofStep(
             "E(d) as the norm of the RBF kernel gradient, d = ||p_i - p||",
-            rf"E(d)=\left\lVert\frac{{\partial}}{{\partial\mathbf p}}e^{{-\gamma\lVert\mathbf p_i-\mathbf p\rVert^2}}\right\rVert = {sp.latex(E)}",
+            r"E(d)=\left\lVert\frac{\partial}{\partial\mathbf p}"
+            r"e^{-\gamma\lVert\mathbf p_i-\mathbf p\rVert^2}\right\rVert"
+            rf" = {sp.latex(E)}",
             _same(E, 2 * gamma * d * sp.exp(-gamma * d**2)),
         )
     ]

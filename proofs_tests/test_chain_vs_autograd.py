@@ -17,27 +17,8 @@ from cadcam_numeric.activation_modules import activation_from_module, activation
 from cadcam_numeric.chain import DenseLayer, PCALayer, channel_weights, forward_dense, identity_rows, pullback
 from cadcam_numeric.generated import ACTIVATIONS, KERNELS
 from cadcam_numeric.generated.blocks import position_summed_first_layer
+from cadcam_numeric.reference import ReferencePCA, ReferenceSVMDecision
 from proofs_tests.strategies import assert_close, parameter_values
-from proofs_tests.test_generated_kernels import reference_kernel
-
-
-class TorchPCA(nn.Module):
-    def __init__(self, pca: PCALayer):
-        super().__init__()
-        self.pca = pca
-
-    def forward(self, q):
-        p = (q - self.pca.mean) @ self.pca.components.T
-        return p if self.pca.explained_variance is None else p / self.pca.explained_variance.sqrt()
-
-
-class TorchSVMDecision(nn.Module):
-    def __init__(self, kernel, s, dual, intercept, params):
-        super().__init__()
-        self.kernel, self.s, self.dual, self.intercept, self.params = kernel, s, dual, intercept, params
-
-    def forward(self, p):
-        return reference_kernel(self.kernel, p, self.s, **self.params) @ self.dual.T + self.intercept
 
 
 @st.composite
@@ -120,7 +101,7 @@ def test_chain_matches_autograd(problem):
     if pca is None:
         return
     to_l = nn.Sequential(*list(head)[: 1 + 2 * pca_after])
-    pca_module = nn.Sequential(to_l, TorchPCA(pca))
+    pca_module = nn.Sequential(to_l, ReferencePCA(pca.components, pca.mean, pca.explained_variance))
     jac_pca = pca.jacobian().expand(n, *pca.jacobian().shape)
     dp_dx = pullback(jac_pca, layers, fwd, pca_after)
     assert_close(pca.scores(fwd.outputs[pca_after - 1]), pca_module(features).detach(), what="PCA scores")
@@ -130,5 +111,5 @@ def test_chain_matches_autograd(problem):
     p = pca.scores(fwd.outputs[pca_after - 1])
     da_dp = KERNELS[kernel].decision_gradient(p, s, dual, **params)
     da_dx = pullback(da_dp @ pca.jacobian(), layers, fwd, pca_after)
-    svm_module = nn.Sequential(pca_module, TorchSVMDecision(kernel, s, dual, intercept, params))
+    svm_module = nn.Sequential(pca_module, ReferenceSVMDecision(kernel, s, dual, intercept, **params))
     assert_close(da_dx, autograd_jacobian(svm_module, features), what=f"da/dx ({kernel})")

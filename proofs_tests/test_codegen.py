@@ -15,7 +15,7 @@ import sympy as sp
 import torch
 
 import derivations.activations as activation_catalogue
-from derivations.activations import Z, Activation
+from derivations.activations import Activation, Z
 from derivations.blocks import (
     prove_activation_derivative,
     prove_activation_forward,
@@ -31,7 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_check(directory: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "derivations", "check", "--dir", str(directory)],
-        capture_output=True, text=True, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
 
 
@@ -79,7 +81,9 @@ def test_generation_is_deterministic_and_headed():
 
 
 RELU6 = Activation(
-    "relu6", "f(z) = min(max(0, z), 6)", "torch.nn.ReLU6",
+    "relu6",
+    "f(z) = min(max(0, z), 6)",
+    "torch.nn.ReLU6",
     sp.Piecewise((0, Z <= 0), (6, Z >= 6), (Z, True)),
     kink_derivatives=((sp.S.Zero, sp.S.Zero), (sp.Integer(6), sp.S.Zero)),
 )

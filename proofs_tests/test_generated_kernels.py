@@ -10,20 +10,8 @@ from hypothesis import strategies as st
 from sklearn.svm import SVC
 
 from cadcam_numeric.generated import KERNELS
+from cadcam_numeric.reference import reference_kernel
 from proofs_tests.strategies import assert_close, parameter_values
-
-
-def reference_kernel(name: str, p: torch.Tensor, s: torch.Tensor, gamma=None, coef0=None, degree=None) -> torch.Tensor:
-    """scikit-learn's kernel definitions, written independently of the generated code."""
-    if name == "linear":
-        return p @ s.T
-    if name == "poly":
-        return (gamma * (p @ s.T) + coef0) ** degree
-    if name == "rbf":
-        return torch.exp(-gamma * torch.cdist(p, s) ** 2)
-    if name == "sigmoid":
-        return torch.tanh(gamma * (p @ s.T) + coef0)
-    raise KeyError(name)
 
 
 @st.composite

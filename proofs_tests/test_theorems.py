@@ -29,7 +29,9 @@ def test_theorem_2_closed_forms():
     r = {k: sp.sympify(v, locals={"gamma": gamma}) for k, v in THEOREMS["theorem_2"].results.items()}
     assert sp.simplify(r["argmax"] - 1 / sp.sqrt(2 * gamma)) == 0
     assert sp.simplify(r["max"] - sp.sqrt(2 * gamma) * sp.exp(-sp.Rational(1, 2))) == 0
-    assert sp.simplify(r["second_derivative_at_argmax"] + 4 * sp.sqrt(2) * gamma ** sp.Rational(3, 2) / sp.sqrt(sp.E)) == 0
+    assert (
+        sp.simplify(r["second_derivative_at_argmax"] + 4 * sp.sqrt(2) * gamma ** sp.Rational(3, 2) / sp.sqrt(sp.E)) == 0
+    )
     assert r["limit_zero"] == 0 and r["limit_infinity"] == 0
 
 
