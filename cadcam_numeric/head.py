@@ -1,0 +1,169 @@
+"""Read a user's head (``torch.nn.Sequential``) into the layers the closed-form chain needs.
+
+Accepted: an optional pooling module (``MaxPool2d``, ``AvgPool2d``, ``AdaptiveAvgPool2d``),
+``Flatten``, then ``Linear`` layers, each optionally followed by ``BatchNorm1d`` (eval mode,
+folded into the layer), one catalogue activation, and eval-mode ``Dropout`` (a no-op).
+Nested ``Sequential`` containers are flattened. Anything else is refused with the list of what
+the engine can differentiate — never silently skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from cadcam_numeric.activation_modules import activation_from_module, supported_activation_modules
+from cadcam_numeric.chain import DenseLayer
+from cadcam_numeric.errors import CadcamInputError
+from cadcam_numeric.generated import ACTIVATIONS
+from cadcam_numeric.generated.blocks import position_summed_first_layer
+from cadcam_numeric.pooling import POOLING_TYPES, Pooling
+
+__all__ = ["Head", "parse_head"]
+
+
+@dataclass(frozen=True)
+class Head:
+    """The head as the engine sees it: pooling, flatten layout and dense layers (q_l = f(W_l q + β_l))."""
+
+    pooling: Pooling
+    layers: list[DenseLayer]
+    channels: int
+    height: int
+    width: int
+    channels_last: bool
+
+    @property
+    def pooled_size(self) -> tuple[int, int]:
+        return self.pooling.output_size(self.height, self.width)
+
+    @property
+    def num_outputs(self) -> int:
+        return int(self.layers[-1].weight.shape[0])
+
+    def flatten(self, features: Tensor) -> Tensor:
+        """x = flatten(pool(F)): channel-major (PyTorch) or channels-last (Keras), (N, D₀)."""
+        pooled = self.pooling.forward(features)
+        if self.channels_last:
+            pooled = pooled.permute(0, 2, 3, 1)
+        return pooled.flatten(1)
+
+    def position_summed_weights(self) -> Tensor:
+        """W̄₁ (D₁, T) with the pooling's row sums folded in (MATH.md §3): once per head."""
+        ho, wo = self.pooled_size
+        r = self.pooling.row_sums(self.height, self.width, self.layers[0].weight)
+        w1 = self.layers[0].weight
+        d1 = w1.shape[0]
+        if self.channels_last:
+            scaled = (w1.reshape(d1, ho * wo, self.channels) * r[None, :, None]).reshape(d1, -1)
+        else:
+            scaled = (w1.reshape(d1, self.channels, ho * wo) * r[None, None, :]).reshape(d1, -1)
+        return position_summed_first_layer(scaled, self.channels, ho * wo, self.channels_last)
+
+    def first_layer_to_positions(self, h1: Tensor) -> Tensor:
+        """Rows h₁ = g₁ diag(f′(δ₁)) (N, K, D₁) -> ∂(·)/∂x per pooled position, (N, K, T, Ho, Wo)."""
+        ho, wo = self.pooled_size
+        dx = h1 @ self.layers[0].weight  # (N, K, D0)
+        n, k = dx.shape[:2]
+        if self.channels_last:
+            return dx.reshape(n, k, ho, wo, self.channels).permute(0, 1, 4, 2, 3)
+        return dx.reshape(n, k, self.channels, ho, wo)
+
+
+def _flatten_modules(module: nn.Module) -> list[nn.Module]:
+    if isinstance(module, nn.Sequential):
+        return [m for child in module for m in _flatten_modules(child)]
+    return [module]
+
+
+def _fold_batchnorm(weight: Tensor, bias: Tensor, bn: nn.BatchNorm1d) -> tuple[Tensor, Tensor]:
+    """Linear followed by eval-mode BatchNorm1d as one affine map: diag(s)(W x + b − μ) + β."""
+    if bn.training:
+        raise CadcamInputError("head: BatchNorm1d is in training mode; call head.eval() first")
+    if bn.running_mean is None or bn.running_var is None:
+        raise CadcamInputError("head: BatchNorm1d without running statistics cannot be folded")
+    scale = 1.0 / torch.sqrt(bn.running_var.to(weight) + bn.eps)
+    if bn.affine:
+        scale = scale * bn.weight.detach().to(weight)
+    shift = -bn.running_mean.to(weight) * scale + (bn.bias.detach().to(weight) if bn.affine else 0.0)
+    return weight * scale[:, None], bias * scale + shift
+
+
+def parse_head(head: nn.Module, features: Tensor, channels_last: bool = False) -> Head:
+    """Validate ``head`` against ``features`` (N, T, M, N') and extract its dense layers.
+
+    Weights are taken in the features' dtype and device.
+    """
+    if not isinstance(head, nn.Sequential):
+        raise CadcamInputError(f"head: expected a torch.nn.Sequential, got {type(head).__name__}")
+    modules = _flatten_modules(head)
+    _, t, m, n = features.shape
+    pooling = None
+    index = 0
+    if index < len(modules) and isinstance(modules[index], POOLING_TYPES):
+        pooling = modules[index]
+        index += 1
+    if index >= len(modules) or not isinstance(modules[index], nn.Flatten):
+        found = type(modules[index]).__name__ if index < len(modules) else "nothing"
+        raise CadcamInputError(
+            f"head: expected optional pooling (MaxPool2d, AvgPool2d, AdaptiveAvgPool2d) then Flatten first, "
+            f"found {found} at position {index}"
+        )
+    flatten = modules[index]
+    if flatten.start_dim != 1 or flatten.end_dim != -1:
+        raise CadcamInputError("head: Flatten must flatten dims 1..-1 (the default)")
+    index += 1
+    layers: list[DenseLayer] = []
+    dtype, device = features.dtype, features.device
+    while index < len(modules):
+        module = modules[index]
+        if not isinstance(module, nn.Linear):
+            raise CadcamInputError(
+                f"head: expected Linear at position {index}, found {type(module).__name__}. "
+                f"The engine differentiates Linear layers with these activations between them: "
+                f"{', '.join(supported_activation_modules())}; plus BatchNorm1d (eval) and Dropout (eval)."
+            )
+        weight = module.weight.detach().to(dtype=dtype, device=device)
+        bias = (module.bias.detach() if module.bias is not None else torch.zeros(weight.shape[0])).to(weight)
+        index += 1
+        if index < len(modules) and isinstance(modules[index], nn.BatchNorm1d):
+            weight, bias = _fold_batchnorm(weight, bias, modules[index])
+            index += 1
+        activation, params = ACTIVATIONS["identity"], {}
+        while index < len(modules) and not isinstance(modules[index], nn.Linear):
+            candidate = modules[index]
+            if isinstance(candidate, nn.Dropout):
+                if candidate.training and candidate.p > 0:
+                    raise CadcamInputError("head: Dropout is in training mode (random); call head.eval() first")
+                index += 1
+                continue
+            found = activation_from_module(candidate)
+            if found is None or activation is not ACTIVATIONS["identity"]:
+                what = "a second activation" if found is not None else type(candidate).__name__
+                raise CadcamInputError(
+                    f"head: cannot differentiate {what} at position {index}. Supported between Linear layers: "
+                    f"one of {', '.join(supported_activation_modules())}, BatchNorm1d and Dropout in eval mode."
+                )
+            activation, params = found
+            index += 1
+        layers.append(DenseLayer(weight, bias, activation, params))
+    if not layers:
+        raise CadcamInputError("head: needs at least one Linear layer after Flatten")
+    parsed = Head(Pooling(pooling), layers, t, m, n, channels_last)
+    ho, wo = parsed.pooled_size
+    expected = t * ho * wo
+    if layers[0].weight.shape[1] != expected:
+        raise CadcamInputError(
+            f"features: shape {tuple(features.shape)} flattens to {t}x{ho}x{wo} = {expected} values"
+            f"{' after pooling' if pooling is not None else ''}, but the head's first Linear expects "
+            f"in_features = {layers[0].weight.shape[1]}"
+        )
+    for i in range(1, len(layers)):
+        if layers[i].weight.shape[1] != layers[i - 1].weight.shape[0]:
+            raise CadcamInputError(
+                f"head: Linear {i + 1} expects {layers[i].weight.shape[1]} inputs but Linear {i} gives "
+                f"{layers[i - 1].weight.shape[0]}"
+            )
+    return parsed

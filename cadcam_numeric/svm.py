@@ -1,0 +1,204 @@
+"""Read fitted scikit-learn SVMs into decision blocks the generated kernel code evaluates.
+
+Supported: ``SVC`` (linear, poly, rbf, sigmoid; binary, or multi-class one-vs-one),
+``LinearSVC``, ``OneVsRestClassifier`` of those, each optionally inside a ``Pipeline`` after a
+``StandardScaler``. Every estimator becomes one or more decision blocks
+d_k(p) = Σ_i D_{ki} K(s_i, z) + g_k on the (scaled) PCA scores z, and an orientation matrix O
+(classes × decisions) gives the class scores a_c = Σ_k O_{ck} d_k (MATH.md §2, convention):
+
+* binary: a_{classes_[1]} = d, a_{classes_[0]} = −d;
+* one-vs-rest (``LinearSVC`` with > 2 classes, ``OneVsRestClassifier``): a_c = d_c;
+* one-vs-one (multi-class ``SVC``): a_c = Σ_{j≠c} o_{cj}, each pairwise decision oriented to c.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.exceptions import NotFittedError
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC, LinearSVC
+from sklearn.utils.validation import check_is_fitted
+from torch import Tensor
+
+from cadcam_numeric.catalogue_types import KernelCode
+from cadcam_numeric.errors import CadcamInputError
+from cadcam_numeric.generated import KERNELS
+
+__all__ = ["DecisionBlock", "SVMHead", "parse_svm"]
+
+
+@dataclass(frozen=True)
+class DecisionBlock:
+    """K decision functions sharing one kernel: d(z) = D K(S, z) + g, D (K, I), S (I, B)."""
+
+    kernel: KernelCode
+    support_vectors: Tensor
+    dual_coef: Tensor
+    intercept: Tensor
+    params: dict[str, float]
+
+    def decision(self, z: Tensor) -> Tensor:
+        return self.kernel.decision(z, self.support_vectors, self.dual_coef, self.intercept, **self.params)
+
+    def gradient(self, z: Tensor) -> Tensor:
+        """∂d/∂z (Eq. 24), (N, K, B)."""
+        return self.kernel.decision_gradient(z, self.support_vectors, self.dual_coef, **self.params)
+
+
+@dataclass(frozen=True)
+class SVMHead:
+    """A fitted SVM as class scores a_c(p) and their gradients, plus the estimator's own predict."""
+
+    estimator: object
+    blocks: list[DecisionBlock]
+    orientation: Tensor  # (C, K_total)
+    classes: np.ndarray
+    scaler_mean: Tensor | None
+    scaler_scale: Tensor | None
+    n_features: int
+
+    def _scaled(self, p: Tensor) -> Tensor:
+        z = p if self.scaler_mean is None else p - self.scaler_mean
+        return z if self.scaler_scale is None else z / self.scaler_scale
+
+    def decisions(self, p: Tensor) -> Tensor:
+        """Raw decision values d_k(p), (N, K_total)."""
+        z = self._scaled(p)
+        return torch.cat([b.decision(z) for b in self.blocks], dim=-1)
+
+    def class_scores(self, p: Tensor) -> Tensor:
+        """Oriented class scores a_c(p), (N, C)."""
+        return self.decisions(p) @ self.orientation.T
+
+    def class_score_gradients(self, p: Tensor) -> Tensor:
+        """∂a_c/∂p for every class, (N, C, B): O · ∂d/∂z · diag(1/scale)."""
+        z = self._scaled(p)
+        grad = torch.cat([b.gradient(z) for b in self.blocks], dim=1)
+        if self.scaler_scale is not None:
+            grad = grad / self.scaler_scale
+        return self.orientation @ grad
+
+    def predict(self, p: Tensor) -> np.ndarray:
+        """The estimator's own ``predict`` (votes for one-vs-one), on the CPU in float64."""
+        return self.estimator.predict(p.detach().to("cpu", torch.float64).numpy())
+
+    def class_index(self, labels: np.ndarray | list, argument: str) -> Tensor:
+        """Positions of ``labels`` in ``classes_``; clear error for an unknown label."""
+        lookup = {c.item() if hasattr(c, "item") else c: i for i, c in enumerate(self.classes)}
+        out = []
+        for label in np.asarray(labels).tolist():
+            if label not in lookup:
+                raise CadcamInputError(f"{argument}: {label!r} is not one of the SVM's classes {list(lookup)}")
+            out.append(lookup[label])
+        return torch.tensor(out, dtype=torch.long)
+
+
+def _tensor(a: np.ndarray, like: Tensor) -> Tensor:
+    return torch.as_tensor(np.asarray(a, dtype=np.float64)).to(dtype=like.dtype, device=like.device)
+
+
+def _kernel_params(svc: SVC) -> tuple[KernelCode, dict[str, float]]:
+    if not isinstance(svc.kernel, str) or svc.kernel not in KERNELS:
+        raise CadcamInputError(
+            f"svm: kernel {svc.kernel!r} is not supported; expected one of {sorted(KERNELS)} "
+            "(precomputed and callable kernels have no closed-form gradient here)"
+        )
+    code = KERNELS[svc.kernel]
+    params = {}
+    for name, info in code.parameters.items():
+        value = getattr(svc, info.attribute)
+        params[name] = int(value) if info.integer else float(value)
+    return code, params
+
+
+def _svc_blocks(svc: SVC, like: Tensor) -> tuple[list[DecisionBlock], np.ndarray]:
+    """Blocks and orientation for one SVC (binary or one-vs-one)."""
+    code, params = _kernel_params(svc)
+    sv = _tensor(svc.support_vectors_, like)
+    classes = svc.classes_
+    if len(classes) == 2:
+        block = DecisionBlock(code, sv, _tensor(svc.dual_coef_, like), _tensor(svc.intercept_, like), params)
+        return [block], np.array([[-1.0], [1.0]])
+    starts = np.concatenate([[0], np.cumsum(svc.n_support_)])
+    pairs = [(i, j) for i in range(len(classes)) for j in range(i + 1, len(classes))]
+    dual = np.zeros((len(pairs), sv.shape[0]))
+    orient = np.zeros((len(classes), len(pairs)))
+    for k, (i, j) in enumerate(pairs):
+        si, sj = slice(starts[i], starts[i + 1]), slice(starts[j], starts[j + 1])
+        dual[k, si] = svc.dual_coef_[j - 1, si]
+        dual[k, sj] = svc.dual_coef_[i, sj]
+        orient[i, k], orient[j, k] = 1.0, -1.0  # a positive pairwise decision favours classes_[i]
+    return [DecisionBlock(code, sv, _tensor(dual, like), _tensor(svc.intercept_, like), params)], orient
+
+
+def _linear_svc_block(svc: LinearSVC, like: Tensor) -> DecisionBlock:
+    """LinearSVC as the linear kernel with the weight rows as 'support vectors' and D = I."""
+    coef = _tensor(svc.coef_, like)
+    eye = torch.eye(coef.shape[0], dtype=like.dtype, device=like.device)
+    return DecisionBlock(KERNELS["linear"], coef, eye, _tensor(np.ravel(svc.intercept_), like), {})
+
+
+def _binary_blocks(estimator: object, like: Tensor) -> list[DecisionBlock]:
+    if isinstance(estimator, SVC):
+        blocks, _ = _svc_blocks(estimator, like)
+        if len(estimator.classes_) != 2:
+            raise CadcamInputError("svm: OneVsRestClassifier estimators must be binary")
+        return blocks
+    if isinstance(estimator, LinearSVC):
+        return [_linear_svc_block(estimator, like)]
+    raise CadcamInputError(f"svm: OneVsRestClassifier of {type(estimator).__name__} is not supported (SVC, LinearSVC)")
+
+
+def parse_svm(svm: object, like: Tensor) -> SVMHead:
+    """Validate a fitted scikit-learn SVM (see module docstring) and read its decision blocks."""
+    scaler_mean = scaler_scale = None
+    estimator = svm
+    if isinstance(svm, Pipeline):
+        steps = [s for _, s in svm.steps if s not in (None, "passthrough")]
+        if len(steps) == 2 and isinstance(steps[0], StandardScaler):
+            scaler, estimator = steps
+            _fitted(scaler, "svm (its StandardScaler)")
+            if scaler.mean_ is not None:
+                scaler_mean = _tensor(scaler.mean_, like)
+            if scaler.scale_ is not None:
+                scaler_scale = _tensor(scaler.scale_, like)
+        elif len(steps) == 1:
+            estimator = steps[0]
+        else:
+            raise CadcamInputError(
+                "svm: a Pipeline must be [StandardScaler, classifier] or [classifier]; got "
+                + ", ".join(type(s).__name__ for s in steps)
+            )
+    _fitted(estimator, "svm")
+    if isinstance(estimator, SVC):
+        blocks, orient = _svc_blocks(estimator, like)
+        classes = estimator.classes_
+    elif isinstance(estimator, LinearSVC):
+        blocks = [_linear_svc_block(estimator, like)]
+        classes = estimator.classes_
+        orient = np.array([[-1.0], [1.0]]) if len(classes) == 2 else np.eye(len(classes))
+    elif isinstance(estimator, OneVsRestClassifier):
+        blocks = [b for est in estimator.estimators_ for b in _binary_blocks(est, like)]
+        classes = estimator.classes_
+        orient = np.array([[-1.0], [1.0]]) if len(classes) == 2 else np.eye(len(classes))
+    else:
+        raise CadcamInputError(
+            f"svm: expected a fitted SVC, LinearSVC, OneVsRestClassifier or Pipeline(StandardScaler, ·); "
+            f"got {type(estimator).__name__}"
+        )
+    n_features = int(getattr(svm, "n_features_in_", blocks[0].support_vectors.shape[1]))
+    return SVMHead(svm, blocks, _tensor(orient, like), np.asarray(classes), scaler_mean, scaler_scale, n_features)
+
+
+def _fitted(estimator: object, argument: str) -> None:
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError as exc:
+        raise CadcamInputError(f"{argument}: {type(estimator).__name__} is not fitted; call .fit(...) first") from exc
+    except TypeError as exc:
+        raise CadcamInputError(f"{argument}: {type(estimator).__name__} is not a scikit-learn estimator") from exc
