@@ -207,7 +207,7 @@ def explain(
             if svm_head.n_features != b:
                 raise CadcamInputError(f"svm: fitted on {svm_head.n_features} features, but the PCA gives B = {b}")
             predicted = svm_head.predict(scores)
-            labels = predicted if targets is None else np.broadcast_to(np.asarray(targets).reshape(-1), (n,))
+            labels = predicted if targets is None else np.array(np.broadcast_to(np.asarray(targets).reshape(-1), (n,)))
             index = svm_head.class_index(labels, "targets" if targets is not None else "svm prediction").to(
                 features.device
             )

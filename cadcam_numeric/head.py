@@ -109,7 +109,7 @@ def parse_head(head: nn.Module, features: Tensor, channels_last: bool = False) -
         found = type(modules[index]).__name__ if index < len(modules) else "nothing"
         raise CadcamInputError(
             f"head: expected optional pooling (MaxPool2d, AvgPool2d, AdaptiveAvgPool2d) then Flatten first, "
-            f"found {found} at position {index}"
+            f"found {found} at position {index} (0-based)"
         )
     flatten = modules[index]
     if flatten.start_dim != 1 or flatten.end_dim != -1:
@@ -121,7 +121,7 @@ def parse_head(head: nn.Module, features: Tensor, channels_last: bool = False) -
         module = modules[index]
         if not isinstance(module, nn.Linear):
             raise CadcamInputError(
-                f"head: expected Linear at position {index}, found {type(module).__name__}. "
+                f"head: expected Linear at position {index} (0-based), found {type(module).__name__}. "
                 f"The engine differentiates Linear layers with these activations between them: "
                 f"{', '.join(supported_activation_modules())}; plus BatchNorm1d (eval) and Dropout (eval)."
             )
@@ -143,7 +143,7 @@ def parse_head(head: nn.Module, features: Tensor, channels_last: bool = False) -
             if found is None or activation is not ACTIVATIONS["identity"]:
                 what = "a second activation" if found is not None else type(candidate).__name__
                 raise CadcamInputError(
-                    f"head: cannot differentiate {what} at position {index}. Supported between Linear layers: "
+                    f"head: cannot differentiate {what} at position {index} (0-based). Supported between Linear layers: "
                     f"one of {', '.join(supported_activation_modules())}, BatchNorm1d and Dropout in eval mode."
                 )
             activation, params = found
