@@ -143,8 +143,9 @@ def parse_head(head: nn.Module, features: Tensor, channels_last: bool = False) -
             if found is None or activation is not ACTIVATIONS["identity"]:
                 what = "a second activation" if found is not None else type(candidate).__name__
                 raise CadcamInputError(
-                    f"head: cannot differentiate {what} at position {index} (0-based). Supported between Linear layers: "
-                    f"one of {', '.join(supported_activation_modules())}, BatchNorm1d and Dropout in eval mode."
+                    f"head: cannot differentiate {what} at position {index} (0-based). "
+                    f"Supported between Linear layers: one of {', '.join(supported_activation_modules())}, "
+                    "BatchNorm1d and Dropout in eval mode."
                 )
             activation, params = found
             index += 1
