@@ -61,3 +61,41 @@ def test_model_level_entry_point_matches_engine():
     assert maps.gradcam.shape == (3, 8, 8)
     assert float(maps.gradcam.max()) <= 1.0 and float(maps.gradcam.min()) >= 0.0
     assert len(layer._forward_hooks) == 0, "the hook must be removed on exit"
+
+
+def test_model_level_with_pca_and_svm_gives_image_sized_pairs_on_a_shared_scale():
+    from sklearn.decomposition import PCA
+    from sklearn.svm import SVC
+
+    model, layer, head = small_cnn(nn.AvgPool2d(2))
+    images = torch.rand(24, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        q2 = head[:5](model[0](images)).numpy()
+    pca = PCA(3).fit(q2)
+    svm = SVC().fit(pca.transform(q2), np.arange(24) % 3)
+    with PCASVMGradCAM(model, layer, head, pca=pca, pca_after=2, svm=svm) as cam:
+        maps = cam(images)
+    assert maps.pca_positive.shape == maps.pca_negative.shape == (24, 3, 8, 8)
+    assert maps.svm.shape == (24, 8, 8)
+    nu = torch.maximum(maps.pca_positive.amax((-2, -1)), maps.pca_negative.amax((-2, -1)))
+    nonzero = (maps.raw.pca_positive.amax((-2, -1)) + maps.raw.pca_negative.amax((-2, -1))) > 0
+    torch.testing.assert_close(nu[nonzero], torch.ones_like(nu[nonzero]))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_results_equal_cpu_results():
+    from sklearn.decomposition import PCA
+    from sklearn.svm import SVC
+
+    model, layer, head = small_cnn(nn.MaxPool2d(2))
+    head = head.double()
+    features = torch.rand(16, 5, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        q2 = head[:5](features).numpy()
+    pca = PCA(2).fit(q2)
+    svm = SVC().fit(pca.transform(q2), np.arange(16) % 2)
+    cpu = explain(features, head, pca, 2, svm)
+    gpu = explain(features.cuda(), head.cuda(), pca, 2, svm)
+    assert gpu.gradcam.device.type == "cuda" and gpu.svm.device.type == "cuda"
+    for name in ("gradcam", "class_weights", "pca_positive", "pca_negative", "pca_weights", "svm", "svm_weights"):
+        torch.testing.assert_close(getattr(gpu, name).cpu(), getattr(cpu, name), rtol=1e-10, atol=1e-12)
