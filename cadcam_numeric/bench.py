@@ -14,6 +14,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -116,11 +117,8 @@ def run_benchmark(
     for layout in ("pool5 (6x6)", "conv5_3 (12x12) + MaxPool2d in head"):
         head, front, pca, svm, features = _setup(layout, batch, dev, dtype, seed)
 
-        def closed():
-            return explain(features, head, pca, 2, svm)
-
-        def autograd():
-            return _autograd_maps(head, len(front), pca, svm, features)
+        closed = partial(explain, features, head, pca, 2, svm)
+        autograd = partial(_autograd_maps, head, len(front), pca, svm, features)
 
         result, (weights, _) = closed(), autograd()  # warm-up and agreement check
         ours = torch.cat([result.class_weights[:, None], result.pca_weights, result.svm_weights[:, None]], 1)

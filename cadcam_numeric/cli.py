@@ -73,7 +73,8 @@ def _bench(args: argparse.Namespace) -> int:
         print(json.dumps([r.to_json() for r in rows], indent=2))
         return 0
     print(
-        "| features | device | dtype | batch | closed form (ms) | autograd, 5 backwards (ms) | speed-up | max rel. diff |"
+        "| features | device | dtype | batch | closed form (ms) | autograd, 5 backwards (ms) | speed-up "
+        "| max rel. diff |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:

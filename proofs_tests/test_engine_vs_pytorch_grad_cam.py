@@ -87,7 +87,7 @@ def test_cuda_results_equal_cpu_results():
     from sklearn.decomposition import PCA
     from sklearn.svm import SVC
 
-    model, layer, head = small_cnn(nn.MaxPool2d(2))
+    _, _, head = small_cnn(nn.MaxPool2d(2))
     head = head.double()
     features = torch.rand(16, 5, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
