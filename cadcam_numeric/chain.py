@@ -8,7 +8,7 @@ for, and no autograd is used: every derivative comes from ``cadcam_numeric.gener
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
@@ -50,6 +50,10 @@ class PCALayer:
     def jacobian(self) -> Tensor:
         """∂p/∂q_l (Eq. 23), (B, D_l)."""
         return pca_block_jacobian(self.components, self.explained_variance)
+
+    def to(self, like: Tensor) -> PCALayer:
+        var = None if self.explained_variance is None else self.explained_variance.to(like)
+        return replace(self, components=self.components.to(like), mean=self.mean.to(like), explained_variance=var)
 
 
 @dataclass(frozen=True)

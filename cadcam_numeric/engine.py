@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from cadcam_numeric.chain import PCALayer, forward_dense, pullback
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.head import Head, parse_head
-from cadcam_numeric.svm import parse_svm
+from cadcam_numeric.svm import SVMHead, parse_svm
 
 __all__ = ["CAMResult", "Method", "explain"]
 
@@ -88,10 +88,19 @@ def _check_features(features: Tensor, dtype: torch.dtype | None) -> Tensor:
     return features
 
 
-def pca_layer_from_sklearn(pca: PCA, width: int, like: Tensor) -> PCALayer:
-    """The fitted scikit-learn PCA as Vᵀ, u and (if whitened) λ, checked against layer width D_l."""
+def pca_layer_from_sklearn(pca: PCA | PCALayer, width: int, like: Tensor) -> PCALayer:
+    """The fitted scikit-learn PCA as Vᵀ, u and (if whitened) λ, checked against layer width D_l.
+
+    A ``PCALayer`` (e.g. loaded from a bundle) is accepted as is, cast to ``like``.
+    """
     from cadcam_numeric.svm import _fitted
 
+    if isinstance(pca, PCALayer):
+        if pca.components.shape[1] != width:
+            raise CadcamInputError(
+                f"pca: has {pca.components.shape[1]} input features, but dense layer pca_after has width {width}"
+            )
+        return pca.to(like)
     if not isinstance(pca, PCA):
         raise CadcamInputError(f"pca: expected a fitted sklearn.decomposition.PCA, got {type(pca).__name__}")
     _fitted(pca, "pca")
@@ -147,9 +156,9 @@ def _method_maps(method: str, head: Head, h1: Tensor, weights: Tensor, features:
 def explain(
     features: Tensor,
     head: nn.Module,
-    pca: PCA | None = None,
+    pca: PCA | PCALayer | None = None,
     pca_after: int | None = None,
-    svm: object | None = None,
+    svm: object | SVMHead | None = None,
     targets: Sequence[int] | Tensor | np.ndarray | None = None,
     *,
     method: Method = "grad-cam",

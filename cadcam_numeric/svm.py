@@ -13,7 +13,8 @@ d_k(p) = Σ_i D_{ki} K(s_i, z) + g_k on the (scaled) PCA scores z, and an orient
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 import torch
@@ -30,6 +31,9 @@ from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.generated import KERNELS
 
 __all__ = ["DecisionBlock", "SVMHead", "parse_svm"]
+
+#: How scikit-learn turns decisions into a label (see ``SVMHead``).
+Scheme = Literal["binary", "ovr", "ovo"]
 
 
 @dataclass(frozen=True)
@@ -49,12 +53,25 @@ class DecisionBlock:
         """∂d/∂z (Eq. 24), (N, K, B)."""
         return self.kernel.decision_gradient(z, self.support_vectors, self.dual_coef, **self.params)
 
+    def to(self, like: Tensor) -> DecisionBlock:
+        return replace(
+            self,
+            support_vectors=self.support_vectors.to(like),
+            dual_coef=self.dual_coef.to(like),
+            intercept=self.intercept.to(like),
+        )
+
 
 @dataclass(frozen=True)
 class SVMHead:
-    """A fitted SVM as class scores a_c(p) and their gradients, plus the estimator's own predict."""
+    """A fitted SVM as class scores a_c(p), their gradients and its prediction rule.
 
-    estimator: object
+    ``scheme`` is how scikit-learn predicts: ``binary`` (d > 0 → classes_[1]), ``ovr`` (argmax of
+    the decisions) or ``ovo`` (votes of the pairwise decisions, ties to the lowest class index,
+    as libsvm). Holds no scikit-learn object, so it can be saved and loaded without pickle.
+    """
+
+    scheme: Scheme
     blocks: list[DecisionBlock]
     orientation: Tensor  # (C, K_total)
     classes: np.ndarray
@@ -84,8 +101,30 @@ class SVMHead:
         return self.orientation @ grad
 
     def predict(self, p: Tensor) -> np.ndarray:
-        """The estimator's own ``predict`` (votes for one-vs-one), on the CPU in float64."""
-        return self.estimator.predict(p.detach().to("cpu", torch.float64).numpy())
+        """Predicted labels, by the same rule as the estimator's ``predict`` (see ``scheme``)."""
+        d = self.decisions(p)
+        if self.scheme == "binary":
+            index = (d[:, 0] > 0).long()
+        elif self.scheme == "ovr":
+            index = d.argmax(dim=1)
+        else:
+            votes = ((self.orientation.unsqueeze(0) * d.unsqueeze(1)) > 0).sum(-1)  # (N, C) pairwise wins
+            index = votes.argmax(dim=1)  # first maximum = lowest class index, as libsvm
+        return self.classes[index.cpu().numpy()]
+
+    def to(self, like: Tensor) -> SVMHead:
+        """The same SVM with its tensors in ``like``'s dtype and device."""
+
+        def cast(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.to(like)
+
+        return replace(
+            self,
+            blocks=[b.to(like) for b in self.blocks],
+            orientation=self.orientation.to(like),
+            scaler_mean=cast(self.scaler_mean),
+            scaler_scale=cast(self.scaler_scale),
+        )
 
     def class_index(self, labels: np.ndarray | list, argument: str) -> Tensor:
         """Positions of ``labels`` in ``classes_``; clear error for an unknown label."""
@@ -155,7 +194,12 @@ def _binary_blocks(estimator: object, like: Tensor) -> list[DecisionBlock]:
 
 
 def parse_svm(svm: object, like: Tensor) -> SVMHead:
-    """Validate a fitted scikit-learn SVM (see module docstring) and read its decision blocks."""
+    """Validate a fitted scikit-learn SVM (see module docstring) and read its decision blocks.
+
+    An ``SVMHead`` (e.g. loaded from a bundle) is accepted as is, cast to ``like``.
+    """
+    if isinstance(svm, SVMHead):
+        return svm.to(like)
     scaler_mean = scaler_scale = None
     estimator = svm
     if isinstance(svm, Pipeline):
@@ -192,7 +236,13 @@ def parse_svm(svm: object, like: Tensor) -> SVMHead:
             f"got {type(estimator).__name__}"
         )
     n_features = int(getattr(svm, "n_features_in_", blocks[0].support_vectors.shape[1]))
-    return SVMHead(svm, blocks, _tensor(orient, like), np.asarray(classes), scaler_mean, scaler_scale, n_features)
+    if len(classes) == 2:
+        scheme = "binary"
+    elif isinstance(estimator, SVC):
+        scheme = "ovo"
+    else:
+        scheme = "ovr"
+    return SVMHead(scheme, blocks, _tensor(orient, like), np.asarray(classes), scaler_mean, scaler_scale, n_features)
 
 
 def _fitted(estimator: object, argument: str) -> None:
