@@ -10,6 +10,9 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
+
+from cadcam_numeric.errors import CadcamInputError
 
 __all__ = ["main"]
 
@@ -85,11 +88,114 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pipeline_config(args: argparse.Namespace, data: str):
+    from cadcam_numeric.pipeline.run import PipelineConfig
+
+    return PipelineConfig(
+        data=data,
+        backbone=args.backbone,
+        feature_layer=args.feature_layer,
+        weights=args.weights,
+        random_weights=args.random_weights,
+        input_size=args.input_size,
+        epochs=args.epochs,
+        activation=args.activation,
+        seed=args.seed,
+        device=args.device,
+        download=getattr(args, "download", False),
+        image_size=getattr(args, "image_size", 64),
+    )
+
+
+def _run_pipeline(args: argparse.Namespace, data: str) -> int:
+    from cadcam_numeric.pipeline.run import run_pipeline
+
+    summary = run_pipeline(_pipeline_config(args, data), Path(args.out))
+    print("\nTable 3 (macro-F1):")
+    for row in summary["table3"]:
+        print(f"  {row['model']:32} train {row['train_macro_f1']:.3f}  test {row['test_macro_f1']:.3f}")
+    print(f"\nwritten under {Path(args.out).resolve()} in {summary['timings_s']['total']:.0f} s:")
+    for name, path in summary["files"].items():
+        print(f"  {name:12} {path}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    return _run_pipeline(args, "digits")
+
+
+def _train(args: argparse.Namespace) -> int:
+    return _run_pipeline(args, args.data)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from cadcam_numeric.pipeline.explain_cli import explain_paths
+
+    written = explain_paths(
+        Path(args.bundle),
+        [Path(p) for p in args.images],
+        Path(args.out),
+        svm=args.svm,
+        method=args.method,
+        weights=args.weights,
+        device=args.device,
+    )
+    for name, path in written.items():
+        print(f"{name:6} {path}")
+    return 0
+
+
+def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="output directory (created; files are written whole)")
+    p.add_argument(
+        "--backbone",
+        choices=["small_vgg", "vgg16"],
+        default="small_vgg",
+        help="small_vgg: small VGG-style CNN trained end to end (default, CPU-friendly); "
+        "vgg16: torchvision VGG16, frozen, ImageNet weights (the paper's protocol)",
+    )
+    p.add_argument(
+        "--feature-layer",
+        choices=["pool", "conv"],
+        default="pool",
+        help="maps at the last pooling layer (default) or the last conv layer with the pool in the head",
+    )
+    p.add_argument("--weights", default=None, help="VGG16 weights file (.pth state dict or .safetensors)")
+    p.add_argument("--random-weights", action="store_true", help="allow VGG16 with untrained convolutions")
+    p.add_argument("--input-size", type=int, default=None, help="input pixels (default 32 small_vgg, 200 vgg16)")
+    p.add_argument("--epochs", type=int, default=40, help="training epochs; the best-validation one is kept")
+    p.add_argument("--activation", default="relu", help="activation of the dense layers (any catalogue entry)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="cadcam", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = sub.add_parser("demo", help="the whole pipeline on the embedded digits (no download)")
+    _add_pipeline_options(demo)
+    demo.set_defaults(func=_demo)
+    trn = sub.add_parser("train", help="the whole pipeline on a data source")
+    trn.add_argument(
+        "--data",
+        default="digits",
+        help="digits | folder:PATH | mnist:ROOT | fashion-mnist:ROOT | cifar10:ROOT | medmnist:FILE.npz",
+    )
+    trn.add_argument("--download", action="store_true", help="let torchvision download MNIST/CIFAR-10 (network)")
+    trn.add_argument("--image-size", type=int, default=64, help="size folder images are loaded at")
+    _add_pipeline_options(trn)
+    trn.set_defaults(func=_train)
+    exp = sub.add_parser("explain", help="maps for image files or folders from a bundle")
+    exp.add_argument("images", nargs="+", help="image files and/or folders of images")
+    exp.add_argument("--bundle", required=True, help="bundle directory written by demo/train")
+    exp.add_argument("--out", required=True, help="output directory")
+    exp.add_argument("--svm", default=None, help="which SVM of the bundle (default: the bundle's default)")
+    exp.add_argument("--method", choices=["grad-cam", "xgrad-cam", "hires-cam"], default="grad-cam")
+    exp.add_argument("--weights", default=None, help="VGG16 weights file, if it moved since training")
+    exp.add_argument("--device", default=None)
+    exp.set_defaults(func=_explain)
     der = sub.add_parser("derive", help="prove, regenerate cadcam_numeric/generated and check it")
     der.set_defaults(func=_derive)
     ver = sub.add_parser("verify", help="check the generated code against PyTorch autograd")
@@ -105,7 +211,11 @@ def main(argv: list[str] | None = None) -> int:
     ben.add_argument("--json", action="store_true", help="machine-readable output")
     ben.set_defaults(func=_bench)
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except CadcamInputError as exc:
+        print(f"cadcam {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

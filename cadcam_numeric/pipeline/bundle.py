@@ -1,0 +1,270 @@
+"""Bundles: everything needed to explain later, as ``bundle.json`` + ``tensors.safetensors``.
+
+No pickle anywhere: the JSON holds the spec (backbone id and weights source, head widths and
+activation, PCA position, each SVM's prediction scheme, kernels and parameters, class names),
+the safetensors file holds every array (head weights, small-backbone weights, PCA, SVM support
+vectors and coefficients). Loading checks the format, the sha256 of the tensor file, every
+expected tensor and its shape, and the kernel names against the catalogue; it never executes
+code. VGG16 weights are not copied (528 MB): the bundle records their path and sha256 and
+loading verifies them. A bundle directory is written whole (temporary directory, then rename).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from sklearn.decomposition import PCA
+from torch import Tensor
+
+from cadcam_numeric import __version__
+from cadcam_numeric.atomic import finalize_directory
+from cadcam_numeric.chain import PCALayer
+from cadcam_numeric.errors import CadcamInputError
+from cadcam_numeric.generated import CATALOGUE_SHA256, KERNELS
+from cadcam_numeric.pipeline.backbones import CNN, Backbone, build_backbone
+from cadcam_numeric.pipeline.training import make_head
+from cadcam_numeric.svm import DecisionBlock, SVMHead, parse_svm
+
+__all__ = ["Bundle", "load_bundle", "save_bundle"]
+
+FORMAT = "cadcam-bundle"
+VERSION = 1
+TENSORS = "tensors.safetensors"
+
+
+@dataclass
+class Bundle:
+    model: CNN
+    backbone: Backbone
+    pca: PCALayer
+    pca_after: int
+    svms: dict[str, SVMHead]
+    default_svm: str
+    class_names: list[str]
+    spec: dict
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def save_bundle(
+    directory: Path,
+    model: CNN,
+    backbone: Backbone,
+    spec: dict,
+    pca: PCA,
+    pca_after: int,
+    svms: dict[str, object],
+    default_svm: str,
+    class_names: list[str],
+) -> Path:
+    """Write the bundle to ``directory`` (replacing an existing one only once the new one is complete)."""
+    directory = Path(directory)
+    like = torch.zeros((), dtype=torch.float64)
+    tensors: dict[str, Tensor] = {}
+    for k, v in model.head.state_dict().items():
+        tensors[f"head.{k}"] = v.detach().cpu().contiguous()
+    if backbone.trainable:
+        for k, v in model.backbone.state_dict().items():
+            tensors[f"backbone.{k}"] = v.detach().cpu().contiguous()
+    tensors["pca.components"] = torch.from_numpy(pca.components_.copy())
+    tensors["pca.mean"] = torch.from_numpy(pca.mean_.copy())
+    if pca.whiten:
+        tensors["pca.explained_variance"] = torch.from_numpy(pca.explained_variance_.copy())
+    svm_spec = {}
+    for name, svm in svms.items():
+        head = parse_svm(svm, like)
+        blocks = []
+        for i, block in enumerate(head.blocks):
+            for part in ("support_vectors", "dual_coef", "intercept"):
+                tensors[f"svm.{name}.block{i}.{part}"] = getattr(block, part).contiguous()
+            blocks.append({"kernel": block.kernel.name, "params": block.params})
+        tensors[f"svm.{name}.orientation"] = head.orientation.contiguous()
+        if head.scaler_mean is not None:
+            tensors[f"svm.{name}.scaler_mean"] = head.scaler_mean.contiguous()
+        if head.scaler_scale is not None:
+            tensors[f"svm.{name}.scaler_scale"] = head.scaler_scale.contiguous()
+        svm_spec[name] = {
+            "scheme": head.scheme,
+            "classes": np.asarray(head.classes).tolist(),
+            "n_features": head.n_features,
+            "blocks": blocks,
+            "scaler": head.scaler_mean is not None or head.scaler_scale is not None,
+        }
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
+    try:
+        save_file(tensors, str(tmp / TENSORS))
+        doc = {
+            "format": FORMAT,
+            "version": VERSION,
+            "cadcam_version": __version__,
+            "catalogue_sha256": CATALOGUE_SHA256,
+            "spec": spec,
+            "backbone": {
+                "name": backbone.name,
+                "feature_layer": spec["feature_layer"],
+                "input_size": backbone.input_size,
+                "trainable": backbone.trainable,
+                "weights_source": backbone.weights_source,
+                "weights_sha256": backbone.weights_sha256,
+            },
+            "head": {"widths": list(spec["widths"]), "activation": spec["activation"], "n_classes": len(class_names)},
+            "pca": {
+                "after": pca_after,
+                "n_components": int(pca.n_components_),
+                "whiten": bool(pca.whiten),
+                "explained_variance_ratio": pca.explained_variance_ratio_.tolist(),
+            },
+            "svms": svm_spec,
+            "default_svm": default_svm,
+            "class_names": class_names,
+            "tensors": {"file": TENSORS, "sha256": _sha256(tmp / TENSORS)},
+        }
+        (tmp / "bundle.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
+        finalize_directory(tmp)
+        if directory.exists():
+            old = directory.with_name(f".{directory.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            directory.rename(old)
+            tmp.rename(directory)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def _need(doc: dict, key: str, kind: type | tuple, where: str) -> object:
+    if key not in doc:
+        raise CadcamInputError(f"bundle: {where} lacks '{key}' (incomplete bundle.json)")
+    if not isinstance(doc[key], kind):
+        raise CadcamInputError(f"bundle: {where}.{key} has the wrong type ({type(doc[key]).__name__})")
+    return doc[key]
+
+
+def _tensor(tensors: dict[str, Tensor], key: str) -> Tensor:
+    if key not in tensors:
+        raise CadcamInputError(f"bundle: {TENSORS} lacks tensor '{key}' (incomplete or tampered bundle)")
+    return tensors[key]
+
+
+def load_bundle(directory: Path, weights: str | Path | None = None, device: str | torch.device = "cpu") -> Bundle:
+    """Load and validate a bundle; ``weights`` overrides the recorded VGG16 weights path."""
+    directory = Path(directory)
+    meta = directory / "bundle.json"
+    if not meta.is_file():
+        raise CadcamInputError(f"bundle: {directory} has no bundle.json (not a cadcam bundle)")
+    try:
+        doc = json.loads(meta.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CadcamInputError(f"bundle: bundle.json is not valid JSON ({exc})") from exc
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise CadcamInputError("bundle: bundle.json is not a cadcam bundle (format field)")
+    if doc.get("version") != VERSION:
+        raise CadcamInputError(f"bundle: format version {doc.get('version')!r}; this cadcam reads version {VERSION}")
+    tensor_info = _need(doc, "tensors", dict, "bundle.json")
+    tensor_path = directory / TENSORS
+    if not tensor_path.is_file():
+        raise CadcamInputError(f"bundle: {TENSORS} is missing")
+    if _sha256(tensor_path) != _need(tensor_info, "sha256", str, "tensors"):
+        raise CadcamInputError(f"bundle: {TENSORS} does not match the sha256 recorded in bundle.json (modified?)")
+    tensors = load_file(str(tensor_path))
+    spec = _need(doc, "spec", dict, "bundle.json")
+    bb = _need(doc, "backbone", dict, "bundle.json")
+    head_doc = _need(doc, "head", dict, "bundle.json")
+    class_names = _need(doc, "class_names", list, "bundle.json")
+    name = _need(bb, "name", str, "backbone")
+    recorded = bb.get("weights_source", "")
+    random_weights = name == "vgg16" and str(recorded).startswith("random")
+    backbone = build_backbone(
+        name,
+        _need(bb, "feature_layer", str, "backbone"),
+        weights=weights if weights is not None else (None if random_weights else recorded),
+        random_weights=random_weights,
+        input_size=_need(bb, "input_size", int, "backbone"),
+        seed=int(spec.get("seed", 0)),
+    )
+    if name == "vgg16" and bb.get("weights_sha256") and backbone.weights_sha256 != bb["weights_sha256"]:
+        raise CadcamInputError("weights: the VGG16 weights differ from those the bundle was trained with (sha256)")
+    head = make_head(
+        backbone,
+        _need(head_doc, "n_classes", int, "head"),
+        tuple(_need(head_doc, "widths", list, "head")),
+        _need(head_doc, "activation", str, "head"),
+    )
+    model = CNN(backbone.features, head)
+    try:
+        head.load_state_dict({k.removeprefix("head."): v for k, v in tensors.items() if k.startswith("head.")})
+        if backbone.trainable:
+            model.backbone.load_state_dict(
+                {k.removeprefix("backbone."): v for k, v in tensors.items() if k.startswith("backbone.")}
+            )
+    except RuntimeError as exc:
+        raise CadcamInputError(f"bundle: weights do not fit the recorded architecture ({exc})") from exc
+    model.to(device).eval()
+    pca_doc = _need(doc, "pca", dict, "bundle.json")
+    pca = PCALayer(
+        _tensor(tensors, "pca.components"),
+        _tensor(tensors, "pca.mean"),
+        tensors.get("pca.explained_variance") if pca_doc.get("whiten") else None,
+    )
+    if pca.components.shape[0] != pca_doc.get("n_components"):
+        raise CadcamInputError("bundle: pca.components does not match pca.n_components in bundle.json")
+    svms = {}
+    for svm_name, s in _need(doc, "svms", dict, "bundle.json").items():
+        blocks = []
+        for i, block in enumerate(_need(s, "blocks", list, f"svms.{svm_name}")):
+            kernel = _need(block, "kernel", str, f"svms.{svm_name}.blocks[{i}]")
+            if kernel not in KERNELS:
+                raise CadcamInputError(f"bundle: svms.{svm_name} uses kernel {kernel!r}, not in the catalogue")
+            params = {
+                k: (int(v) if KERNELS[kernel].parameters[k].integer else float(v))
+                for k, v in _need(block, "params", dict, f"svms.{svm_name}.blocks[{i}]").items()
+            }
+            blocks.append(
+                DecisionBlock(
+                    KERNELS[kernel],
+                    *(
+                        _tensor(tensors, f"svm.{svm_name}.block{i}.{part}")
+                        for part in ("support_vectors", "dual_coef", "intercept")
+                    ),
+                    params,
+                )
+            )
+        scheme = _need(s, "scheme", str, f"svms.{svm_name}")
+        if scheme not in ("binary", "ovr", "ovo"):
+            raise CadcamInputError(f"bundle: svms.{svm_name}.scheme {scheme!r} is not binary/ovr/ovo")
+        svms[svm_name] = SVMHead(
+            scheme,
+            blocks,
+            _tensor(tensors, f"svm.{svm_name}.orientation"),
+            np.asarray(_need(s, "classes", list, f"svms.{svm_name}")),
+            tensors.get(f"svm.{svm_name}.scaler_mean"),
+            tensors.get(f"svm.{svm_name}.scaler_scale"),
+            int(_need(s, "n_features", int, f"svms.{svm_name}")),
+        )
+    default_svm = _need(doc, "default_svm", str, "bundle.json")
+    if default_svm not in svms:
+        raise CadcamInputError(f"bundle: default_svm {default_svm!r} is not one of {sorted(svms)}")
+    return Bundle(
+        model,
+        backbone,
+        pca,
+        int(_need(pca_doc, "after", int, "pca")),
+        svms,
+        default_svm,
+        [str(c) for c in class_names],
+        doc,
+    )

@@ -1,0 +1,208 @@
+"""Image data: the embedded default (scikit-learn's digits) and local datasets, split as the paper.
+
+Sources (``--data``):
+
+* ``digits`` — scikit-learn's 1,797 real 8×8 handwritten digits, 10 classes; ships with the
+  package, needs no download. Held out: 20 % test (stratified), then 20 % of the rest for validation.
+* ``folder:PATH`` — a torchvision ``ImageFolder`` layout (one sub-folder per class); if PATH has
+  ``train/`` and ``test/`` sub-folders they are the splits, otherwise 20 % is held out for test.
+* ``mnist:ROOT``, ``fashion-mnist:ROOT``, ``cifar10:ROOT`` — torchvision's datasets from a local
+  root (their official train/test splits); downloaded only when ``download=True``. Caveat: the
+  official CIFAR-10 files are Python pickles, which torchvision unpickles; use files you trust.
+* ``medmnist:FILE.npz`` — a MedMNIST file (``train_images``, ``train_labels``, ``val_*``, ``test_*``).
+
+Everything is loaded as uint8 images (N, C, H, W) plus integer labels; nothing executes code
+(``np.load(allow_pickle=False)``, PIL for image files). Splits are seeded and stratified; the
+validation set is 20 % of the training data (paper §5), except where MedMNIST provides one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.model_selection import train_test_split
+from torch import Tensor
+
+from cadcam_numeric.errors import CadcamInputError
+
+__all__ = ["DataSplits", "ImageSet", "load_data", "to_model_input"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """uint8 images (N, C, H, W), C ∈ {1, 3}, and int64 labels (N,)."""
+
+    images: Tensor
+    labels: Tensor
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def subset(self, index: np.ndarray) -> ImageSet:
+        idx = torch.as_tensor(index, dtype=torch.long)
+        return ImageSet(self.images[idx], self.labels[idx])
+
+    def batches(self, batch_size: int, input_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """Model-ready float batches (B, 3, S, S), normalised, with their labels."""
+        for start in range(0, len(self), batch_size):
+            sl = slice(start, start + batch_size)
+            yield to_model_input(self.images[sl], input_size), self.labels[sl]
+
+
+@dataclass(frozen=True)
+class DataSplits:
+    train: ImageSet
+    val: ImageSet
+    test: ImageSet
+    class_names: list[str]
+    source: str
+
+
+def to_model_input(images: Tensor, input_size: int) -> Tensor:
+    """uint8 (N, C, H, W) -> float (N, 3, S, S): [0, 1], grey repeated to RGB, bilinear resize,
+    ImageNet mean/std normalisation (what torchvision's VGG16 weights expect)."""
+    x = images.float() / 255.0
+    if x.shape[1] == 1:
+        x = x.repeat(1, 3, 1, 1)
+    if x.shape[-2:] != (input_size, input_size):
+        x = F.interpolate(x, size=(input_size, input_size), mode="bilinear", align_corners=False)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def from_model_input(x: Tensor) -> np.ndarray:
+    """Undo :func:`to_model_input`'s normalisation for display: (N, H, W, 3) in [0, 1]."""
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (x.cpu() * std + mean).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+
+
+def _split(full: ImageSet, seed: int, test: bool) -> tuple[ImageSet, ImageSet, ImageSet | None]:
+    labels = full.labels.numpy()
+    index = np.arange(len(full))
+    test_set = None
+    if test:
+        index, test_idx = train_test_split(index, test_size=0.2, random_state=seed, stratify=labels)
+        test_set = full.subset(test_idx)
+    train_idx, val_idx = train_test_split(index, test_size=0.2, random_state=seed + 1, stratify=labels[index])
+    return full.subset(train_idx), full.subset(val_idx), test_set
+
+
+def _digits() -> tuple[ImageSet, list[str]]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
+    return ImageSet(torch.from_numpy(images), torch.from_numpy(digits.target.astype(np.int64))), [
+        str(i) for i in range(10)
+    ]
+
+
+def _read_image(path: Path, size: int | None) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        img = img.convert("RGB")
+        if size is not None:
+            img = img.resize((size, size), Image.BILINEAR)
+        return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
+
+
+def _folder(path: Path, size: int, classes: list[str] | None = None) -> tuple[ImageSet, list[str]]:
+    if not path.is_dir():
+        raise CadcamInputError(f"data: folder {path} does not exist")
+    found = sorted(p.name for p in path.iterdir() if p.is_dir())
+    classes = classes or found
+    if len(classes) < 2:
+        raise CadcamInputError(f"data: {path} needs one sub-folder per class (ImageFolder layout), found {found}")
+    images, labels = [], []
+    for label, name in enumerate(classes):
+        for file in sorted((path / name).rglob("*")) if (path / name).is_dir() else []:
+            if file.suffix.lower() in IMAGE_SUFFIXES:
+                images.append(_read_image(file, size))
+                labels.append(label)
+    if not images:
+        raise CadcamInputError(f"data: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {path}")
+    return ImageSet(torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.long)), classes
+
+
+def _torchvision(name: str, root: Path, download: bool) -> tuple[ImageSet, ImageSet, list[str]]:
+    import torchvision
+
+    cls = {
+        "mnist": torchvision.datasets.MNIST,
+        "fashion-mnist": torchvision.datasets.FashionMNIST,
+        "cifar10": torchvision.datasets.CIFAR10,
+    }[name]
+    sets = []
+    for train in (True, False):
+        try:
+            ds = cls(str(root), train=train, download=download)
+        except RuntimeError as exc:
+            raise CadcamInputError(
+                f"data: {name} not found under {root} ({exc}). Put torchvision's files there, or pass "
+                "--download to fetch them (needs network)."
+            ) from exc
+        data = torch.as_tensor(np.asarray(ds.data))
+        data = data.permute(0, 3, 1, 2) if data.dim() == 4 else data.unsqueeze(1)
+        sets.append(
+            ImageSet(data.to(torch.uint8).contiguous(), torch.as_tensor(np.asarray(ds.targets), dtype=torch.long))
+        )
+    return sets[0], sets[1], list(ds.classes)
+
+
+def _medmnist(file: Path) -> tuple[ImageSet, ImageSet, ImageSet, list[str]]:
+    if not file.is_file():
+        raise CadcamInputError(f"data: MedMNIST file {file} does not exist")
+    with np.load(file, allow_pickle=False) as npz:
+        missing = {f"{s}_{k}" for s in ("train", "val", "test") for k in ("images", "labels")} - set(npz.files)
+        if missing:
+            raise CadcamInputError(f"data: {file} is not a MedMNIST file; missing arrays {sorted(missing)}")
+        sets = []
+        for split in ("train", "val", "test"):
+            images = np.asarray(npz[f"{split}_images"])
+            images = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
+            labels = np.asarray(npz[f"{split}_labels"]).reshape(-1).astype(np.int64)
+            sets.append(ImageSet(torch.from_numpy(images.astype(np.uint8)), torch.from_numpy(labels)))
+    n_classes = int(max(int(s.labels.max()) for s in sets)) + 1
+    return sets[0], sets[1], sets[2], [str(i) for i in range(n_classes)]
+
+
+def load_data(source: str = "digits", seed: int = 0, image_size: int = 64, download: bool = False) -> DataSplits:
+    """Load and split a data source (see the module docstring). ``image_size`` applies to folders."""
+    kind, _, arg = source.partition(":")
+    if kind == "digits":
+        full, names = _digits()
+        train, val, test = _split(full, seed, test=True)
+    elif kind == "folder":
+        root = Path(arg)
+        if (root / "train").is_dir() and (root / "test").is_dir():
+            full, names = _folder(root / "train", image_size)
+            test, _ = _folder(root / "test", image_size, names)
+            train, val, _ = _split(full, seed, test=False)
+        else:
+            full, names = _folder(root, image_size)
+            train, val, test = _split(full, seed, test=True)
+    elif kind in ("mnist", "fashion-mnist", "cifar10"):
+        if not arg:
+            raise CadcamInputError(f"data: {kind} needs a local root, e.g. {kind}:/data/{kind}")
+        full, test, names = _torchvision(kind, Path(arg), download)
+        train, val, _ = _split(full, seed, test=False)
+    elif kind == "medmnist":
+        train, val, test, names = _medmnist(Path(arg))
+    else:
+        raise CadcamInputError(
+            f"data: unknown source {source!r}; expected digits, folder:PATH, mnist:ROOT, fashion-mnist:ROOT, "
+            "cifar10:ROOT or medmnist:FILE.npz"
+        )
+    return DataSplits(train, val, test, names, source)

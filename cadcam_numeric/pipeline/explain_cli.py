@@ -1,0 +1,60 @@
+"""``cadcam explain``: read image files (PNG, JPEG, …) or folders and write maps from a bundle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cadcam_numeric.errors import CadcamInputError
+from cadcam_numeric.pipeline.bundle import load_bundle
+from cadcam_numeric.pipeline.data import IMAGE_SUFFIXES, _read_image, to_model_input
+from cadcam_numeric.pipeline.run import explain_images
+
+__all__ = ["explain_paths"]
+
+MAX_IMAGES_PER_FIGURE = 12
+
+
+def _collect(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.is_file():
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                raise CadcamInputError(f"images: {path} is not an image ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            files.append(path)
+        else:
+            raise CadcamInputError(f"images: {path} does not exist")
+    if not files:
+        raise CadcamInputError("images: no image files found")
+    return files
+
+
+def explain_paths(
+    bundle_dir: Path,
+    paths: list[Path],
+    out_dir: Path,
+    svm: str | None = None,
+    method: str = "grad-cam",
+    weights: str | None = None,
+    device: str | None = None,
+) -> dict[str, Path]:
+    """Maps for every image; one grid PNG and one .npz per group of up to 12 images."""
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    bundle = load_bundle(bundle_dir, weights=weights, device=dev)
+    files = _collect(paths)
+    size = bundle.backbone.input_size
+    written: dict[str, Path] = {}
+    for start in range(0, len(files), MAX_IMAGES_PER_FIGURE):
+        group = files[start : start + MAX_IMAGES_PER_FIGURE]
+        try:
+            raw = torch.from_numpy(np.stack([_read_image(f, size) for f in group]))
+        except OSError as exc:
+            raise CadcamInputError(f"images: cannot read an image in {[str(f) for f in group]}: {exc}") from exc
+        stem = "maps" if len(files) <= MAX_IMAGES_PER_FIGURE else f"maps_{start // MAX_IMAGES_PER_FIGURE + 1:03d}"
+        out = explain_images(bundle, to_model_input(raw, size), out_dir, [f.name for f in group], svm, method, stem)
+        written[f"{stem}.png"], written[f"{stem}.npz"] = out["grid"], out["maps"]
+    return written
