@@ -110,7 +110,7 @@ def pca_layer_from_sklearn(pca: PCA | PCALayer, width: int, like: Tensor) -> PCA
         )
 
     def t(a: np.ndarray) -> Tensor:
-        return torch.as_tensor(np.asarray(a, dtype=np.float64)).to(like)
+        return torch.as_tensor(np.ascontiguousarray(a, dtype=np.float64)).to(like)
 
     return PCALayer(t(pca.components_), t(pca.mean_), t(pca.explained_variance_) if pca.whiten else None)
 

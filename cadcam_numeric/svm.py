@@ -138,7 +138,7 @@ class SVMHead:
 
 
 def _tensor(a: np.ndarray, like: Tensor) -> Tensor:
-    return torch.as_tensor(np.asarray(a, dtype=np.float64)).to(dtype=like.dtype, device=like.device)
+    return torch.as_tensor(np.ascontiguousarray(a, dtype=np.float64)).to(dtype=like.dtype, device=like.device)
 
 
 def _kernel_params(svc: SVC) -> tuple[KernelCode, dict[str, float]]:

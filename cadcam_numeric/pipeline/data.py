@@ -87,14 +87,23 @@ def from_model_input(x: Tensor) -> np.ndarray:
     return (x.cpu() * std + mean).clamp(0, 1).permute(0, 2, 3, 1).numpy()
 
 
+def _holdout(index: np.ndarray, labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded 80/20 split, stratified whenever every class can appear on both sides."""
+    counts = np.bincount(labels[index])
+    counts = counts[counts > 0]
+    n_out = int(np.ceil(0.2 * len(index)))
+    stratify = labels[index] if counts.min() >= 2 and len(counts) <= min(n_out, len(index) - n_out) else None
+    return train_test_split(index, test_size=0.2, random_state=seed, stratify=stratify)
+
+
 def _split(full: ImageSet, seed: int, test: bool) -> tuple[ImageSet, ImageSet, ImageSet | None]:
     labels = full.labels.numpy()
     index = np.arange(len(full))
     test_set = None
     if test:
-        index, test_idx = train_test_split(index, test_size=0.2, random_state=seed, stratify=labels)
+        index, test_idx = _holdout(index, labels, seed)
         test_set = full.subset(test_idx)
-    train_idx, val_idx = train_test_split(index, test_size=0.2, random_state=seed + 1, stratify=labels[index])
+    train_idx, val_idx = _holdout(index, labels, seed + 1)
     return full.subset(train_idx), full.subset(val_idx), test_set
 
 

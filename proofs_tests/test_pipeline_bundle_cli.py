@@ -1,0 +1,189 @@
+"""Bundles (round trip, tampering) and the pipeline's commands (demo, train, explain)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cadcam_numeric import explain
+from cadcam_numeric.cli import main
+from cadcam_numeric.errors import CadcamInputError
+from cadcam_numeric.pipeline.backbones import CNN, build_backbone
+from cadcam_numeric.pipeline.bundle import load_bundle, save_bundle
+from cadcam_numeric.pipeline.data import load_data, to_model_input
+from cadcam_numeric.pipeline.fitting import fit_pca_and_svms, layer_outputs
+from cadcam_numeric.pipeline.training import make_head, train_model
+from proofs_tests.test_pipeline_data import make_folder
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    torch.manual_seed(0)
+    data = load_data("digits")
+    backbone = build_backbone("small_vgg")
+    model = CNN(backbone.features, make_head(backbone, 10))
+    train_model(model, backbone, data, 2, torch.device("cpu"), lr=0.02, momentum=0.9)
+    out = layer_outputs(model, data.train, 32, 2, torch.device("cpu"))
+    pca, svms = fit_pca_and_svms(out)
+    spec = {"feature_layer": "pool", "widths": [40, 30, 20], "activation": "relu", "seed": 0}
+    directory = save_bundle(
+        tmp_path_factory.mktemp("b") / "bundle", model, backbone, spec, pca, 2, svms, "rbf-std", data.class_names
+    )
+    images = to_model_input(data.test.images[:8], 32)
+    return model, pca, svms, directory, images
+
+
+def test_bundle_round_trip_gives_identical_maps(trained):
+    model, pca, svms, directory, images = trained
+    bundle = load_bundle(directory)
+    with torch.no_grad():
+        before = explain(model.backbone(images), model.head, pca, 2, svms["rbf-std"])
+        after = explain(bundle.model.backbone(images), bundle.model.head, bundle.pca, 2, bundle.svms["rbf-std"])
+    for name in ("gradcam", "pca_positive", "pca_negative", "svm", "class_weights", "pca_weights", "svm_weights"):
+        a, b = getattr(before, name), getattr(after, name)
+        assert torch.equal(a, b), (name, float((a - b).abs().max()), float(b.abs().max()))
+    assert np.array_equal(np.asarray(before.svm_prediction), np.asarray(after.svm_prediction))
+    assert set(bundle.svms) == {"linear", "rbf", "linear-std", "rbf-std"}
+    p = bundle.pca.scores(torch.zeros(3, 30, dtype=torch.float64))
+    for key, svm in svms.items():  # native prediction rule == scikit-learn's, after reload
+        assert np.array_equal(bundle.svms[key].predict(p), svm.predict(p.numpy()))
+
+
+def copy_bundle(directory: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "copy"
+    shutil.copytree(directory, target)
+    return target
+
+
+def test_tampered_tensors_are_refused(trained, tmp_path):
+    b = copy_bundle(trained[3], tmp_path)
+    data = bytearray((b / "tensors.safetensors").read_bytes())
+    data[-5] ^= 0xFF
+    (b / "tensors.safetensors").write_bytes(bytes(data))
+    with pytest.raises(CadcamInputError, match="does not match the sha256"):
+        load_bundle(b)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d.pop("pca"), "lacks 'pca'"),
+        (lambda d: d.update(format="other"), "not a cadcam bundle"),
+        (lambda d: d.update(version=99), "format version 99"),
+        (
+            lambda d: d["svms"]["rbf"]["blocks"][0].update(kernel="laplacian"),
+            "kernel 'laplacian', not in the catalogue",
+        ),
+        (lambda d: d["svms"]["rbf"].update(scheme="magic"), "scheme 'magic'"),
+        (lambda d: d.update(default_svm="knn"), "default_svm 'knn'"),
+        (lambda d: d["head"].update(widths=[41, 30, 20]), "do not fit the recorded architecture"),
+    ],
+)
+def test_incomplete_or_edited_json_is_refused(trained, tmp_path, edit, message):
+    b = copy_bundle(trained[3], tmp_path)
+    doc = json.loads((b / "bundle.json").read_text())
+    edit(doc)
+    (b / "bundle.json").write_text(json.dumps(doc))
+    with pytest.raises(CadcamInputError, match=message):
+        load_bundle(b)
+
+
+def test_missing_files_are_refused(trained, tmp_path):
+    b = copy_bundle(trained[3], tmp_path)
+    (b / "tensors.safetensors").unlink()
+    with pytest.raises(CadcamInputError, match=r"tensors\.safetensors is missing"):
+        load_bundle(b)
+    (b / "bundle.json").write_text("{not json")
+    with pytest.raises(CadcamInputError, match="not valid JSON"):
+        load_bundle(b)
+    with pytest.raises(CadcamInputError, match=r"has no bundle\.json"):
+        load_bundle(tmp_path / "nowhere")
+
+
+def test_demo_command_writes_everything(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--epochs", "2"]) == 0
+    out = tmp_path / "demo"
+    for name in (
+        "table3.csv",
+        "table3.md",
+        "fig5_validation_accuracy.png",
+        "fig6_contribution_ratios.png",
+        "fig7_pca_scatter.png",
+        "fig8_maps.png",
+        "fig8_maps.npz",
+        "summary.json",
+        "bundle/bundle.json",
+    ):
+        assert (out / name).is_file(), name
+    for png in out.glob("*.png"):
+        with Image.open(png) as im:
+            assert im.size[0] > 300 and im.size[1] > 200
+    rows = (out / "table3.csv").read_text().splitlines()
+    assert rows[0] == "model,train_macro_f1,test_macro_f1" and len(rows) == 6
+    maps = np.load(out / "fig8_maps.npz")
+    assert maps["pca_positive"].shape == (6, 3, 32, 32) and maps["gradcam"].max() <= 1.0
+    assert "Table 3" in capsys.readouterr().out
+    assert not list(out.glob(".*tmp*")), "no temporary files may be left"
+    # explain: happy path on image files, then bad inputs
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(2):
+        Image.fromarray((np.random.default_rng(i).random((32, 32)) * 255).astype(np.uint8)).save(images / f"{i}.png")
+    assert main(["explain", str(images), "--bundle", str(out / "bundle"), "--out", str(tmp_path / "ex")]) == 0
+    assert (tmp_path / "ex" / "maps.png").is_file() and np.load(tmp_path / "ex" / "maps.npz")["svm"].shape == (
+        2,
+        32,
+        32,
+    )
+    assert (
+        main(["explain", str(images), "--bundle", str(out / "bundle"), "--out", str(tmp_path / "ex"), "--svm", "knn"])
+        == 2
+    )
+    assert "svm: 'knn' is not in the bundle" in capsys.readouterr().err
+    assert (
+        main(["explain", str(tmp_path / "missing.png"), "--bundle", str(out / "bundle"), "--out", str(tmp_path)]) == 2
+    )
+
+
+def test_train_bad_inputs_exit_2_with_a_message(tmp_path, capsys, monkeypatch):
+    assert main(["train", "--data", "imagenet", "--out", str(tmp_path)]) == 2
+    assert "unknown source 'imagenet'" in capsys.readouterr().err
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    assert main(["demo", "--backbone", "vgg16", "--out", str(tmp_path)]) == 2
+    assert "no VGG16 ImageNet weights" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("layer", ["pool", "conv"])
+def test_vgg16_pipeline_on_an_image_folder(tmp_path, layer):
+    root = make_folder(tmp_path / "data", per_class=10, size=24)
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                f"folder:{root}",
+                "--backbone",
+                "vgg16",
+                "--random-weights",
+                "--feature-layer",
+                layer,
+                "--input-size",
+                "64",
+                "--epochs",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    bundle = load_bundle(out / "bundle")
+    assert bundle.backbone.name == "vgg16" and bundle.backbone.head_pooling == (layer == "conv")
+    assert np.load(out / "fig8_maps.npz")["gradcam"].shape[-2:] == (64, 64)
