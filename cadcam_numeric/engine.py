@@ -35,7 +35,7 @@ from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.head import Head, parse_head
 from cadcam_numeric.svm import SVMHead, parse_svm
 
-__all__ = ["CAMResult", "Method", "explain"]
+__all__ = ["CAMResult", "Method", "PositionGradients", "explain", "position_gradients"]
 
 Method = Literal["grad-cam", "xgrad-cam", "hires-cam"]
 METHODS = ("grad-cam", "xgrad-cam", "hires-cam")
@@ -153,37 +153,22 @@ def _method_maps(method: str, head: Head, h1: Tensor, weights: Tensor, features:
     return _maps(xweights, features)
 
 
-def explain(
-    features: Tensor,
-    head: nn.Module,
-    pca: PCA | PCALayer | None = None,
-    pca_after: int | None = None,
-    svm: object | SVMHead | None = None,
-    targets: Sequence[int] | Tensor | np.ndarray | None = None,
-    *,
-    method: Method = "grad-cam",
-    channels_last: bool = False,
-    dtype: torch.dtype | None = None,
-) -> CAMResult:
-    """All maps of a batch: Grad-CAM, PCA-Grad-CAM ± per component, SVM-Grad-CAM (module docstring).
+@dataclass(frozen=True)
+class _ClosedFormPass:
+    """One closed-form pass: rows h₁ = g₁ diag(f′(δ₁)) for 1 class row, B PCA rows, 1 SVM row."""
 
-    Args:
-        features: (N, T, M, N') feature maps F of the last used CNN layer.
-        head: ``nn.Sequential`` — optional pooling, ``Flatten``, ``Linear`` layers with catalogue
-            activations (eval-mode ``Dropout``/``BatchNorm1d`` allowed).
-        pca: fitted ``sklearn.decomposition.PCA`` on the activated output of dense layer ``pca_after``.
-        pca_after: 1-based index l of that dense layer (the paper's l).
-        svm: fitted ``SVC``/``LinearSVC``/``OneVsRestClassifier`` (or ``Pipeline(StandardScaler, ·)``)
-            on the PCA scores.
-        targets: class labels to explain, one per image (or one for all). Default: each model's
-            own prediction (the CNN's argmax for Grad-CAM, the SVM's ``predict`` for SVM-Grad-CAM).
-            The same labels are used for both when given.
-        method: ``"grad-cam"`` (default), ``"xgrad-cam"`` or ``"hires-cam"``.
-        channels_last: the head was ported from Keras and flattens (M, N', T) instead of (T, M, N').
-        dtype: computation dtype; default the features' (float32/float64).
-    """
-    if method not in METHODS:
-        raise CadcamInputError(f"method: expected one of {METHODS}, got {method!r}")
+    features: Tensor
+    head: Head
+    h1: Tensor
+    logits: Tensor
+    prediction: Tensor
+    cnn_target: Tensor
+    pca_layer: PCALayer | None
+    svm_head: SVMHead | None
+    extra: dict[str, object]
+
+
+def _closed_form_pass(features, head, pca, pca_after, svm, targets, channels_last, dtype) -> _ClosedFormPass:
     features = _check_features(features, dtype)
     parsed = parse_head(head, features, channels_last=channels_last)
     layers = parsed.layers
@@ -194,7 +179,6 @@ def explain(
     cnn_target = _cnn_targets(targets, n, parsed.num_outputs, prediction)
     eye = torch.eye(parsed.num_outputs, dtype=features.dtype, device=features.device)
     rows = [pullback(eye[cnn_target].unsqueeze(1), layers, fwd, depth, bottom=1)]
-
     if svm is not None and pca is None:
         raise CadcamInputError("svm: the SVM consumes PCA scores; pass pca (and pca_after) too")
     pca_layer = svm_head = None
@@ -226,21 +210,92 @@ def explain(
                 svm_prediction=_labels_tensor(predicted, features.device),
                 svm_target=_labels_tensor(np.asarray(labels), features.device),
                 svm_scores=svm_head.class_scores(scores),
+                svm_target_index=index,
             )
         rows.append(pullback(torch.cat(at_l, dim=1), layers, fwd, pca_after, bottom=1))
-
-    g1 = torch.cat(rows, dim=1)  # (N, R, D1): 1 class row, B PCA rows, 1 SVM row
+    g1 = torch.cat(rows, dim=1)  # (N, R, D1)
     h1 = g1 * layers[0].fprime(fwd.deltas[0]).unsqueeze(-2)
-    weights = h1 @ parsed.position_summed_weights()  # (N, R, T), Eq. 9, 10, 14
-    signed = _method_maps(method, parsed, h1, weights, features)
+    return _ClosedFormPass(features, parsed, h1, logits, prediction, cnn_target, pca_layer, svm_head, extra)
+
+
+@dataclass(frozen=True)
+class PositionGradients:
+    """∂(target)/∂F at every position, (N, T, M, N') each; ``pca`` is (N, B, T, M, N')."""
+
+    gradcam: Tensor
+    pca: Tensor | None
+    svm: Tensor | None
+    features: Tensor
+
+
+def position_gradients(
+    features: Tensor,
+    head: nn.Module,
+    pca: PCA | PCALayer | None = None,
+    pca_after: int | None = None,
+    svm: object | SVMHead | None = None,
+    targets: Sequence[int] | Tensor | np.ndarray | None = None,
+    *,
+    channels_last: bool = False,
+    dtype: torch.dtype | None = None,
+) -> PositionGradients:
+    """Closed-form ∂y_c/∂F, ∂p_b/∂F and ∂a_c/∂F at every feature position (no autograd).
+
+    Same targets and conventions as :func:`explain`; this is what gradient × activation methods
+    (Eigen-Grad-CAM, Decom-CAM) need, for the CNN class, each PCA component and the SVM decision.
+    """
+    cf = _closed_form_pass(features, head, pca, pca_after, svm, targets, channels_last, dtype)
+    grad = cf.head.pooling.adjoint(cf.head.first_layer_to_positions(cf.h1), cf.features)  # (N, R, T, M, N')
+    b = 0 if cf.pca_layer is None else cf.extra["pca_scores"].shape[1]
+    return PositionGradients(
+        grad[:, 0], grad[:, 1 : 1 + b] if b else None, grad[:, 1 + b] if cf.svm_head is not None else None, cf.features
+    )
+
+
+def explain(
+    features: Tensor,
+    head: nn.Module,
+    pca: PCA | PCALayer | None = None,
+    pca_after: int | None = None,
+    svm: object | SVMHead | None = None,
+    targets: Sequence[int] | Tensor | np.ndarray | None = None,
+    *,
+    method: Method = "grad-cam",
+    channels_last: bool = False,
+    dtype: torch.dtype | None = None,
+) -> CAMResult:
+    """All maps of a batch: Grad-CAM, PCA-Grad-CAM ± per component, SVM-Grad-CAM (module docstring).
+
+    Args:
+        features: (N, T, M, N') feature maps F of the last used CNN layer.
+        head: ``nn.Sequential`` — optional pooling, ``Flatten``, ``Linear`` layers with catalogue
+            activations (eval-mode ``Dropout``/``BatchNorm1d`` allowed).
+        pca: fitted ``sklearn.decomposition.PCA`` on the activated output of dense layer ``pca_after``.
+        pca_after: 1-based index l of that dense layer (the paper's l).
+        svm: fitted ``SVC``/``LinearSVC``/``OneVsRestClassifier`` (or ``Pipeline(StandardScaler, ·)``)
+            on the PCA scores.
+        targets: class labels to explain, one per image (or one for all). Default: each model's
+            own prediction (the CNN's argmax for Grad-CAM, the SVM's ``predict`` for SVM-Grad-CAM).
+            The same labels are used for both when given.
+        method: ``"grad-cam"`` (default), ``"xgrad-cam"`` or ``"hires-cam"``.
+        channels_last: the head was ported from Keras and flattens (M, N', T) instead of (T, M, N').
+        dtype: computation dtype; default the features' (float32/float64).
+    """
+    if method not in METHODS:
+        raise CadcamInputError(f"method: expected one of {METHODS}, got {method!r}")
+    cf = _closed_form_pass(features, head, pca, pca_after, svm, targets, channels_last, dtype)
+    weights = cf.h1 @ cf.head.position_summed_weights()  # (N, R, T), Eq. 9, 10, 14
+    signed = _method_maps(method, cf.head, cf.h1, weights, cf.features)
     result = {
         "gradcam": torch.relu(signed[:, 0]),
         "class_weights": weights[:, 0],
-        "cnn_prediction": prediction,
-        "cnn_target": cnn_target,
-        "logits": logits,
+        "cnn_prediction": cf.prediction,
+        "cnn_target": cf.cnn_target,
+        "logits": cf.logits,
         "method": method,
     }
+    pca_layer, svm_head = cf.pca_layer, cf.svm_head
+    extra = {k: v for k, v in cf.extra.items() if k != "svm_target_index"}
     if pca_layer is not None:
         b = extra["pca_scores"].shape[1]
         result.update(

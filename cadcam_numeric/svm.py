@@ -78,6 +78,7 @@ class SVMHead:
     scaler_mean: Tensor | None
     scaler_scale: Tensor | None
     n_features: int
+    zero_is_positive: bool = False  # binary: d == 0 -> classes_[1] (SVC, via libsvm) or classes_[0] (LinearSVC, OvR)
 
     def _scaled(self, p: Tensor) -> Tensor:
         z = p if self.scaler_mean is None else p - self.scaler_mean
@@ -104,11 +105,15 @@ class SVMHead:
         """Predicted labels, by the same rule as the estimator's ``predict`` (see ``scheme``)."""
         d = self.decisions(p)
         if self.scheme == "binary":
-            index = (d[:, 0] > 0).long()
+            index = ((d[:, 0] >= 0) if self.zero_is_positive else (d[:, 0] > 0)).long()
         elif self.scheme == "ovr":
-            index = d.argmax(dim=1)
+            index = d.argmax(dim=1)  # ties: the first maximum, as LinearSVC and OneVsRestClassifier
         else:
-            votes = ((self.orientation.unsqueeze(0) * d.unsqueeze(1)) > 0).sum(-1)  # (N, C) pairwise wins
+            # libsvm: pair (i, j) votes for i when its decision is > 0, otherwise for j
+            first = (self.orientation > 0).to(d.dtype)  # (C, K): class is the pair's first
+            second = (self.orientation < 0).to(d.dtype)
+            positive = (d > 0).to(d.dtype).unsqueeze(1)  # (N, 1, K)
+            votes = (first * positive + second * (1 - positive)).sum(-1)  # (N, C)
             index = votes.argmax(dim=1)  # first maximum = lowest class index, as libsvm
         return self.classes[index.cpu().numpy()]
 
@@ -242,7 +247,16 @@ def parse_svm(svm: object, like: Tensor) -> SVMHead:
         scheme = "ovo"
     else:
         scheme = "ovr"
-    return SVMHead(scheme, blocks, _tensor(orient, like), np.asarray(classes), scaler_mean, scaler_scale, n_features)
+    return SVMHead(
+        scheme,
+        blocks,
+        _tensor(orient, like),
+        np.asarray(classes),
+        scaler_mean,
+        scaler_scale,
+        n_features,
+        zero_is_positive=isinstance(estimator, SVC),
+    )
 
 
 def _fitted(estimator: object, argument: str) -> None:

@@ -170,3 +170,35 @@ def test_model_entry_point_rejects_a_head_that_is_not_the_rest_of_the_model():
         cam(torch.rand(2, 1, 4, 4))
     with pytest.raises(CadcamInputError, match="target_layer: must be a submodule"):
         PCASVMGradCAM(model, nn.ReLU(), wrong_head)
+
+
+@pytest.mark.parametrize("kind", ["svc", "linearsvc", "ovr", "svc3"])
+def test_prediction_ties_follow_scikit_learn(kind):
+    """Decisions exactly 0 (constant scores): each estimator's own tie rule is reproduced."""
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.svm import LinearSVC
+
+    from cadcam_numeric.svm import parse_svm
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 2))
+    n_classes = 3 if kind in ("ovr", "svc3") else 2
+    y = np.arange(40) % n_classes
+    est = {"svc": SVC(kernel="linear"), "linearsvc": LinearSVC(), "ovr": OneVsRestClassifier(SVC(kernel="linear")),
+           "svc3": SVC(kernel="linear")}[kind].fit(x, y)
+    head = parse_svm(est, torch.zeros((), dtype=torch.float64))
+    for block in head.blocks:  # force every decision to exactly 0
+        block.dual_coef.zero_()
+        block.intercept.zero_()
+    if kind == "ovr":
+        for e in est.estimators_:
+            e._dual_coef_[:] = 0
+            e._intercept_[:] = 0
+    elif kind == "linearsvc":
+        est.coef_[:] = 0
+        est.intercept_[:] = 0
+    else:
+        est._dual_coef_[:] = 0
+        est._intercept_[:] = 0
+    p = torch.from_numpy(x[:5])
+    assert np.array_equal(head.predict(p), est.predict(x[:5]))

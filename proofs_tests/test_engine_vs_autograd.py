@@ -20,7 +20,7 @@ from sklearn.svm import SVC, LinearSVC
 from torch import nn
 
 from cadcam_numeric.activation_modules import activation_module
-from cadcam_numeric.engine import explain
+from cadcam_numeric.engine import explain, position_gradients
 from cadcam_numeric.generated import ACTIVATIONS
 from proofs_tests.reference_head import Permute, ReferenceClassScores, check_reference_matches_sklearn, reference_pca
 from proofs_tests.strategies import parameter_values
@@ -118,6 +118,7 @@ def expected_maps(grad: torch.Tensor, features: torch.Tensor, method: str) -> tu
 def test_every_map_and_weight_matches_autograd(problem, method):
     head, reference, to_l, features, pca, pca_after, svm, channels_last, label = problem
     result = explain(features, head, pca, pca_after, svm, method=method, channels_last=channels_last)
+    grads = position_gradients(features, head, pca, pca_after, svm, channels_last=channels_last)
     n = features.shape[0]
     rows = torch.arange(n)
 
@@ -126,6 +127,7 @@ def test_every_map_and_weight_matches_autograd(problem, method):
     torch.testing.assert_close(result.logits, logits, rtol=1e-12, atol=1e-12)
     assert torch.equal(result.cnn_prediction, logits.argmax(1))
     g = grads_wrt_features(reference, features, lambda y: y[rows, result.cnn_target])
+    close(grads.gradcam, g, f"class position gradients [{label}]")
     weights, signed = expected_maps(g, features, method)
     close(result.class_weights, weights, f"class weights [{label}]")
     close(result.gradcam, signed.relu(), f"gradcam [{label}]")
@@ -135,6 +137,7 @@ def test_every_map_and_weight_matches_autograd(problem, method):
     close(result.pca_scores, pca_module(features).detach(), f"pca scores [{label}]")
     for b in range(pca.n_components_):
         g = grads_wrt_features(pca_module, features, lambda p, b=b: p[:, b])
+        close(grads.pca[:, b], g, f"pca position gradients b={b} [{label}]")
         weights, signed = expected_maps(g, features, method)
         close(result.pca_weights[:, b], weights, f"pca weights b={b} [{label}]")
         close(result.pca_positive[:, b], signed.relu(), f"pca positive b={b} [{label}]")
@@ -149,6 +152,7 @@ def test_every_map_and_weight_matches_autograd(problem, method):
     svm_module = nn.Sequential(pca_module, ReferenceClassScores(svm))
     close(result.svm_scores, svm_module(features).detach(), f"svm scores [{label}]")
     g = grads_wrt_features(svm_module, features, lambda a: a[rows, index])
+    close(grads.svm, g, f"svm position gradients [{label}]")
     weights, signed = expected_maps(g, features, method)
     close(result.svm_weights, weights, f"svm weights [{label}]")
     close(result.svm, signed.relu(), f"svm map [{label}]")

@@ -98,6 +98,7 @@ def save_bundle(
             "classes": np.asarray(head.classes).tolist(),
             "n_features": head.n_features,
             "blocks": blocks,
+            "zero_is_positive": head.zero_is_positive,
             "scaler": head.scaler_mean is not None or head.scaler_scale is not None,
         }
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -254,6 +255,7 @@ def load_bundle(directory: Path, weights: str | Path | None = None, device: str 
             tensors.get(f"svm.{svm_name}.scaler_mean"),
             tensors.get(f"svm.{svm_name}.scaler_scale"),
             int(_need(s, "n_features", int, f"svms.{svm_name}")),
+            bool(s.get("zero_is_positive", False)),
         )
     default_svm = _need(doc, "default_svm", str, "bundle.json")
     if default_svm not in svms:

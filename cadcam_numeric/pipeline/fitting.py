@@ -43,14 +43,20 @@ class LayerOutputs:
 
 
 @torch.no_grad()
-def layer_outputs(model: CNN, images: ImageSet, input_size: int, pca_after: int, device: torch.device) -> LayerOutputs:
+def layer_outputs(
+    model: CNN, images: ImageSet, input_size: int, pca_after: int, device: torch.device, features: Tensor | None = None
+) -> LayerOutputs:
+    """q_l and logits for a split; ``features`` (precomputed backbone outputs) skips the backbone."""
     model.eval()
     head = list(model.head)
     first_linear = next(i for i, m in enumerate(head) if isinstance(m, torch.nn.Linear))
     cut = first_linear + 2 * pca_after  # Linear + activation per dense layer
     qs, logits = [], []
-    for x, _ in images.batches(128, input_size):
-        feats = model.backbone(x.to(device))
+    if features is not None:
+        batches = (features[i : i + 256].to(device) for i in range(0, len(features), 256))
+    else:
+        batches = (model.backbone(x.to(device)) for x, _ in images.batches(128, input_size))
+    for feats in batches:
         q: Tensor = model.head[:cut](feats)
         qs.append(q.cpu())
         logits.append(model.head[cut:](q).cpu())

@@ -25,7 +25,7 @@ from cadcam_numeric.pipeline.figures import (
     fig8_map_grid,
 )
 from cadcam_numeric.pipeline.fitting import SVM_NAMES, fit_pca_and_svms, layer_outputs, table3
-from cadcam_numeric.pipeline.training import make_head, train_model
+from cadcam_numeric.pipeline.training import extract_features, make_head, train_model
 
 __all__ = ["PipelineConfig", "explain_images", "run_pipeline"]
 
@@ -156,8 +156,20 @@ def run_pipeline(config: PipelineConfig, out_dir: Path, log=print) -> dict[str, 
     lr = config.lr if config.lr is not None else (0.02 if backbone.trainable else 1e-3)
     momentum = config.momentum if config.momentum is not None else (0.9 if backbone.trainable else 0.0)
     timings["load"] = time.perf_counter() - t0
+    cached: dict[str, torch.Tensor] = {}
+    if not backbone.trainable:  # frozen backbone: one pass over each split, reused everywhere
+        t = time.perf_counter()
+        model.to(device)
+        for split in ("train", "val", "test"):
+            cached[split] = extract_features(
+                model.backbone, getattr(data, split), backbone.input_size, device, f"{split} features"
+            )
+        timings["features"] = time.perf_counter() - t
+        log(f"backbone features computed once per split in {timings['features']:.0f} s")
     t = time.perf_counter()
-    history = train_model(model, backbone, data, config.epochs, device, lr, momentum, config.batch_size, config.seed)
+    history = train_model(
+        model, backbone, data, config.epochs, device, lr, momentum, config.batch_size, config.seed, cached
+    )
     timings["train"] = time.perf_counter() - t
     log(
         f"trained {config.epochs} epochs in {timings['train']:.0f} s; best validation accuracy "
@@ -165,8 +177,8 @@ def run_pipeline(config: PipelineConfig, out_dir: Path, log=print) -> dict[str, 
     )
     t = time.perf_counter()
     size = backbone.input_size
-    train_out = layer_outputs(model, data.train, size, config.pca_after, device)
-    test_out = layer_outputs(model, data.test, size, config.pca_after, device)
+    train_out = layer_outputs(model, data.train, size, config.pca_after, device, cached.get("train"))
+    test_out = layer_outputs(model, data.test, size, config.pca_after, device, cached.get("test"))
     pca, svms = fit_pca_and_svms(train_out, config.n_components, config.svm_c, config.svm_gamma, config.seed)
     rows = table3(pca, svms, train_out, test_out)
     timings["fit"] = time.perf_counter() - t

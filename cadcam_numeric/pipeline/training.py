@@ -80,8 +80,13 @@ def train_model(
     momentum: float,
     batch_size: int = 32,
     seed: int = 0,
+    cached: dict[str, Tensor] | None = None,
 ) -> TrainHistory:
-    """Train in place; on return ``model`` holds the weights of the best-validation epoch."""
+    """Train in place; on return ``model`` holds the weights of the best-validation epoch.
+
+    ``cached``: backbone features of the ``train`` and ``val`` splits (frozen backbone only);
+    computed here when not given.
+    """
     generator = torch.Generator().manual_seed(seed)
     model.to(device)
     params = model.head.parameters() if not backbone.trainable else model.parameters()
@@ -90,8 +95,13 @@ def train_model(
     history = TrainHistory()
     best_state, best_acc = None, -1.0
     if not backbone.trainable:
-        train_x = extract_features(model.backbone, data.train, backbone.input_size, device, "train features")
-        val_x = extract_features(model.backbone, data.val, backbone.input_size, device, "val features")
+        cached = cached or {}
+        train_x = cached.get("train")
+        if train_x is None:
+            train_x = extract_features(model.backbone, data.train, backbone.input_size, device, "train features")
+        val_x = cached.get("val")
+        if val_x is None:
+            val_x = extract_features(model.backbone, data.val, backbone.input_size, device, "val features")
     for _ in tqdm(range(epochs), desc="epochs", leave=False):
         model.train()
         if not backbone.trainable:
