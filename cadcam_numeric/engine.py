@@ -35,7 +35,7 @@ from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.head import Head, parse_head
 from cadcam_numeric.svm import SVMHead, parse_svm
 
-__all__ = ["CAMResult", "Method", "PositionGradients", "explain", "position_gradients"]
+__all__ = ["CAMResult", "Method", "PositionGradients", "TargetScores", "explain", "position_gradients", "target_scores"]
 
 Method = Literal["grad-cam", "xgrad-cam", "hires-cam"]
 METHODS = ("grad-cam", "xgrad-cam", "hires-cam")
@@ -307,3 +307,36 @@ def explain(
             result.update(svm=torch.relu(signed[:, 1 + b]), svm_weights=weights[:, 1 + b])
     result.update(extra)
     return CAMResult(**result)
+
+
+@dataclass(frozen=True)
+class TargetScores:
+    """Forward-only outputs: logits (N, C), PCA scores (N, B), SVM class scores (N, C_svm)."""
+
+    logits: Tensor
+    pca_scores: Tensor | None
+    svm_scores: Tensor | None
+
+
+def target_scores(
+    features: Tensor,
+    head: nn.Module,
+    pca: PCA | PCALayer | None = None,
+    pca_after: int | None = None,
+    svm: object | SVMHead | None = None,
+    *,
+    channels_last: bool = False,
+) -> TargetScores:
+    """The quantities the maps explain, without any gradient: y, p = Vᵀ(q_l − u), a_c(p)."""
+    features = _check_features(features, None)
+    parsed = parse_head(head, features, channels_last=channels_last)
+    fwd = forward_dense(parsed.flatten(features), parsed.layers)
+    scores = svm_scores = None
+    if pca is not None:
+        if pca_after is None or not 1 <= pca_after <= len(parsed.layers):
+            raise CadcamInputError(f"pca_after: expected 1..{len(parsed.layers)}, got {pca_after!r}")
+        layer = pca_layer_from_sklearn(pca, int(parsed.layers[pca_after - 1].weight.shape[0]), features)
+        scores = layer.scores(fwd.outputs[pca_after - 1])
+        if svm is not None:
+            svm_scores = parse_svm(svm, features).class_scores(scores)
+    return TargetScores(fwd.outputs[-1], scores, svm_scores)

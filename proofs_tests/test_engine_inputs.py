@@ -184,8 +184,12 @@ def test_prediction_ties_follow_scikit_learn(kind):
     x = rng.normal(size=(40, 2))
     n_classes = 3 if kind in ("ovr", "svc3") else 2
     y = np.arange(40) % n_classes
-    est = {"svc": SVC(kernel="linear"), "linearsvc": LinearSVC(), "ovr": OneVsRestClassifier(SVC(kernel="linear")),
-           "svc3": SVC(kernel="linear")}[kind].fit(x, y)
+    est = {
+        "svc": SVC(kernel="linear"),
+        "linearsvc": LinearSVC(),
+        "ovr": OneVsRestClassifier(SVC(kernel="linear")),
+        "svc3": SVC(kernel="linear"),
+    }[kind].fit(x, y)
     head = parse_svm(est, torch.zeros((), dtype=torch.float64))
     for block in head.blocks:  # force every decision to exactly 0
         block.dual_coef.zero_()
