@@ -22,7 +22,7 @@ def test_feature_map_rows_are_orthogonal_and_top_rank_reconstructs_s():
     off = gram - torch.diag_embed(torch.diagonal(gram, dim1=1, dim2=2))
     assert float(off.abs().max()) < 1e-10 * float(gram.abs().max())
     torch.testing.assert_close(u @ fmaps, s, rtol=1e-10, atol=1e-10)  # U'F* = S* when p = rank
-    top2, u2 = decompose(s, p=2)
+    top2, _ = decompose(s, p=2)
     torch.testing.assert_close(top2, fmaps[:, :2])
 
 
