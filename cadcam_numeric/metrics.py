@@ -86,7 +86,7 @@ def deletion_insertion(
 
 def pointing_game(saliency: Tensor, boxes: Tensor) -> Tensor:
     """Hit (True) when the map's maximum (first in row-major order on ties) lies in the box: (N,)."""
-    n, h, w = saliency.shape
+    n, _, w = saliency.shape
     flat = saliency.reshape(n, -1).argmax(1)
     y, x = flat // w, flat % w
     b = boxes.to(flat.device)
