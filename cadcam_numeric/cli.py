@@ -145,6 +145,32 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from cadcam_numeric.pipeline.evaluate import run_evaluation
+
+    summary = run_evaluation(
+        Path(args.bundle),
+        Path(args.out),
+        data=args.data,
+        n=args.n,
+        steps=args.steps,
+        svm=args.svm,
+        seed=args.seed,
+        device=args.device,
+        weights=args.weights,
+        correct_only=not args.all_images,
+    )
+    kept = "correctly classified" if summary["correct_only"] else "all"
+    print(
+        f"{summary['images']} {kept} images of {summary['data']} (CNN accuracy {summary['cnn_accuracy']:.3f} "
+        f"over {summary['candidates']} candidates), {summary['seconds']:.0f} s\n"
+    )
+    print(Path(summary["files"]["md"]).read_text())
+    for name, path in summary["files"].items():
+        print(f"{name:7} {path}")
+    return 0
+
+
 def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output directory (created; files are written whole)")
     p.add_argument(
@@ -196,6 +222,26 @@ def main(argv: list[str] | None = None) -> int:
     exp.add_argument("--weights", default=None, help="VGG16 weights file, if it moved since training")
     exp.add_argument("--device", default=None)
     exp.set_defaults(func=_explain)
+    ev = sub.add_parser("evaluate", help="method x metric table (deletion/insertion AUC, pointing game, IoU)")
+    ev.add_argument("--bundle", required=True, help="bundle directory written by demo/train")
+    ev.add_argument("--out", required=True, help="output directory")
+    ev.add_argument(
+        "--data",
+        default="localisation",
+        help="localisation (digits in cluttered canvases, exact boxes; default) or any --data source",
+    )
+    ev.add_argument("--n", type=int, default=100, help="number of images (default: %(default)s)")
+    ev.add_argument("--steps", type=int, default=16, help="deletion/insertion steps (default: %(default)s)")
+    ev.add_argument("--svm", default=None, help="which SVM of the bundle (default: the bundle's default)")
+    ev.add_argument(
+        "--all-images",
+        action="store_true",
+        help="keep misclassified images too (default: correct predictions only, as Decom-CAM)",
+    )
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--weights", default=None, help="VGG16 weights file, if it moved since training")
+    ev.add_argument("--device", default=None)
+    ev.set_defaults(func=_evaluate)
     der = sub.add_parser("derive", help="prove, regenerate cadcam_numeric/generated and check it")
     der.set_defaults(func=_derive)
     ver = sub.add_parser("verify", help="check the generated code against PyTorch autograd")

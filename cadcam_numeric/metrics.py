@@ -52,7 +52,8 @@ def deletion_insertion(
 ) -> Curves:
     """Deletion and insertion curves for ``images`` (N, C, H, W) ordered by ``saliency`` (N, H, W).
 
-    ``score(x)`` maps a batch of images to one score each (e.g. the target-class probability);
+    ``score(x, index)`` maps a batch of images, and the index of the original image each row comes
+    from, to one score each (e.g. the probability of that image's target class);
     ``baseline`` (N, C, H, W) is what removed pixels become (a blurred copy, or zeros). Ties in
     the map are broken by pixel index (stable sort), so curves are reproducible.
     """
@@ -74,10 +75,12 @@ def deletion_insertion(
         del_scores.append(torch.where(chosen, baseline, images))
         ins_scores.append(torch.where(chosen, images, baseline))
 
+    which = torch.arange(n, device=images.device).repeat_interleave(steps + 1)
+
     def run(stack: list[Tensor]) -> Tensor:
         batch = torch.stack(stack, 1).reshape(-1, c, h, w)
-        out = torch.cat([score(batch[i : i + batch_size]) for i in range(0, len(batch), batch_size)])
-        return out.reshape(n, steps + 1)
+        out = [score(batch[i : i + batch_size], which[i : i + batch_size]) for i in range(0, len(batch), batch_size)]
+        return torch.cat(out).reshape(n, steps + 1)
 
     deletion, insertion = run(del_scores), run(ins_scores)
     x = torch.tensor(counts, dtype=deletion.dtype, device=deletion.device) / hw

@@ -9,7 +9,7 @@ import torch
 from cadcam_numeric.metrics import box_from_map, deletion_insertion, iou, localisation_hits, pointing_game
 
 
-def sum_model(x: torch.Tensor) -> torch.Tensor:
+def sum_model(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """Score = sum of all pixels."""
     return x.flatten(1).sum(1)
 

@@ -187,3 +187,57 @@ def test_vgg16_pipeline_on_an_image_folder(tmp_path, layer):
     bundle = load_bundle(out / "bundle")
     assert bundle.backbone.name == "vgg16" and bundle.backbone.head_pooling == (layer == "conv")
     assert np.load(out / "fig8_maps.npz")["gradcam"].shape[-2:] == (64, 64)
+
+
+def test_localisation_set_boxes_are_exact_and_seeded():
+    from cadcam_numeric.pipeline.localisation import make_localisation_set, scale_boxes
+
+    s = make_localisation_set(20, canvas=40, scales=(4,), seed=3)
+    again = make_localisation_set(20, canvas=40, scales=(4,), seed=3)
+    assert torch.equal(s.images.images, again.images.images) and torch.equal(s.boxes, again.boxes)
+    for img, box in zip(s.images.images[:, 0].numpy(), s.boxes.tolist(), strict=True):
+        x0, y0, x1, y1 = box
+        assert 0 <= x0 < x1 <= 40 and 0 <= y0 < y1 <= 40
+        inside = img[y0:y1, x0:x1]
+        assert inside.max() >= 0.9 * img.max()  # the brightest ink is the digit's, inside its box
+        assert (img[y0:y1, x0] > 60).any() and (img[y0:y1, x1 - 1] > 60).any()  # tight in x
+    assert scale_boxes(torch.tensor([[5, 5, 15, 20]]), 40, 32).tolist() == [[4, 4, 12, 16]]
+
+
+def test_evaluate_command_covers_every_method(trained, tmp_path, capsys):
+    out = tmp_path / "eval"
+    assert (
+        main(["evaluate", "--bundle", str(trained[3]), "--out", str(out), "--n", "6", "--steps", "4", "--all-images"])
+        == 0
+    )
+    rows = (out / "evaluation.csv").read_text().splitlines()
+    assert (
+        rows[0] == "method,deletion_auc,insertion_auc,insertion_minus_deletion,pointing_game,mean_iou,iou_at_least_0_5"
+    )
+    names = [r.split(",")[0] for r in rows[1:]]
+    assert len(names) == 3 * (1 + 1 + 6) + 3  # 3 variants x (class, SVM, 3 PCA x 2 signs) + Eigen x2 + Decom
+    for expected in ("Grad-CAM (class)", "SVM-HiRes-CAM", "PCA-XGrad-CAM P3-", "Eigen-CAM", "Decom-CAM (class)"):
+        assert expected in names
+    assert (out / "evaluation_curves.png").is_file() and (out / "evaluation.md").is_file()
+    digits = tmp_path / "eval_digits"
+    assert (
+        main(
+            [
+                "evaluate",
+                "--bundle",
+                str(trained[3]),
+                "--out",
+                str(digits),
+                "--data",
+                "digits",
+                "--n",
+                "4",
+                "--steps",
+                "2",
+                "--all-images",
+            ]
+        )
+        == 0
+    )
+    assert "pointing_game" not in (digits / "evaluation.csv").read_text().splitlines()[0]  # no boxes there
+    assert main(["evaluate", "--bundle", str(trained[3]), "--out", str(out), "--svm", "nope"]) == 2
