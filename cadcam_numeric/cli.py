@@ -121,7 +121,20 @@ def _run_pipeline(args: argparse.Namespace, data: str) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    return _run_pipeline(args, "digits")
+    status = _run_pipeline(args, "digits")
+    if status != 0 or args.no_report:
+        return status
+    try:
+        from reports.build import build_report
+    except ImportError as exc:  # pragma: no cover - sympy/jinja2 are dependencies
+        print(f"report skipped: {exc}", file=sys.stderr)
+        return 0
+    out = Path(args.out)
+    build = build_report(
+        out / "report", bundle=out / "bundle", command=f"cadcam report --bundle {out / 'bundle'} --out {out / 'report'}"
+    )
+    print(f"\nreport: {build.message}")
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -143,6 +156,37 @@ def _explain(args: argparse.Namespace) -> int:
     for name, path in written.items():
         print(f"{name:6} {path}")
     return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    try:
+        from reports.build import build_report
+        from reports.spec import SpecError, load_spec
+    except ImportError as exc:
+        print(f"cadcam report needs the derivation dependencies (sympy, jinja2): {exc}", file=sys.stderr)
+        return 2
+    try:
+        spec = load_spec(Path(args.spec)) if args.spec else None
+    except SpecError as exc:
+        raise CadcamInputError(str(exc)) from exc
+    if args.bundle and not (Path(args.bundle) / "bundle.json").is_file():
+        raise CadcamInputError(f"bundle: {args.bundle} has no bundle.json (not a cadcam bundle)")
+    command = (
+        "cadcam report"
+        + (f" --spec {args.spec}" if args.spec else "")
+        + (f" --bundle {args.bundle}" if args.bundle else "")
+        + f" --out {args.out}"
+    )
+    build = build_report(
+        Path(args.out),
+        spec,
+        Path(args.bundle) if args.bundle else None,
+        verify=not args.no_verify,
+        cases=args.cases,
+        command=command,
+    )
+    print(build.message)
+    return 0 if build.pdf is not None else 3
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -200,8 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="cadcam", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo = sub.add_parser("demo", help="the whole pipeline on the embedded digits (no download)")
+    demo = sub.add_parser("demo", help="the whole pipeline on the embedded digits (no download), then the report")
     _add_pipeline_options(demo)
+    demo.add_argument("--no-report", action="store_true", help="skip building the derivation report")
     demo.set_defaults(func=_demo)
     trn = sub.add_parser("train", help="the whole pipeline on a data source")
     trn.add_argument(
@@ -242,6 +287,13 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--weights", default=None, help="VGG16 weights file, if it moved since training")
     ev.add_argument("--device", default=None)
     ev.set_defaults(func=_evaluate)
+    rep = sub.add_parser("report", help="LaTeX/PDF derivation report (exit 3 when LaTeX is missing: .tex only)")
+    rep.add_argument("--out", required=True, help="output directory for report.tex / report.pdf")
+    rep.add_argument("--spec", default=None, help="JSON architecture spec (default: the bundle's, else the paper's)")
+    rep.add_argument("--bundle", default=None, help="bundle directory: adds its architecture, Table 3 and figures")
+    rep.add_argument("--no-verify", action="store_true", help="skip the autograd verification table")
+    rep.add_argument("--cases", type=int, default=20, help="random cases per verified function")
+    rep.set_defaults(func=_report)
     der = sub.add_parser("derive", help="prove, regenerate cadcam_numeric/generated and check it")
     der.set_defaults(func=_derive)
     ver = sub.add_parser("verify", help="check the generated code against PyTorch autograd")

@@ -122,13 +122,18 @@ def _jacobian(module: nn.Module, x: Tensor) -> Tensor:
     return torch.stack(grads, dim=1)
 
 
-def _chain_rows(cases: int, gen: torch.Generator) -> list[VerificationRow]:
-    names = sorted(ACTIVATIONS)
-    dy = _Accumulator("chain: dy/dx (Grad-CAM, Eq. 9)", "autograd through the torch head")
-    dp = _Accumulator("chain: dp/dx (PCA-Grad-CAM, Eq. 13)", "autograd through head + PCA module")
+def _chain_rows(
+    cases: int, gen: torch.Generator, activation: str | None = None, kernel: str | None = None
+) -> list[VerificationRow]:
+    """Random 4-layer heads; with ``activation``/``kernel`` every hidden layer / the SVM use those."""
+    names = sorted(ACTIVATIONS) if activation is None else [activation]
+    prefix = "chain" if activation is None else f"this spec ({activation}, {kernel})"
+    kernels = KERNELS if kernel is None else {kernel: KERNELS[kernel]}
+    dy = _Accumulator(f"{prefix}: dy/dx (Grad-CAM, Eq. 9)", "autograd through the torch head")
+    dp = _Accumulator(f"{prefix}: dp/dx (PCA-Grad-CAM, Eq. 13)", "autograd through head + PCA module")
     da = {
-        k: _Accumulator(f"chain: da/dx (SVM-Grad-CAM, Eq. 15), {k}", "autograd through head + PCA + SVM")
-        for k in KERNELS
+        k: _Accumulator(f"{prefix}: da/dx (SVM-Grad-CAM, Eq. 15), {k}", "autograd through head + PCA + SVM")
+        for k in kernels
     }
     for case in range(cases):
         widths = [2 * 2 * 2, 7, 5, 4, 3]
@@ -155,7 +160,7 @@ def _chain_rows(cases: int, gen: torch.Generator) -> list[VerificationRow]:
         jac = pca.jacobian().expand(3, *pca.jacobian().shape)
         dp.add(pullback(jac, layers, fwd, pca_after), _jacobian(ref_pca, features))
         p = pca.scores(fwd.outputs[pca_after - 1])
-        for kname, kcode in KERNELS.items():
+        for kname, kcode in kernels.items():
             s = torch.randn(4, 2, generator=gen, dtype=torch.float64)
             dual = torch.randn(2, 4, generator=gen, dtype=torch.float64)
             params = {key: _draw(info, gen) for key, info in kcode.parameters.items()}
@@ -167,9 +172,18 @@ def _chain_rows(cases: int, gen: torch.Generator) -> list[VerificationRow]:
     return [dy.row(), dp.row(), *(a.row() for a in da.values())]
 
 
-def verify_all(cases: int = 20, seed: int = 0) -> list[VerificationRow]:
-    """Every generated function and the composed chain against autograd; ``cases`` random draws each."""
+def verify_all(
+    cases: int = 20, seed: int = 0, spec_activation: str | None = None, spec_kernel: str | None = None
+) -> list[VerificationRow]:
+    """Every generated function and the composed chain against autograd; ``cases`` random draws each.
+
+    With ``spec_activation`` and ``spec_kernel`` the composed chain is also checked on heads built
+    from exactly that activation and kernel (the architecture a report describes).
+    """
     if cases < 1:
         raise ValueError(f"cases must be >= 1, got {cases}")
     gen = torch.Generator().manual_seed(seed)
-    return _activation_rows(cases, gen) + _kernel_rows(cases, gen) + _chain_rows(cases, gen)
+    rows = _activation_rows(cases, gen) + _kernel_rows(cases, gen) + _chain_rows(cases, gen)
+    if spec_activation is not None and spec_kernel is not None:
+        rows += _chain_rows(cases, gen, spec_activation, spec_kernel)
+    return rows

@@ -107,7 +107,7 @@ def test_missing_files_are_refused(trained, tmp_path):
 
 
 def test_demo_command_writes_everything(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path / "demo"), "--epochs", "2"]) == 0
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--epochs", "2", "--no-report"]) == 0
     out = tmp_path / "demo"
     for name in (
         "table3.csv",

@@ -1,4 +1,4 @@
-"""The LaTeX derivation report (issue 6): templates and the builder live here.
+"""The LaTeX/PDF derivation report: ``cadcam report`` (templates in ``reports/templates``).
 
 Data flows one way: ``derivations`` and ``cadcam_numeric`` produce, ``reports`` reads them.
 """

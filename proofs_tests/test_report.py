@@ -1,0 +1,121 @@
+"""The derivation report: PDF contents, reproducibility, drift against the committed copy, spec changes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from cadcam_numeric.cli import main
+from reports.build import build_report, render_tex
+from reports.drift import EXPECTED, comparable
+from reports.spec import ReportSpec
+
+HAVE_LATEX = shutil.which("latexmk") is not None and shutil.which("pdftotext") is not None
+needs_latex = pytest.mark.skipif(
+    not HAVE_LATEX,
+    reason="LaTeX/poppler not installed (apt-get install "
+    "texlive-latex-base texlive-latex-recommended latexmk poppler-utils)",
+)
+
+
+@pytest.fixture(scope="module")
+def demo_with_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    assert main(["demo", "--out", str(out), "--epochs", "1"]) == 0
+    return out
+
+
+def pdf_text(path) -> str:
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True).stdout
+
+
+@needs_latex
+def test_demo_ends_with_a_pdf_holding_theorems_verification_and_every_caption(demo_with_report):
+    pdf = demo_with_report / "report" / "report.pdf"
+    assert pdf.is_file()
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+    pages = int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")))
+    assert 10 <= pages <= 30
+    text = " ".join(
+        pdf_text(pdf).replace("_", " ").replace("\u2019", "'").split()
+    )  # pdftotext reads \_ in \texttt as a space
+    for needle in (
+        "Theorem 1",
+        "RBF degree of effect vanishes near and far",
+        "Theorem 2",
+        "peaks at d* = 1/sqrt(2 gamma)",
+        "Erratum",
+        "Extension (poly kernel)",
+        "Verification of the generated code",
+        "max abs",
+        "max rel",
+        "activations.relu_derivative",
+        "this spec (relu, rbf)",
+        "Table 3",
+        "Degree of effect (the paper's Fig. 4)",
+        "Contribution ratio of each principal component",
+        "PCA scores (p1 , p2 , p3 ) coloured by true class",
+        "Validation accuracy per training epoch",
+        "Maps for one test image per class",
+        "small_vgg",
+        "Block Jacobians",
+        "Composed chains",
+    ):
+        assert needle.replace("_", " ") in text, needle
+    assert "Theorem 1 (RBF degree of effect vanishes near and far)" in text and "(Theorem 1" not in text
+    assert "FAIL" not in text and "NOT PROVED" not in text
+
+
+def test_tex_is_reproducible_with_source_date_epoch(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")
+    a = render_tex(out=tmp_path / "a", verify=False)
+    b = render_tex(out=tmp_path / "b", verify=False)
+    assert a == b and "1970-01-01 00:00 UTC" in a
+
+
+def test_tex_of_the_default_spec_matches_the_committed_copy(tmp_path, monkeypatch):
+    """Drift test. After an intended change: `python -m reports expected` and commit the file."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")
+    fresh = comparable(render_tex(out=tmp_path, verify=False))
+    committed = EXPECTED.read_text(encoding="utf-8")
+    if fresh != committed:
+        import difflib
+
+        diff = "".join(difflib.unified_diff(committed.splitlines(True), fresh.splitlines(True), "committed", "fresh"))
+        pytest.fail(f"report drifted from {EXPECTED} (run `python -m reports expected` if intended):\n{diff[:4000]}")
+
+
+def test_changing_activation_and_kernel_changes_derivations_and_verification(tmp_path):
+    relu = render_tex(ReportSpec(), tmp_path / "relu", verify=True, cases=2)
+    sig = render_tex(
+        ReportSpec(activation="sigmoid", svm_kernel="poly", svm_params={"gamma": 0.5, "coef0": 1.0, "degree": 3}),
+        tmp_path / "sig",
+        verify=True,
+        cases=2,
+    )
+    assert r"\sigma\!\left(z\right)" in sig.split(r"\subsection*{Blocks")[0]
+    assert "this spec (sigmoid, poly)" in sig and "this spec (relu, rbf)" in relu
+    assert "this spec (relu, rbf)" not in sig
+    assert r"\texttt{poly} kernel" in sig and r"\texttt{rbf} kernel" in relu
+    assert "gamma=0.5" in sig.replace("$", "").replace(r"\gamma", "gamma")
+
+
+def test_missing_latex_leaves_the_tex_and_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    build = build_report(tmp_path, verify=False)
+    assert build.pdf is None and build.tex.is_file()
+    assert "apt-get install -y --no-install-recommends texlive-latex-base" in build.message
+
+
+def test_report_command_bad_inputs(tmp_path, capsys):
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"activation": "swishy"}))
+    assert main(["report", "--spec", str(spec), "--out", str(tmp_path / "r"), "--no-verify"]) == 2
+    assert "spec.activation: 'swishy' is not in the catalogue" in capsys.readouterr().err
+    spec.write_text(json.dumps({"layers": 3}))
+    assert main(["report", "--spec", str(spec), "--out", str(tmp_path / "r")]) == 2
+    assert "unknown fields ['layers']" in capsys.readouterr().err
+    assert main(["report", "--bundle", str(tmp_path), "--out", str(tmp_path / "r")]) == 2

@@ -1,0 +1,436 @@
+"""Build the derivation report: derivations → LaTeX (``report.tex``) → PDF (latexmk/pdflatex).
+
+Data flows one way: this module reads ``derivations`` (the symbolic proofs, theorems and
+catalogue) and ``cadcam_numeric`` (the verification run and, with a bundle, the pipeline's
+outputs); neither imports it. With ``SOURCE_DATE_EPOCH`` set the ``.tex`` is byte-identical
+between builds on the same machine (the verification numbers depend on the CPU's floating point,
+so the drift test compares a build without them).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+import sympy as sp
+
+from reports.spec import DEFAULT_SPEC, ReportSpec
+
+__all__ = ["LATEX_PACKAGES", "ReportBuild", "build_report", "render_tex"]
+
+TEMPLATES = Path(__file__).parent / "templates"
+LATEX_PACKAGES = "texlive-latex-base texlive-latex-recommended latexmk"
+LONG = 90  # LaTeX longer than this is scaled to the line width
+
+
+@dataclass
+class ReportBuild:
+    tex: Path
+    pdf: Path | None
+    message: str
+
+
+_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "|": r"\textbar{}",
+    "/": r"/\allowbreak{}",
+}
+
+
+def tex_escape(text: object) -> str:
+    """Plain text for LaTeX: special characters escaped; '/' may break a line (long identifiers)."""
+    return "".join(_ESCAPES.get(ch, ch) for ch in str(text))
+
+
+def _fit(latex: str) -> str:
+    """Long formulas are shrunk to the line width instead of overflowing the page (never enlarged)."""
+    if len(latex) <= LONG:
+        return latex
+    return r"\resizebox{\ifdim\width>0.85\linewidth 0.85\linewidth\else\width\fi}{!}{$\displaystyle " + latex + "$}"
+
+
+def latex_of(expr: sp.Expr) -> str:
+    """SymPy LaTeX for display: long constants to 10 digits, parameter names upright (not subscripts)."""
+    expr = expr.xreplace({f: sp.Float(f, 10) for f in expr.atoms(sp.Float)})
+    names = {
+        sym: r"\mathrm{" + sym.name.replace("_", r"\_") + "}"
+        for sym in expr.free_symbols
+        if "_" in sym.name or sym.name in ("coef0", "degree", "threshold", "beta", "alpha")
+    }
+    names.update({sym: r"\beta" for sym in expr.free_symbols if sym.name == "beta"})
+    names.update({sym: r"\alpha" for sym in expr.free_symbols if sym.name == "alpha"})
+    return sp.latex(expr, symbol_names=names)
+
+
+def _date() -> str:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    when = dt.datetime.fromtimestamp(int(epoch), dt.UTC) if epoch else dt.datetime.now(dt.UTC)
+    return when.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _fig4(path: Path, gamma: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    d_star = 1 / np.sqrt(2 * gamma)
+    d = np.linspace(0, 4 * d_star * 2, 600)
+    fig, ax = plt.subplots(figsize=(6, 3.4), layout="constrained")
+    for g, style in ((gamma / 4, ":"), (gamma, "-"), (4 * gamma, "--")):
+        ax.plot(d, 2 * g * d * np.exp(-g * d**2), style, label=rf"$\gamma$ = {g:g}")
+    ax.axvline(d_star, color="tab:red", lw=0.8)
+    ax.plot(
+        [d_star],
+        [np.sqrt(2 * gamma) * np.exp(-0.5)],
+        "o",
+        color="tab:red",
+        label=rf"$d^*=1/\sqrt{{2\gamma}}$ = {d_star:.3f}",
+    )
+    ax.set(xlabel=r"$d=\|\mathbf{p}_i-\mathbf{p}\|$", ylabel=r"$E(d)$", title="Degree of effect of a support vector")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def _activation_latex(name: str) -> dict[str, str]:
+    from derivations.activations import activation_by_name
+
+    a = activation_by_name(name)
+    kinks = ", ".join(f"$f'({latex_of(x)})={latex_of(y)}$" for x, y in a.kink_derivatives)
+    return {
+        "name": name,
+        "forward": _fit(latex_of(a.forward)),
+        "derivative": _fit(latex_of(a.derivative)),
+        "derivative_short": _fit(latex_of(a.derivative.subs(sp.Symbol("z", real=True), sp.Symbol(r"\delta")))),
+        "kinks": kinks,
+        "latex_name": a.latex_name,
+        "torch": a.torch_module,
+    }
+
+
+def _context(
+    spec: ReportSpec, verify: bool, cases: int, seed: int, bundle: Path | None, out: Path, command: str
+) -> dict[str, object]:
+    import sklearn
+    import torch
+
+    from cadcam_numeric import __version__
+    from cadcam_numeric.generated import CATALOGUE_SHA256
+    from derivations.activations import ACTIVATIONS
+    from derivations.kernels import KERNELS, kernel_by_name
+    from derivations.prove_all import all_proofs
+    from derivations.table2 import TABLE2_CASES, prove_table2_case
+    from derivations.theorems import all_theorems
+
+    t, m, n = spec.feature_maps
+    m2, n2 = (m // 2, n // 2) if spec.pooling_in_head else (m, n)
+    widths = [t * m2 * n2, *spec.widths, spec.classes]
+    act = _activation_latex(spec.activation)
+    layers = [
+        {
+            "index": i,
+            "inp": widths[i - 1],
+            "out": widths[i],
+            "pca": i == spec.pca_after,
+            "activation_latex": act["latex_name"] if i <= len(spec.widths) else r"\mathrm{id}",
+        }
+        for i in range(1, len(widths))
+    ]
+    kernel = kernel_by_name(spec.svm_kernel)
+    grad = (
+        r"k'(\mathbf p_i^\top\mathbf p)\,\mathbf p_i^\top"
+        if kernel.kind == "dot_product"
+        else r"2k'(\lVert\mathbf p_i-\mathbf p\rVert^2)\,(\mathbf p-\mathbf p_i)^\top"
+    )
+    big_l = len(widths) - 1
+    chain_cls = r"W_{%d}\," % big_l + r"\,".join(f"J_{{{i}}}" for i in range(big_l - 1, 1, -1)) + r"\,J_1^t"
+    chain_pca = (r"\operatorname{diag}(\boldsymbol\lambda)^{-1/2}" if spec.whiten else "") + r"V^\top\,"
+    chain_pca += r"\,".join(f"J_{{{i}}}" for i in range(spec.pca_after, 1, -1)) + r"\,J_1^t"
+    proofs = []
+    for r in all_proofs():
+        if r.name.startswith("table2/"):
+            continue
+        proofs.append(
+            {
+                "name": tex_escape(r.name),
+                "statement": tex_escape(r.statement),
+                "result": ("proved" if r.holds else r"\textcolor{red}{NOT PROVED}") + f" ({tex_escape(r.method)})",
+            }
+        )
+    table2 = []
+    method = ""
+    for case in TABLE2_CASES:
+        res = prove_table2_case(case)
+        method = "generic-$f$ chain identity + activation lemma, " + ("all hold" if res.holds else "FAILED")
+        table2.append({"name": tex_escape(case.name), "latex": _fit(case.latex())})
+    theorems = []
+    for th in all_theorems():
+        env = (
+            "erratum" if th.key.startswith("erratum") else "extension" if th.key.startswith("extension") else "theorem"
+        )
+        theorems.append(
+            {
+                "env": env,
+                "title": tex_escape(th.title),
+                "statement": tex_escape(th.statement),
+                "statement_latex": th.statement_latex,
+                "holds": th.holds,
+                "steps": [
+                    {"description": tex_escape(s.description), "latex": _fit(s.latex), "holds": s.holds}
+                    for s in th.proof_steps
+                ],
+            }
+        )
+    verification, passed = [], 0
+    if verify:
+        from cadcam_numeric.verify import verify_all
+
+        for row in verify_all(cases=cases, seed=seed, spec_activation=spec.activation, spec_kernel=spec.svm_kernel):
+            passed += row.passed
+            verification.append(
+                {
+                    "function": tex_escape(row.function),
+                    "dtype": row.dtype,
+                    "cases": row.cases,
+                    "max_abs": f"{row.max_abs_error:.1e}",
+                    "max_rel": f"{row.max_rel_error:.1e}",
+                    "result": "pass" if row.passed else r"\textcolor{red}{FAIL}",
+                }
+            )
+    gamma = spec.gamma
+    _fig4(out / "fig4_degree_of_effect.png", gamma)
+    params = ", ".join(f"${sp.latex(sp.Symbol(k))}={v:g}$" for k, v in spec.svm_params.items())
+    return {
+        "spec_name": tex_escape(spec.name),
+        "date": _date(),
+        "T": t,
+        "M": m,
+        "N": n,
+        "M2": m2,
+        "N2": n2,
+        "pooling_in_head": spec.pooling_in_head,
+        "D0": widths[0],
+        "layers": layers,
+        "B": spec.n_components,
+        "pca_after": spec.pca_after,
+        "pca_latex": (r"\operatorname{diag}(\boldsymbol\lambda)^{-1/2}" if spec.whiten else "")
+        + r"V^\top(\mathbf q_{%d}-\mathbf u)" % spec.pca_after,
+        "pca_jacobian_latex": (r"\operatorname{diag}(\boldsymbol\lambda)^{-1/2}" if spec.whiten else "") + r"V^\top",
+        "svm_input": "standardised PCA scores" if spec.standardised_scores else "the PCA scores",
+        "kernel_name": kernel.name,
+        "kernel_latex": kernel.latex,
+        "kernel_params": params,
+        "kernel_gradient_latex": grad,
+        "kernel_profile": latex_of(kernel.profile),
+        "kernel_profile_derivative": latex_of(kernel.profile_derivative),
+        "kernel_variable": r", $u=\mathbf p_i^\top\mathbf p$"
+        if kernel.kind == "dot_product"
+        else r", $u=\lVert\mathbf p_i-\mathbf p\rVert^2$",
+        "activation": act,
+        "block_proofs": proofs,
+        "chain_gradcam": chain_cls,
+        "chain_pca": chain_pca,
+        "table2": table2,
+        "table2_method": method,
+        "theorems": theorems,
+        "gamma": f"{gamma:g}",
+        "d_star": f"{1 / (2 * gamma) ** 0.5:.4f}",
+        "e_max": f"{(2 * gamma) ** 0.5 * 0.6065306597:.4f}",
+        "verification": verification,
+        "verify_cases": cases,
+        "verify_seed": seed,
+        "verify_passed": passed,
+        "verify_total": len(verification),
+        "bundle": _bundle_context(bundle, out) if bundle is not None else None,
+        "versions": {
+            "cadcam": __version__,
+            "sympy": sp.__version__,
+            "torch": torch.__version__,
+            "sklearn": sklearn.__version__,
+        },
+        "catalogue_short": CATALOGUE_SHA256[:16],
+        "spec_hash_short": spec.sha256()[:16],
+        "command": tex_escape(command),
+        "catalogue": [
+            {
+                "name": tex_escape(a.name),
+                "torch": tex_escape(a.torch_module),
+                "forward": _fit(latex_of(a.forward)),
+                "derivative": _fit(latex_of(a.derivative)),
+            }
+            for a in ACTIVATIONS
+        ],
+        "kernels": [
+            {
+                "name": k.name,
+                "latex": k.latex,
+                "profile": latex_of(k.profile),
+                "derivative": latex_of(k.profile_derivative),
+                "variable": r"$u=\mathbf s^\top\mathbf p$"
+                if k.kind == "dot_product"
+                else r"$u=\lVert\mathbf s-\mathbf p\rVert^2$",
+            }
+            for k in KERNELS
+        ],
+    }
+
+
+FIGURES = (
+    (
+        "fig6_contribution_ratios.png",
+        0.5,
+        "Contribution ratio of each principal component: the share (\\%) of the "
+        "variance of the dense layer's outputs on the training set that the component carries (the paper's Fig.~6).",
+    ),
+    (
+        "fig7_pca_scatter.png",
+        0.6,
+        "The test set's PCA scores $(p_1,p_2,p_3)$ coloured by true class (the paper's Fig.~7).",
+    ),
+    (
+        "fig5_validation_accuracy.png",
+        0.55,
+        "Validation accuracy per training epoch; the dashed line marks the epoch kept (best validation accuracy).",
+    ),
+    (
+        "fig8_maps.png",
+        1.0,
+        "Maps for one test image per class (the paper's Fig.~8 style). Columns: the image; Grad-CAM of the "
+        "CNN's predicted class; SVM-Grad-CAM of the SVM's predicted class; then for each principal component $b$ the "
+        "pair $P_b^{\\oplus}$ (evidence that raises $p_b$) and $P_b^{\\ominus}$ (evidence that lowers it), both drawn "
+        "on one colour scale $[0,\\nu_b]$ (Eq.~12) whose maximum the colour bar gives. Row labels: image, true class "
+        "and the two predictions.",
+    ),
+)
+
+
+def _bundle_context(bundle: Path, out: Path) -> dict[str, object]:
+    run_dir = Path(bundle).resolve().parent
+    table = run_dir / "table3.csv"
+    rows = []
+    if table.is_file():
+        with open(table, encoding="utf-8") as fh:
+            rows = [
+                {
+                    "model": tex_escape(r["model"]),
+                    "train": f"{float(r['train_macro_f1']):.3f}",
+                    "test": f"{float(r['test_macro_f1']):.3f}",
+                }
+                for r in csv.DictReader(fh)
+            ]
+    figures = []
+    for name, width, caption in FIGURES:
+        src = run_dir / name
+        if src.is_file():
+            shutil.copyfile(src, out / name)
+            figures.append({"file": name, "width": width, "caption": caption})
+    return {"path": tex_escape(str(bundle)), "table3": rows, "figures": figures}
+
+
+def render_tex(
+    spec: ReportSpec = DEFAULT_SPEC,
+    out: Path = Path("."),
+    verify: bool = True,
+    cases: int = 20,
+    seed: int = 0,
+    bundle: Path | None = None,
+    command: str = "cadcam report --out DIR",
+) -> str:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        block_start_string=r"\BLOCK{",
+        block_end_string="}",
+        variable_start_string=r"\VAR{",
+        variable_end_string="}",
+        comment_start_string=r"\#{",
+        comment_end_string="}",
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    return env.get_template("report.tex.j2").render(**_context(spec, verify, cases, seed, bundle, out, command))
+
+
+def spec_of_bundle(bundle: Path) -> ReportSpec:
+    """The architecture recorded in a bundle (feature-map shape from the backbone definition)."""
+    from cadcam_numeric.pipeline.backbones import build_backbone
+    from reports.spec import spec_from_bundle
+
+    doc = json.loads((Path(bundle) / "bundle.json").read_text(encoding="utf-8"))
+    bb = doc["backbone"]
+    shape = build_backbone(bb["name"], bb["feature_layer"], random_weights=True, input_size=bb["input_size"])
+    return spec_from_bundle(doc, (shape.channels, shape.feature_size, shape.feature_size))
+
+
+def build_report(
+    out: Path,
+    spec: ReportSpec | None = None,
+    bundle: Path | None = None,
+    verify: bool = True,
+    cases: int = 20,
+    seed: int = 0,
+    pdf: bool = True,
+    command: str = "cadcam report --out DIR",
+) -> ReportBuild:
+    """Write ``out/report.tex`` (atomically) and, when LaTeX is installed, ``out/report.pdf``.
+
+    The architecture is ``spec``, else the bundle's, else the paper's (``DEFAULT_SPEC``).
+    """
+    from cadcam_numeric.atomic import atomic_write_text
+
+    out = Path(out)
+    if spec is None:
+        spec = spec_of_bundle(bundle) if bundle is not None else DEFAULT_SPEC
+    tex = atomic_write_text(out / "report.tex", render_tex(spec, out, verify, cases, seed, bundle, command))
+    if not pdf:
+        return ReportBuild(tex, None, f"wrote {tex}")
+    latexmk = shutil.which("latexmk")
+    if latexmk is None or shutil.which("pdflatex") is None:
+        return ReportBuild(
+            tex,
+            None,
+            f"LaTeX is not installed, so only {tex} was written. Install it with "
+            f"`apt-get install -y --no-install-recommends {LATEX_PACKAGES}` and rerun "
+            f"(or run `latexmk -pdf report.tex` in {out}).",
+        )
+    env = dict(os.environ, FORCE_SOURCE_DATE="1")
+    result = subprocess.run(
+        [latexmk, "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-quiet", "report.tex"],
+        cwd=out,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    pdf_path = out / "report.pdf"
+    if result.returncode != 0 or not pdf_path.is_file():
+        log = (out / "report.log").read_text(errors="replace")[-3000:] if (out / "report.log").is_file() else ""
+        raise RuntimeError(f"pdflatex failed on {tex}:\n{result.stdout[-2000:]}\n{log}")
+    return ReportBuild(tex, pdf_path, f"wrote {tex} and {pdf_path}")
+
+
+def report_json(build: ReportBuild) -> str:
+    return json.dumps({"tex": str(build.tex), "pdf": str(build.pdf) if build.pdf else None})
