@@ -48,7 +48,7 @@ def test_demo_ends_with_a_pdf_holding_theorems_verification_and_every_caption(de
         "Theorem 2",
         "peaks at d* = 1/sqrt(2 gamma)",
         "Erratum",
-        "Extension (poly kernel)",
+        "Extension (poly kernel: no locality)",
         "Verification of the generated code",
         "max abs",
         "max rel",
@@ -65,7 +65,7 @@ def test_demo_ends_with_a_pdf_holding_theorems_verification_and_every_caption(de
         "Composed chains",
     ):
         assert needle.replace("_", " ") in text, needle
-    assert "Theorem 1 (RBF degree of effect vanishes near and far)" in text and "(Theorem 1" not in text
+    assert "Theorem 1 (RBF degree of effect vanishes near and far)" in text and "Theorem 1 (Theorem 1" not in text
     assert "FAIL" not in text and "NOT PROVED" not in text
 
 

@@ -13,6 +13,7 @@ import csv
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -189,10 +190,13 @@ def _context(
         env = (
             "erratum" if th.key.startswith("erratum") else "extension" if th.key.startswith("extension") else "theorem"
         )
+        # the environment already prints "Theorem 1" / "Erratum" / "Extension": keep the rest
+        title = re.sub(r"^Theorem \d+ \((.*)\)$", r"\1", th.title)
+        title = re.sub(r"^Extension \(([^)]*)\)", r"\1", re.sub(r"^Erratum: ", "", title))
         theorems.append(
             {
                 "env": env,
-                "title": tex_escape(th.title),
+                "title": tex_escape(title),
                 "statement": tex_escape(th.statement),
                 "statement_latex": th.statement_latex,
                 "holds": th.holds,
