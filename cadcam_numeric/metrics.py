@@ -24,7 +24,15 @@ from torch import Tensor
 
 from cadcam_numeric.errors import CadcamInputError
 
-__all__ = ["Curves", "box_from_map", "deletion_insertion", "iou", "localisation_hits", "pointing_game"]
+__all__ = [
+    "Curves",
+    "box_from_map",
+    "deletion_insertion",
+    "iou",
+    "localisation_hits",
+    "pointing_game",
+    "stratified_by_accuracy",
+]
 
 
 @dataclass(frozen=True)
@@ -128,3 +136,37 @@ def localisation_hits(saliency: Tensor, boxes: Tensor, threshold: float = 0.15) 
         ]
     )
     return ious, ious >= 0.5
+
+
+def stratified_by_accuracy(
+    values: np.ndarray, correct: np.ndarray, subset_size: int = 50, bins: int = 10, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Decom-CAM's stratified protocol: the metric on sub-test-sets of controlled model accuracy.
+
+    For accuracies a = 1/bins, 2/bins, …, 1 a sub-test-set of ``subset_size`` images holds
+    round(a · size) correctly and the rest wrongly classified images (drawn without replacement,
+    seeded). The metric (``values``, one per image) is averaged over the sub-set's *correct*
+    predictions only. Returns the accuracies, the metric at each, and the AUC of metric vs
+    accuracy (trapezoid over [1/bins, 1]). ``subset_size`` shrinks to what the images allow.
+    """
+    values, correct = np.asarray(values, dtype=np.float64), np.asarray(correct, dtype=bool)
+    if values.shape != correct.shape:
+        raise CadcamInputError("values and correct: expected one entry per image each")
+    right, wrong = np.flatnonzero(correct), np.flatnonzero(~correct)
+    size = min(subset_size, len(right), int(len(wrong) / (1 - 1 / bins)) if len(wrong) else 0)
+    if size < bins:
+        raise CadcamInputError(
+            f"correct: the protocol needs at least {bins} correct and {bins - 1} wrong predictions "
+            f"(got {len(right)} and {len(wrong)})"
+        )
+    rng = np.random.default_rng(seed)
+    accuracies = np.arange(1, bins + 1) / bins
+    metric = []
+    for a in accuracies:
+        k = round(a * size)
+        chosen = rng.choice(right, size=k, replace=False)
+        rng.choice(wrong, size=size - k, replace=False)  # the misclassified part of the sub-set
+        metric.append(float(values[chosen].mean()))
+    metric_arr = np.array(metric)
+    auc = float(np.sum((metric_arr[1:] + metric_arr[:-1]) * np.diff(accuracies) / 2))
+    return accuracies, metric_arr, auc

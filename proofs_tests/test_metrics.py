@@ -62,3 +62,21 @@ def test_box_from_map_and_iou():
         torch.from_numpy(np.stack([m, gauss[:10, :10]])), torch.tensor([[3, 2, 7, 5], [0, 0, 2, 2]])
     )
     assert ious[0] == 1.0 and hits.tolist() == [True, False]
+
+
+def test_stratified_protocol_by_hand():
+    from cadcam_numeric.errors import CadcamInputError
+    from cadcam_numeric.metrics import stratified_by_accuracy
+
+    correct = np.array([True] * 20 + [False] * 20)
+    values = np.where(correct, 2.0, 99.0)  # misclassified images must never count
+    acc, metric, auc = stratified_by_accuracy(values, correct, subset_size=10, bins=10)
+    assert acc.tolist() == [i / 10 for i in range(1, 11)]
+    assert metric.tolist() == [2.0] * 10
+    assert auc == pytest.approx(2.0 * 0.9)  # constant 2 over [0.1, 1]
+    ramp = np.where(correct, np.arange(40), 0.0)
+    _, m1, _ = stratified_by_accuracy(ramp, correct, 10, 10, seed=1)
+    _, m2, _ = stratified_by_accuracy(ramp, correct, 10, 10, seed=1)
+    assert np.array_equal(m1, m2) and m1.min() >= 0 and m1.max() <= 19
+    with pytest.raises(CadcamInputError, match="needs at least 10 correct and 9 wrong"):
+        stratified_by_accuracy(np.ones(5), np.ones(5, dtype=bool))

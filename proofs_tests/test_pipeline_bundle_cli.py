@@ -211,8 +211,9 @@ def test_evaluate_command_covers_every_method(trained, tmp_path, capsys):
         == 0
     )
     rows = (out / "evaluation.csv").read_text().splitlines()
-    assert (
-        rows[0] == "method,deletion_auc,insertion_auc,insertion_minus_deletion,pointing_game,mean_iou,iou_at_least_0_5"
+    assert rows[0] == (
+        "method,deletion_auc,insertion_auc,insertion_minus_deletion,stratified_auc,"
+        "pointing_game,mean_iou,iou_at_least_0_5"
     )
     names = [r.split(",")[0] for r in rows[1:]]
     assert len(names) == 3 * (1 + 1 + 6) + 3  # 3 variants x (class, SVM, 3 PCA x 2 signs) + Eigen x2 + Decom

@@ -33,7 +33,7 @@ from cadcam_numeric.eigen_cam import eigen_cam, eigen_grad_cam
 from cadcam_numeric.engine import explain, position_gradients, target_scores
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.maps import normalise, upsample
-from cadcam_numeric.metrics import deletion_insertion, localisation_hits, pointing_game
+from cadcam_numeric.metrics import deletion_insertion, localisation_hits, pointing_game, stratified_by_accuracy
 from cadcam_numeric.pipeline.bundle import load_bundle
 from cadcam_numeric.pipeline.data import load_data, to_model_input
 from cadcam_numeric.pipeline.localisation import make_localisation_set, scale_boxes
@@ -143,6 +143,15 @@ def run_evaluation(
             "insertion_auc": round(float(c.insertion_auc.mean()), 4),
             "insertion_minus_deletion": round(float((c.insertion_auc - c.deletion_auc).mean()), 4),
         }
+        if not correct_only and m.family == "class":
+            right = (r.cnn_prediction.cpu() == labels).numpy()
+            try:  # Decom-CAM's stratified protocol (needs right and wrong predictions)
+                _, _, auc = stratified_by_accuracy(
+                    (c.insertion_auc - c.deletion_auc).cpu().numpy(), right, 50, 10, seed
+                )
+                row["stratified_auc"] = round(auc, 4)
+            except CadcamInputError:
+                row["stratified_auc"] = "n/a"
         if boxes is not None:
             ious, hits = localisation_hits(m.maps, boxes, 0.15)
             row.update(
