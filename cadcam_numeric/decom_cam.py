@@ -144,7 +144,7 @@ def decom_cam(
     size = tuple(images.shape[-2:])
     masks = normalise(upsample(fmaps, size))  # H_i in [0, 1]
     blurred = gaussian_blur(images, blur_sigma, blur_truncate)
-    index = _target_index(features, head, pca, pca_after, svm, target, targets)
+    index = grads.svm_target_index if target == "svm" else grads.cnn_target
     with torch.no_grad():
         base = _score(backbone(blurred), head, pca, pca_after, svm, target, component, sign, index)
         gains = []
@@ -156,15 +156,3 @@ def decom_cam(
     weights = torch.softmax(gains_t, dim=1)
     saliency = (weights[:, :, None, None] * masks).sum(1)
     return DecomCAMResult(saliency, fmaps, masks, gains_t, weights)
-
-
-def _target_index(features, head, pca, pca_after, svm, target, targets) -> Tensor:
-    """The class explained in each image: given, else the model's own prediction."""
-    from cadcam_numeric.engine import explain
-
-    r = explain(features, head, pca, pca_after, svm if target == "svm" else None, targets)
-    if target == "svm":
-        from cadcam_numeric.svm import parse_svm
-
-        return parse_svm(svm, features).class_index(np.asarray(r.svm_target.cpu()), "targets").to(features.device)
-    return r.cnn_target

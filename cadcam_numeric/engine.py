@@ -220,12 +220,18 @@ def _closed_form_pass(features, head, pca, pca_after, svm, targets, channels_las
 
 @dataclass(frozen=True)
 class PositionGradients:
-    """∂(target)/∂F at every position, (N, T, M, N') each; ``pca`` is (N, B, T, M, N')."""
+    """∂(target)/∂F at every position, (N, T, M, N') each; ``pca`` is (N, B, T, M, N').
+
+    ``cnn_target``: the class index differentiated per image; ``svm_target_index``: the SVM class
+    (position in ``classes_``) differentiated per image, or None without an SVM.
+    """
 
     gradcam: Tensor
     pca: Tensor | None
     svm: Tensor | None
     features: Tensor
+    cnn_target: Tensor
+    svm_target_index: Tensor | None
 
 
 def position_gradients(
@@ -248,7 +254,12 @@ def position_gradients(
     grad = cf.head.pooling.adjoint(cf.head.first_layer_to_positions(cf.h1), cf.features)  # (N, R, T, M, N')
     b = 0 if cf.pca_layer is None else cf.extra["pca_scores"].shape[1]
     return PositionGradients(
-        grad[:, 0], grad[:, 1 : 1 + b] if b else None, grad[:, 1 + b] if cf.svm_head is not None else None, cf.features
+        grad[:, 0],
+        grad[:, 1 : 1 + b] if b else None,
+        grad[:, 1 + b] if cf.svm_head is not None else None,
+        cf.features,
+        cf.cnn_target,
+        cf.extra.get("svm_target_index"),
     )
 
 

@@ -434,7 +434,3 @@ def build_report(
         log = (out / "report.log").read_text(errors="replace")[-3000:] if (out / "report.log").is_file() else ""
         raise RuntimeError(f"pdflatex failed on {tex}:\n{result.stdout[-2000:]}\n{log}")
     return ReportBuild(tex, pdf_path, f"wrote {tex} and {pdf_path}")
-
-
-def report_json(build: ReportBuild) -> str:
-    return json.dumps({"tex": str(build.tex), "pdf": str(build.pdf) if build.pdf else None})

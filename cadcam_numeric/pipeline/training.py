@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from cadcam_numeric.activation_modules import activation_module
 from cadcam_numeric.pipeline.backbones import CNN, Backbone
-from cadcam_numeric.pipeline.data import DataSplits, ImageSet
+from cadcam_numeric.pipeline.data import DataSplits, ImageSet, to_model_input
 
 __all__ = ["TrainHistory", "make_head", "train_model"]
 
@@ -112,8 +112,6 @@ def train_model(
             idx = order[start : start + batch_size]
             y = data.train.labels[idx].to(device)
             if backbone.trainable:
-                from cadcam_numeric.pipeline.data import to_model_input
-
                 logits = model(to_model_input(data.train.images[idx], backbone.input_size).to(device))
             else:
                 logits = model.head(train_x[idx].to(device))
