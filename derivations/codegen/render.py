@@ -31,7 +31,18 @@ from derivations.codegen.printer import StableTorchPrinter, numeric_constants_to
 from derivations.kernels import Kernel
 from derivations.pca import PCA_VARIANTS
 
-__all__ = ["DEFAULT_OUTPUT", "catalogue_hash", "check", "render_all", "write"]
+__all__ = [
+    "DEFAULT_OUTPUT",
+    "activation_context",
+    "catalogue_hash",
+    "check",
+    "format_source",
+    "kernel_context",
+    "render_all",
+    "ruff_version",
+    "template_environment",
+    "write",
+]
 
 TEMPLATES = Path(__file__).parent / "templates"
 #: Where ``generate`` writes by default: the numeric package inside this source tree.
@@ -82,12 +93,12 @@ def _ruff_binary() -> str:
     return str(find_ruff_bin())
 
 
-def _ruff_version() -> str:
+def ruff_version() -> str:
     out = subprocess.run([_ruff_binary(), "--version"], capture_output=True, text=True, check=True)
     return out.stdout.split()[-1]
 
 
-def _format(source: str, filename: str) -> str:
+def format_source(source: str, filename: str) -> str:
     result = subprocess.run(
         [_ruff_binary(), "format", "--isolated", "--line-length", "100", "--stdin-filename", filename, "-"],
         input=source,
@@ -118,7 +129,7 @@ def _print_with_cse(expr: sp.Expr, like: str, scalars: frozenset[str]) -> tuple[
     return lines, final
 
 
-def _activation_context(act: Activation) -> dict[str, object]:
+def activation_context(act: Activation) -> dict[str, object]:
     scalars = frozenset(p.name for p in act.parameters)
     fwd_lines, fwd = _print_with_cse(act.forward, "z", scalars)
     der_lines, der = _print_with_cse(act.derivative, "z", scalars)
@@ -148,7 +159,7 @@ def _activation_context(act: Activation) -> dict[str, object]:
     }
 
 
-def _kernel_context(kernel: Kernel) -> dict[str, object]:
+def kernel_context(kernel: Kernel) -> dict[str, object]:
     names = [p.name for p in kernel.parameters]
     scalars = frozenset(names)
     profile_cse, profile = _print_with_cse(kernel.profile, "u", scalars)
@@ -180,9 +191,9 @@ def _kernel_context(kernel: Kernel) -> dict[str, object]:
     }
 
 
-def render_all() -> dict[str, str]:
-    """Every generated file's text, keyed by file name (nothing is written)."""
-    env = jinja2.Environment(
+def template_environment() -> jinja2.Environment:
+    """The Jinja2 environment of every generated file (undefined names are errors)."""
+    return jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -190,6 +201,11 @@ def render_all() -> dict[str, str]:
         keep_trailing_newline=True,
         autoescape=False,
     )
+
+
+def render_all() -> dict[str, str]:
+    """Every generated file's text, keyed by file name (nothing is written)."""
+    env = template_environment()
     block_proofs = [
         prove_dense_block(None),
         prove_first_dense_block(False),
@@ -197,8 +213,8 @@ def render_all() -> dict[str, str]:
         prove_position_sum(False),
         *(prove_pca_block(v) for v in PCA_VARIANTS),
     ]
-    activations = [_activation_context(a) for a in activation_catalogue.ACTIVATIONS]
-    kernels = [_kernel_context(k) for k in kernel_catalogue.KERNELS]
+    activations = [activation_context(a) for a in activation_catalogue.ACTIVATIONS]
+    kernels = [kernel_context(k) for k in kernel_catalogue.KERNELS]
     activation_names = sorted(
         ["ACTIVATIONS"] + [n for a in activation_catalogue.ACTIVATIONS for n in (a.name, f"{a.name}_derivative")]
     )
@@ -215,7 +231,7 @@ def render_all() -> dict[str, str]:
         "kernel_exports": kernel_names,
         "catalogue_hash": catalogue_hash(),
         "sympy_version": sp.__version__,
-        "ruff_version": _ruff_version(),
+        "ruff_version": ruff_version(),
         "activations": activations,
         "kernels": kernels,
         "proofs": [{"statement": p.statement} for p in block_proofs],
@@ -231,7 +247,7 @@ def render_all() -> dict[str, str]:
                 "from cadcam_numeric.catalogue_types import KernelCode",
                 "from cadcam_numeric.catalogue_types import KernelCode, ParameterInfo",
             )
-        rendered[filename] = _format(source, filename)
+        rendered[filename] = format_source(source, filename)
     return rendered
 
 

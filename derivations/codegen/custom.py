@@ -1,0 +1,55 @@
+"""Render a spec's own activations and kernels into one Python module for the user's directory.
+
+Same pipeline and templates as the package's generated code (cse → StableTorchPrinter →
+Jinja2 → ruff format), so the output is a pure function of the spec's validated content and
+the tool versions: regenerating it is byte-identical, which is how loaders check it.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from derivations.architecture import ArchitectureSpec
+from derivations.codegen.render import (
+    activation_context,
+    format_source,
+    kernel_context,
+    ruff_version,
+    template_environment,
+)
+from derivations.custom import CustomCatalogue, custom_catalogue
+
+__all__ = ["CUSTOM_MODULE", "render_custom_module"]
+
+#: File name of the generated module inside the user's ``--out`` directory.
+CUSTOM_MODULE = "cadcam_custom.py"
+
+
+def render_custom_module(spec: ArchitectureSpec, catalogue: CustomCatalogue | None = None) -> str:
+    """The text of ``cadcam_custom.py`` for ``spec`` (nothing is written)."""
+    catalogue = catalogue or custom_catalogue(spec)
+    activations = [activation_context(a) for a in catalogue.activations]
+    kernels = [kernel_context(k) for k in catalogue.kernels]
+    exports = sorted(
+        ["ACTIVATIONS", "KERNELS", "SPEC_SHA256"]
+        + [n for a in catalogue.activations for n in (a.name, f"{a.name}_derivative")]
+        + [
+            f"{k.name}_{part}"
+            for k in catalogue.kernels
+            for part in ("profile", "profile_derivative", "kernel", "decision", "decision_gradient")
+        ]
+    )
+    source = (
+        template_environment()
+        .get_template("custom.py.j2")
+        .render(
+            spec_name=spec.name.replace('"', "'").replace("\n", " "),
+            spec_sha256=spec.sha256(),
+            sympy_version=sp.__version__,
+            ruff_version=ruff_version(),
+            activations=activations,
+            kernels=kernels,
+            exports=exports,
+        )
+    )
+    return format_source(source, CUSTOM_MODULE)
