@@ -17,7 +17,49 @@ from cadcam_numeric.errors import CadcamInputError
 __all__ = ["main"]
 
 
+def _print_rows(rows: list) -> None:
+    from cadcam_numeric.verify import ATOL, RTOL
+
+    print(f"{'function':52} {'reference':42} {'cases':>5} {'max abs':>9} {'max rel':>9}  result")
+    for r in rows:
+        print(
+            f"{r.function:52} {r.reference:42} {r.cases:5d} {r.max_abs_error:9.1e} {r.max_rel_error:9.1e}  "
+            f"{'pass' if r.passed else 'FAIL'}"
+        )
+    failed = sum(not r.passed for r in rows)
+    print(f"{len(rows) - failed} passed, {failed} failed (float64, rtol {RTOL:g}, atol {ATOL:g})")
+
+
+def _derive_spec(args: argparse.Namespace) -> int:
+    from cadcam_numeric.derive_spec import derive_spec
+
+    if not args.out:
+        raise CadcamInputError("--out: cadcam derive SPEC needs an output directory (--out DIR)")
+    result = derive_spec(args.spec, args.out, cases=args.cases)
+    d = result.derivation
+    print(f"spec:     {d.spec.name}")
+    print(
+        f"custom:   activations {sorted(a.name for a in d.catalogue.activations) or 'none'}, "
+        f"kernels {sorted(k.name for k in d.catalogue.kernels) or 'none'}"
+    )
+    held = sum(p.holds for p in d.proofs)
+    print(f"proofs:   {held}/{len(d.proofs)} hold ({result.timings['derive_and_prove_s']:.1f} s)")
+    for p in d.proofs:
+        if not p.holds:
+            print(f"  NOT PROVED: {p.name}: {p.statement}", file=sys.stderr)
+    if d.holds:
+        _print_rows(result.rows)
+    if not result.ok:
+        print("refused: nothing was written (a proof or a check failed)", file=sys.stderr)
+        return 1
+    for path in result.written:
+        print(f"wrote {path}")
+    return 0
+
+
 def _derive(args: argparse.Namespace) -> int:
+    if args.spec:
+        return _derive_spec(args)
     try:
         from derivations.codegen.render import DEFAULT_OUTPUT, check, write
         from derivations.prove_all import all_proofs
@@ -48,20 +90,27 @@ def _derive(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from cadcam_numeric.verify import ATOL, RTOL, verify_all
 
-    rows = verify_all(cases=args.cases, seed=args.seed)
+    if args.spec:
+        from cadcam_numeric.custom import module_from_source, render_custom_source, verify_custom
+        from cadcam_numeric.pipeline.architecture import load_architecture_file
+
+        if args.derived:  # the generated module in DIR, refused unless it regenerates byte for byte
+            arch = load_architecture_file(args.spec, args.derived)
+            spec, code = arch.spec, arch.code
+        else:  # nothing derived yet: check what `cadcam derive SPEC` would write
+            from cadcam_numeric.derive_spec import load_spec
+
+            spec = load_spec(args.spec)
+            code = module_from_source(render_custom_source(spec), spec.sha256())
+        rows = verify_custom(spec, code, cases=args.cases, seed=args.seed)
+    else:
+        rows = verify_all(cases=args.cases, seed=args.seed)
     if args.json:
         print(
             json.dumps({"rtol": RTOL, "atol": ATOL, "seed": args.seed, "rows": [r.to_json() for r in rows]}, indent=2)
         )
     else:
-        print(f"{'function':52} {'reference':38} {'cases':>5} {'max abs':>9} {'max rel':>9}  result")
-        for r in rows:
-            print(
-                f"{r.function:52} {r.reference:38} {r.cases:5d} {r.max_abs_error:9.1e} {r.max_rel_error:9.1e}  "
-                f"{'pass' if r.passed else 'FAIL'}"
-            )
-        failed = sum(not r.passed for r in rows)
-        print(f"{len(rows) - failed} passed, {failed} failed (float64, rtol {RTOL:g}, atol {ATOL:g})")
+        _print_rows(rows)
     return 0 if all(r.passed for r in rows) else 1
 
 
@@ -98,9 +147,9 @@ def _pipeline_config(args: argparse.Namespace, data: str):
         weights=args.weights,
         random_weights=args.random_weights,
         input_size=args.input_size,
-        epochs=args.epochs,
+        epochs=args.epochs if args.epochs is not None else 40,
         activation=args.activation,
-        seed=args.seed,
+        seed=args.seed if args.seed is not None else 0,
         device=args.device,
         download=getattr(args, "download", False),
         image_size=getattr(args, "image_size", 64),
@@ -108,9 +157,21 @@ def _pipeline_config(args: argparse.Namespace, data: str):
 
 
 def _run_pipeline(args: argparse.Namespace, data: str) -> int:
+    from dataclasses import replace
+
     from cadcam_numeric.pipeline.run import run_pipeline
 
-    summary = run_pipeline(_pipeline_config(args, data), Path(args.out))
+    config, architecture = _pipeline_config(args, data), None
+    if args.spec:
+        from cadcam_numeric.pipeline.architecture import load_architecture_file, pipeline_overrides
+
+        architecture = load_architecture_file(args.spec, args.derived)
+        overrides = pipeline_overrides(architecture.spec)
+        explicit = {k for k in ("epochs", "seed") if getattr(args, k) is not None}
+        if data != "digits" or "data" not in overrides:
+            overrides["data"] = data
+        config = replace(config, **{k: v for k, v in overrides.items() if k not in explicit})
+    summary = run_pipeline(config, Path(args.out), architecture=architecture)
     print("\nTable 3 (macro-F1):")
     for row in summary["table3"]:
         print(f"  {row['model']:32} train {row['train_macro_f1']:.3f}  test {row['test_macro_f1']:.3f}")
@@ -130,9 +191,10 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"report skipped: {exc}", file=sys.stderr)
         return 0
     out = Path(args.out)
-    build = build_report(
-        out / "report", bundle=out / "bundle", command=f"cadcam report --bundle {out / 'bundle'} --out {out / 'report'}"
-    )
+    command = f"cadcam report --bundle {out / 'bundle'} --out {out / 'report'}"
+    if args.spec:
+        command += f" --derived {args.derived}" if args.derived else ""
+    build = build_report(out / "report", bundle=out / "bundle", command=command, derived=args.derived)
     print(f"\nreport: {build.message}")
     return 0
 
@@ -152,6 +214,7 @@ def _explain(args: argparse.Namespace) -> int:
         method=args.method,
         weights=args.weights,
         device=args.device,
+        derived=args.derived,
     )
     for name, path in written.items():
         print(f"{name:6} {path}")
@@ -203,6 +266,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         device=args.device,
         weights=args.weights,
         correct_only=not args.all_images,
+        derived=args.derived,
     )
     kept = "correctly classified" if summary["correct_only"] else "all"
     print(
@@ -233,10 +297,14 @@ def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default=None, help="VGG16 weights file (.pth state dict or .safetensors)")
     p.add_argument("--random-weights", action="store_true", help="allow VGG16 with untrained convolutions")
     p.add_argument("--input-size", type=int, default=None, help="input pixels (default 32 small_vgg, 200 vgg16)")
-    p.add_argument("--epochs", type=int, default=40, help="training epochs; the best-validation one is kept")
+    p.add_argument(
+        "--epochs", type=int, default=None, help="training epochs; the best-validation one is kept (default 40)"
+    )
     p.add_argument("--activation", default="relu", help="activation of the dense layers (any catalogue entry)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--spec", default=None, help="TOML architecture spec: its head, PCA and SVM (see README)")
+    p.add_argument("--derived", default=None, help="directory `cadcam derive SPEC --out DIR` wrote (custom code)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     exp.add_argument("--method", choices=["grad-cam", "xgrad-cam", "hires-cam"], default="grad-cam")
     exp.add_argument("--weights", default=None, help="VGG16 weights file, if it moved since training")
     exp.add_argument("--device", default=None)
+    exp.add_argument("--derived", default=None, help="for a bundle made from a spec with its own code: DIR of derive")
     exp.set_defaults(func=_explain)
     ev = sub.add_parser("evaluate", help="method x metric table (deletion/insertion AUC, pointing game, IoU)")
     ev.add_argument("--bundle", required=True, help="bundle directory written by demo/train")
@@ -286,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--weights", default=None, help="VGG16 weights file, if it moved since training")
     ev.add_argument("--device", default=None)
+    ev.add_argument("--derived", default=None, help="for a bundle made from a spec with its own code: DIR of derive")
     ev.set_defaults(func=_evaluate)
     rep = sub.add_parser("report", help="LaTeX/PDF derivation report (exit 3 when LaTeX is missing: .tex only)")
     rep.add_argument("--out", required=True, help="output directory for report.tex / report.pdf")
@@ -294,9 +364,16 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--no-verify", action="store_true", help="skip the autograd verification table")
     rep.add_argument("--cases", type=int, default=20, help="random cases per verified function")
     rep.set_defaults(func=_report)
-    der = sub.add_parser("derive", help="prove, regenerate cadcam_numeric/generated and check it")
+    der = sub.add_parser(
+        "derive", help="prove, regenerate cadcam_numeric/generated and check it; or derive a TOML spec"
+    )
+    der.add_argument("spec", nargs="?", default=None, help="TOML architecture spec (then --out DIR is required)")
+    der.add_argument("--out", default=None, help="where the spec's module, LaTeX and summary are written")
+    der.add_argument("--cases", type=int, default=20, help="random cases per check of the spec (default: %(default)s)")
     der.set_defaults(func=_derive)
-    ver = sub.add_parser("verify", help="check the generated code against PyTorch autograd")
+    ver = sub.add_parser("verify", help="check the generated code (or a spec's) against PyTorch autograd")
+    ver.add_argument("spec", nargs="?", default=None, help="TOML architecture spec: check its own code and chain")
+    ver.add_argument("--derived", default=None, help="the spec's derive directory (default: generate in memory)")
     ver.add_argument("--json", action="store_true", help="machine-readable output")
     ver.add_argument("--cases", type=int, default=20, help="random cases per function (default: %(default)s)")
     ver.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")

@@ -21,7 +21,7 @@ announces (§7): only the Jacobians above are needed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,6 +30,7 @@ import torch
 from sklearn.decomposition import PCA
 from torch import Tensor, nn
 
+from cadcam_numeric.catalogue_types import ActivationCode
 from cadcam_numeric.chain import PCALayer, forward_dense, pullback
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.head import Head, parse_head
@@ -168,9 +169,11 @@ class _ClosedFormPass:
     extra: dict[str, object]
 
 
-def _closed_form_pass(features, head, pca, pca_after, svm, targets, channels_last, dtype) -> _ClosedFormPass:
+def _closed_form_pass(
+    features, head, pca, pca_after, svm, targets, channels_last, dtype, custom_activations=None
+) -> _ClosedFormPass:
     features = _check_features(features, dtype)
-    parsed = parse_head(head, features, channels_last=channels_last)
+    parsed = parse_head(head, features, channels_last=channels_last, custom_activations=custom_activations)
     layers = parsed.layers
     n, depth = features.shape[0], len(layers)
     fwd = forward_dense(parsed.flatten(features), layers)
@@ -244,13 +247,14 @@ def position_gradients(
     *,
     channels_last: bool = False,
     dtype: torch.dtype | None = None,
+    custom_activations: Mapping[str, ActivationCode] | None = None,
 ) -> PositionGradients:
     """Closed-form ∂y_c/∂F, ∂p_b/∂F and ∂a_c/∂F at every feature position (no autograd).
 
     Same targets and conventions as :func:`explain`; this is what gradient × activation methods
     (Eigen-Grad-CAM, Decom-CAM) need, for the CNN class, each PCA component and the SVM decision.
     """
-    cf = _closed_form_pass(features, head, pca, pca_after, svm, targets, channels_last, dtype)
+    cf = _closed_form_pass(features, head, pca, pca_after, svm, targets, channels_last, dtype, custom_activations)
     grad = cf.head.pooling.adjoint(cf.head.first_layer_to_positions(cf.h1), cf.features)  # (N, R, T, M, N')
     b = 0 if cf.pca_layer is None else cf.extra["pca_scores"].shape[1]
     return PositionGradients(
@@ -274,6 +278,7 @@ def explain(
     method: Method = "grad-cam",
     channels_last: bool = False,
     dtype: torch.dtype | None = None,
+    custom_activations: Mapping[str, ActivationCode] | None = None,
 ) -> CAMResult:
     """All maps of a batch: Grad-CAM, PCA-Grad-CAM ± per component, SVM-Grad-CAM (module docstring).
 
@@ -291,10 +296,12 @@ def explain(
         method: ``"grad-cam"`` (default), ``"xgrad-cam"`` or ``"hires-cam"``.
         channels_last: the head was ported from Keras and flattens (M, N', T) instead of (T, M, N').
         dtype: computation dtype; default the features' (float32/float64).
+        custom_activations: a spec's generated activations (``load_custom_code(...).activations``),
+            needed only when the head uses the user's own activation classes.
     """
     if method not in METHODS:
         raise CadcamInputError(f"method: expected one of {METHODS}, got {method!r}")
-    cf = _closed_form_pass(features, head, pca, pca_after, svm, targets, channels_last, dtype)
+    cf = _closed_form_pass(features, head, pca, pca_after, svm, targets, channels_last, dtype, custom_activations)
     weights = cf.h1 @ cf.head.position_summed_weights()  # (N, R, T), Eq. 9, 10, 14
     signed = _method_maps(method, cf.head, cf.h1, weights, cf.features)
     result = {
@@ -337,10 +344,11 @@ def target_scores(
     svm: object | SVMHead | None = None,
     *,
     channels_last: bool = False,
+    custom_activations: Mapping[str, ActivationCode] | None = None,
 ) -> TargetScores:
     """The quantities the maps explain, without any gradient: y, p = Vᵀ(q_l − u), a_c(p)."""
     features = _check_features(features, None)
-    parsed = parse_head(head, features, channels_last=channels_last)
+    parsed = parse_head(head, features, channels_last=channels_last, custom_activations=custom_activations)
     fwd = forward_dense(parsed.flatten(features), parsed.layers)
     scores = svm_scores = None
     if pca is not None:

@@ -1,27 +1,53 @@
 """Read a user's head (``torch.nn.Sequential``) into the layers the closed-form chain needs.
 
 Accepted: an optional pooling module (``MaxPool2d``, ``AvgPool2d``, ``AdaptiveAvgPool2d``),
-``Flatten``, then ``Linear`` layers, each optionally followed by ``BatchNorm1d`` (eval mode,
-folded into the layer), one catalogue activation, and eval-mode ``Dropout`` (a no-op).
+an optional :class:`ChannelsLast` (Keras flatten order), ``Flatten``, then ``Linear`` layers,
+each optionally followed by ``BatchNorm1d`` (eval mode, folded into the layer), one catalogue
+activation (or a spec's own, see ``activation_modules``), and eval-mode ``Dropout`` (a no-op).
 Nested ``Sequential`` containers are flattened. Anything else is refused with the list of what
 the engine can differentiate — never silently skipped.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from cadcam_numeric.activation_modules import activation_from_module, supported_activation_modules
+from cadcam_numeric.catalogue_types import ActivationCode
 from cadcam_numeric.chain import DenseLayer
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.generated import ACTIVATIONS
 from cadcam_numeric.generated.blocks import position_summed_first_layer
 from cadcam_numeric.pooling import POOLING_TYPES, Pooling
 
-__all__ = ["Head", "parse_head"]
+__all__ = ["ChannelsLast", "Head", "parse_head"]
+
+
+class ChannelsLast(nn.Module):
+    """(N, T, M, N') -> (N, M, N', T), so that a following ``Flatten`` gives the Keras (NHWC) order."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.permute(0, 2, 3, 1)
+
+
+def _check_custom_module(module: nn.Module, code: ActivationCode, params: dict[str, float], index: int) -> None:
+    """A user's own activation class must compute the spec's expression: compare on a probe grid."""
+    probe = torch.linspace(-6.0, 6.0, 49, dtype=torch.float64)
+    with torch.no_grad():
+        try:
+            actual = module(probe.to(torch.float32)).double()
+        except Exception as exc:
+            raise CadcamInputError(f"head: the activation at position {index} failed on a probe input ({exc})") from exc
+        expected = code.forward(probe, **params)
+    if actual.shape != expected.shape or not torch.allclose(actual, expected, rtol=1e-4, atol=1e-5):
+        raise CadcamInputError(
+            f"head: {type(module).__name__} at position {index} does not compute the spec's activation "
+            f"{code.name!r} (largest difference {float((actual - expected).abs().max()):.3g} on [-6, 6])"
+        )
 
 
 @dataclass(frozen=True)
@@ -91,10 +117,18 @@ def _fold_batchnorm(weight: Tensor, bias: Tensor, bn: nn.BatchNorm1d) -> tuple[T
     return weight * scale[:, None], bias * scale + shift
 
 
-def parse_head(head: nn.Module, features: Tensor, channels_last: bool = False) -> Head:
+def parse_head(
+    head: nn.Module,
+    features: Tensor,
+    channels_last: bool = False,
+    custom_activations: Mapping[str, ActivationCode] | None = None,
+) -> Head:
     """Validate ``head`` against ``features`` (N, T, M, N') and extract its dense layers.
 
-    Weights are taken in the features' dtype and device.
+    Weights are taken in the features' dtype and device. ``channels_last`` (or a
+    :class:`ChannelsLast` module before ``Flatten``) selects the Keras flatten order;
+    ``custom_activations`` are a spec's generated activations, for heads that use the user's own
+    activation classes.
     """
     if not isinstance(head, nn.Sequential):
         raise CadcamInputError(f"head: expected a torch.nn.Sequential, got {type(head).__name__}")
@@ -104,6 +138,9 @@ def parse_head(head: nn.Module, features: Tensor, channels_last: bool = False) -
     index = 0
     if index < len(modules) and isinstance(modules[index], POOLING_TYPES):
         pooling = modules[index]
+        index += 1
+    if index < len(modules) and isinstance(modules[index], ChannelsLast):
+        channels_last = True
         index += 1
     if index >= len(modules) or not isinstance(modules[index], nn.Flatten):
         found = type(modules[index]).__name__ if index < len(modules) else "nothing"
@@ -139,7 +176,7 @@ def parse_head(head: nn.Module, features: Tensor, channels_last: bool = False) -
                     raise CadcamInputError("head: Dropout is in training mode (random); call head.eval() first")
                 index += 1
                 continue
-            found = activation_from_module(candidate)
+            found = activation_from_module(candidate, custom_activations)
             if found is None or activation is not ACTIVATIONS["identity"]:
                 what = "a second activation" if found is not None else type(candidate).__name__
                 raise CadcamInputError(
@@ -148,6 +185,8 @@ def parse_head(head: nn.Module, features: Tensor, channels_last: bool = False) -
                     "BatchNorm1d and Dropout in eval mode."
                 )
             activation, params = found
+            if any(activation is c for c in (custom_activations or {}).values()):
+                _check_custom_module(candidate, activation, params, index)
             index += 1
         layers.append(DenseLayer(weight, bias, activation, params))
     if not layers:

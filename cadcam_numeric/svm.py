@@ -29,6 +29,7 @@ from torch import Tensor
 from cadcam_numeric.catalogue_types import KernelCode
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.generated import KERNELS
+from cadcam_numeric.profile_kernel import ProfileKernel
 
 __all__ = ["DecisionBlock", "SVMHead", "parse_svm"]
 
@@ -147,10 +148,13 @@ def _tensor(a: np.ndarray, like: Tensor) -> Tensor:
 
 
 def _kernel_params(svc: SVC) -> tuple[KernelCode, dict[str, float]]:
+    if isinstance(svc.kernel, ProfileKernel):
+        return svc.kernel.code, dict(svc.kernel.parameters)
     if not isinstance(svc.kernel, str) or svc.kernel not in KERNELS:
         raise CadcamInputError(
             f"svm: kernel {svc.kernel!r} is not supported; expected one of {sorted(KERNELS)} "
-            "(precomputed and callable kernels have no closed-form gradient here)"
+            "or a spec's own kernel as ProfileKernel (precomputed kernels and other callables have no "
+            "closed-form gradient here)"
         )
     code = KERNELS[svc.kernel]
     params = {}
@@ -163,7 +167,15 @@ def _kernel_params(svc: SVC) -> tuple[KernelCode, dict[str, float]]:
 def _svc_blocks(svc: SVC, like: Tensor) -> tuple[list[DecisionBlock], np.ndarray]:
     """Blocks and orientation for one SVC (binary or one-vs-one)."""
     code, params = _kernel_params(svc)
-    sv = _tensor(svc.support_vectors_, like)
+    if callable(svc.kernel):
+        # scikit-learn keeps no support_vectors_ for callable kernels: the training inputs and
+        # the support indices are what it evaluates the kernel on at predict time.
+        fitted = getattr(svc, "_BaseLibSVM__Xfit", None)
+        if fitted is None:
+            raise CadcamInputError("svm: this scikit-learn version keeps no training inputs for a callable kernel")
+        sv = _tensor(np.asarray(fitted)[svc.support_], like)
+    else:
+        sv = _tensor(svc.support_vectors_, like)
     classes = svc.classes_
     if len(classes) == 2:
         block = DecisionBlock(code, sv, _tensor(svc.dual_coef_, like), _tensor(svc.intercept_, like), params)

@@ -220,9 +220,9 @@ def _layer_steps(spec: ArchitectureSpec, catalogue: CustomCatalogue) -> list[Ste
         steps.append(
             Step(
                 f"Dense layer {index} ({layer.width}, {layer.activation}{', ' + params if params else ''})",
-                rf"\mathbf q_{index}=f_{index}(W_{index}\mathbf q_{index - 1}+\boldsymbol\beta_{index}),\quad"
+                rf"\mathbf q_{index}=f_{index}(W_{index}\mathbf q_{index - 1}+\boldsymbol\beta_{index}),\quad "
                 rf"\frac{{\partial\mathbf q_{index}}}{{\partial\mathbf q_{index - 1}}}"
-                rf"=\operatorname{{diag}}\big(f_{index}'(\boldsymbol\delta_{index})\big)W_{index},\quad"
+                rf"=\operatorname{{diag}}\big(f_{index}'(\boldsymbol\delta_{index})\big)W_{index},\quad "
                 rf"f_{index}'(\delta)={fprime}",
                 f"q_{index} = {layer.activation}(W_{index} q_{index - 1} + b_{index}); "
                 f"f'(z) = {sp.sstr(act.derivative)} (Eq. 16-20)",
@@ -252,7 +252,7 @@ def _layer_steps(spec: ArchitectureSpec, catalogue: CustomCatalogue) -> list[Ste
     steps.append(
         Step(
             f"PCA layer on q_{a} ({spec.n_components} components{', whitened' if spec.whiten else ''})",
-            rf"\mathbf p={vt}(\mathbf q_{a}-\mathbf u),\quad"
+            rf"\mathbf p={vt}(\mathbf q_{a}-\mathbf u),\quad "
             rf"\frac{{\partial\mathbf p}}{{\partial\mathbf x}}={vt}\,{pca_chain}",
             f"p = {'diag(lambda)^(-1/2) ' if spec.whiten else ''}V^T (q_{a} - u); dp/dx = "
             f"{'diag(lambda)^(-1/2) ' if spec.whiten else ''}V^T "
@@ -276,7 +276,7 @@ def _layer_steps(spec: ArchitectureSpec, catalogue: CustomCatalogue) -> list[Ste
     steps.append(
         Step(
             f"SVM ({spec.svm_kind}, {spec.kernel} kernel{', standardised scores' if spec.scaler else ''})",
-            rf"{z},\quad a(\mathbf z)=\sum_i\alpha_ic_iK(\mathbf s_i,\mathbf z)+g,\quad"
+            rf"{z},\quad a(\mathbf z)=\sum_i\alpha_ic_iK(\mathbf s_i,\mathbf z)+g,\quad "
             rf"\frac{{\partial a}}{{\partial\mathbf x}}=\Big({grad}\Big){scale}\,"
             rf"\frac{{\partial\mathbf p}}{{\partial\mathbf x}},\quad k(u)={sp.latex(kernel.profile)},\ k'(u)={kprime}",
             f"a(z) = sum_i alpha_i c_i K(s_i, z) + g; k(u) = {sp.sstr(kernel.profile)}, "
@@ -286,7 +286,7 @@ def _layer_steps(spec: ArchitectureSpec, catalogue: CustomCatalogue) -> list[Ste
     steps.append(
         Step(
             "Channel weights and maps (Eq. 9, 10, 14)",
-            r"w^t=\sum_{i}\frac{\partial(\cdot)}{\partial x_i^t},\quad"
+            r"w^t=\sum_{i}\frac{\partial(\cdot)}{\partial x_i^t},\quad "
             r"L=\mathrm{ReLU}\Big(\sum_t w^tF^t\Big),\ P_b^{\pm}=\mathrm{ReLU}\Big(\pm\sum_t w_b^tF^t\Big)",
             "w^t = sum_i d(.)/dx_i^t; L = ReLU(sum_t w^t F^t); P_b^+/- = ReLU(+/- sum_t w_b^t F^t)",
         )

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,10 +23,11 @@ from sklearn.decomposition import PCA
 from torch import Tensor
 
 from cadcam_numeric import __version__
-from cadcam_numeric.atomic import finalize_directory
+from cadcam_numeric.atomic import atomic_directory
 from cadcam_numeric.chain import PCALayer
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.generated import CATALOGUE_SHA256, KERNELS
+from cadcam_numeric.pipeline.architecture import LoadedArchitecture, architecture_from_text
 from cadcam_numeric.pipeline.backbones import CNN, Backbone, build_backbone
 from cadcam_numeric.pipeline.training import make_head
 from cadcam_numeric.svm import DecisionBlock, SVMHead, parse_svm
@@ -66,8 +65,12 @@ def save_bundle(
     svms: dict[str, object],
     default_svm: str,
     class_names: list[str],
+    architecture: LoadedArchitecture | None = None,
 ) -> Path:
-    """Write the bundle to ``directory`` (replacing an existing one only once the new one is complete)."""
+    """Write the bundle to ``directory`` (replacing an existing one only once the new one is complete).
+
+    ``architecture``: the spec the model was built from; its TOML text is embedded (data, not code).
+    """
     directory = Path(directory)
     like = torch.zeros((), dtype=torch.float64)
     tensors: dict[str, Tensor] = {}
@@ -101,9 +104,7 @@ def save_bundle(
             "zero_is_positive": head.zero_is_positive,
             "scaler": head.scaler_mean is not None or head.scaler_scale is not None,
         }
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
-    try:
+    with atomic_directory(directory) as tmp:
         save_file(tensors, str(tmp / TENSORS))
         doc = {
             "format": FORMAT,
@@ -119,7 +120,15 @@ def save_bundle(
                 "weights_source": backbone.weights_source,
                 "weights_sha256": backbone.weights_sha256,
             },
-            "head": {"widths": list(spec["widths"]), "activation": spec["activation"], "n_classes": len(class_names)},
+            "head": {
+                "widths": list(spec["widths"]),
+                "activation": spec["activation"],
+                "n_classes": len(class_names),
+                "channels_last": bool(spec.get("channels_last", False)),
+            },
+            "architecture": None
+            if architecture is None
+            else {"toml": architecture.text, "sha256": architecture.spec.sha256(), "name": architecture.spec.name},
             "pca": {
                 "after": pca_after,
                 "n_components": int(pca.n_components_),
@@ -132,18 +141,6 @@ def save_bundle(
             "tensors": {"file": TENSORS, "sha256": _sha256(tmp / TENSORS)},
         }
         (tmp / "bundle.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
-        finalize_directory(tmp)
-        if directory.exists():
-            old = directory.with_name(f".{directory.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            directory.rename(old)
-            tmp.rename(directory)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return directory
 
 
@@ -161,8 +158,19 @@ def _tensor(tensors: dict[str, Tensor], key: str) -> Tensor:
     return tensors[key]
 
 
-def load_bundle(directory: Path, weights: str | Path | None = None, device: str | torch.device = "cpu") -> Bundle:
-    """Load and validate a bundle; ``weights`` overrides the recorded VGG16 weights path."""
+def load_bundle(
+    directory: Path,
+    weights: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    derived: str | Path | None = None,
+    architecture: LoadedArchitecture | None = None,
+) -> Bundle:
+    """Load and validate a bundle; ``weights`` overrides the recorded VGG16 weights path.
+
+    A bundle made from a spec that defines its own activations or kernels needs ``derived``, the
+    directory ``cadcam derive SPEC --out DIR`` wrote (checked against the embedded spec), or the
+    already loaded ``architecture``.
+    """
     directory = Path(directory)
     meta = directory / "bundle.json"
     if not meta.is_file():
@@ -199,12 +207,23 @@ def load_bundle(directory: Path, weights: str | Path | None = None, device: str 
     )
     if name == "vgg16" and bb.get("weights_sha256") and backbone.weights_sha256 != bb["weights_sha256"]:
         raise CadcamInputError("weights: the VGG16 weights differ from those the bundle was trained with (sha256)")
+    arch_doc = doc.get("architecture")
+    if arch_doc is not None:
+        if not isinstance(arch_doc, dict) or not isinstance(arch_doc.get("toml"), str):
+            raise CadcamInputError("bundle: bundle.json.architecture must hold the spec's TOML text")
+        if architecture is None:
+            architecture = architecture_from_text(arch_doc["toml"], derived, "bundle: architecture")
+        if architecture.spec.sha256() != arch_doc.get("sha256"):
+            raise CadcamInputError("bundle: the embedded spec does not match its recorded sha256 (modified?)")
     head = make_head(
         backbone,
         _need(head_doc, "n_classes", int, "head"),
         tuple(_need(head_doc, "widths", list, "head")),
         _need(head_doc, "activation", str, "head"),
+        architecture.activation_modules() if arch_doc is not None else None,
+        bool(head_doc.get("channels_last", False)),
     )
+    kernels = {**KERNELS, **(architecture.code.kernels if arch_doc is not None else {})}
     model = CNN(backbone.features, head)
     try:
         head.load_state_dict({k.removeprefix("head."): v for k, v in tensors.items() if k.startswith("head.")})
@@ -228,15 +247,15 @@ def load_bundle(directory: Path, weights: str | Path | None = None, device: str 
         blocks = []
         for i, block in enumerate(_need(s, "blocks", list, f"svms.{svm_name}")):
             kernel = _need(block, "kernel", str, f"svms.{svm_name}.blocks[{i}]")
-            if kernel not in KERNELS:
+            if kernel not in kernels:
                 raise CadcamInputError(f"bundle: svms.{svm_name} uses kernel {kernel!r}, not in the catalogue")
             params = {
-                k: (int(v) if KERNELS[kernel].parameters[k].integer else float(v))
+                k: (int(v) if kernels[kernel].parameters[k].integer else float(v))
                 for k, v in _need(block, "params", dict, f"svms.{svm_name}.blocks[{i}]").items()
             }
             blocks.append(
                 DecisionBlock(
-                    KERNELS[kernel],
+                    kernels[kernel],
                     *(
                         _tensor(tensors, f"svm.{svm_name}.block{i}.{part}")
                         for part in ("support_vectors", "dual_coef", "intercept")

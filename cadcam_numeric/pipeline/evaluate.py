@@ -61,12 +61,13 @@ def run_evaluation(
     device: str | None = None,
     weights: str | None = None,
     correct_only: bool = True,
+    derived: str | Path | None = None,
 ) -> dict[str, object]:
     """Evaluate on ``n`` images; with ``correct_only`` (Decom-CAM's protocol) only images the CNN
     classifies correctly are kept (candidates are drawn until ``n`` are found or 10·n were tried)."""
     t0 = time.perf_counter()
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    bundle = load_bundle(bundle_dir, weights=weights, device=dev)
+    bundle = load_bundle(bundle_dir, weights=weights, device=dev, derived=derived)
     size = bundle.backbone.input_size
     svm_name = svm or bundle.default_svm
     if svm_name not in bundle.svms:

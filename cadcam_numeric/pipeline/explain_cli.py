@@ -41,10 +41,15 @@ def explain_paths(
     method: str = "grad-cam",
     weights: str | None = None,
     device: str | None = None,
+    derived: str | Path | None = None,
 ) -> dict[str, Path]:
-    """Maps for every image; one grid PNG and one .npz per group of up to 12 images."""
+    """Maps for every image; one grid PNG and one .npz per group of up to 12 images.
+
+    ``derived``: for a bundle made from a spec with its own activations/kernels, the directory
+    ``cadcam derive SPEC --out DIR`` wrote.
+    """
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    bundle = load_bundle(bundle_dir, weights=weights, device=dev)
+    bundle = load_bundle(bundle_dir, weights=weights, device=dev, derived=derived)
     files = _collect(paths)
     size = bundle.backbone.input_size
     written: dict[str, Path] = {}

@@ -14,7 +14,9 @@ import torch
 
 from cadcam_numeric.atomic import atomic_write, atomic_write_text
 from cadcam_numeric.engine import explain
+from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.maps import normalise, upsample
+from cadcam_numeric.pipeline.architecture import LoadedArchitecture
 from cadcam_numeric.pipeline.backbones import CNN, build_backbone
 from cadcam_numeric.pipeline.bundle import Bundle, load_bundle, save_bundle
 from cadcam_numeric.pipeline.data import from_model_input, load_data, to_model_input
@@ -47,6 +49,8 @@ class PipelineConfig:
     widths: tuple[int, ...] = (40, 30, 20)
     pca_after: int = 2
     n_components: int = 3
+    whiten: bool = False
+    channels_last: bool = False
     svm_c: float = 1.0
     svm_gamma: float = 1.0
     default_svm: str = "rbf-std"
@@ -85,8 +89,6 @@ def explain_images(
     """Maps for model-ready images (N, 3, S, S): a Fig. 8-style grid PNG and an ``.npz`` of every map."""
     svm_name = svm or bundle.default_svm
     if svm_name not in bundle.svms:
-        from cadcam_numeric.errors import CadcamInputError
-
         raise CadcamInputError(f"svm: {svm_name!r} is not in the bundle; it has {sorted(bundle.svms)}")
     device = next(bundle.model.head.parameters()).device
     with torch.no_grad():
@@ -134,8 +136,15 @@ def explain_images(
     return {"grid": png, "maps": npz}
 
 
-def run_pipeline(config: PipelineConfig, out_dir: Path, log=print) -> dict[str, object]:
-    """Run the whole pipeline into ``out_dir``; return a summary (also written as summary.json)."""
+def run_pipeline(
+    config: PipelineConfig, out_dir: Path, log=print, architecture: LoadedArchitecture | None = None
+) -> dict[str, object]:
+    """Run the whole pipeline into ``out_dir``; return a summary (also written as summary.json).
+
+    ``architecture``: a loaded spec (``--spec``); its head, PCA and SVM are used (``config`` should
+    carry :func:`~cadcam_numeric.pipeline.architecture.pipeline_overrides`), the spec's SVM is
+    fitted as ``"spec"`` beside the paper's four, and the bundle embeds the spec.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -151,8 +160,21 @@ def run_pipeline(config: PipelineConfig, out_dir: Path, log=print) -> dict[str, 
         f"{len(data.class_names)} classes; backbone {backbone.name} ({backbone.weights_source}), "
         f"features {backbone.channels}x{backbone.feature_size}x{backbone.feature_size}, device {device}"
     )
+    if architecture is not None and architecture.spec.classes != len(data.class_names):
+        raise CadcamInputError(
+            f"head.classes: the spec has {architecture.spec.classes} classes but {config.data} has "
+            f"{len(data.class_names)}"
+        )
     torch.manual_seed(config.seed)
-    model = CNN(backbone.features, make_head(backbone, len(data.class_names), config.widths, config.activation))
+    head = make_head(
+        backbone,
+        len(data.class_names),
+        config.widths,
+        config.activation,
+        architecture.activation_modules() if architecture is not None else None,
+        config.channels_last,
+    )
+    model = CNN(backbone.features, head)
     lr = config.lr if config.lr is not None else (0.02 if backbone.trainable else 1e-3)
     momentum = config.momentum if config.momentum is not None else (0.9 if backbone.trainable else 0.0)
     timings["load"] = time.perf_counter() - t0
@@ -179,7 +201,10 @@ def run_pipeline(config: PipelineConfig, out_dir: Path, log=print) -> dict[str, 
     size = backbone.input_size
     train_out = layer_outputs(model, data.train, size, config.pca_after, device, cached.get("train"))
     test_out = layer_outputs(model, data.test, size, config.pca_after, device, cached.get("test"))
-    pca, svms = fit_pca_and_svms(train_out, config.n_components, config.svm_c, config.svm_gamma, config.seed)
+    extra = {"spec": architecture.svm_estimator()} if architecture is not None else None
+    pca, svms = fit_pca_and_svms(
+        train_out, config.n_components, config.svm_c, config.svm_gamma, config.seed, config.whiten, extra
+    )
     rows = table3(pca, svms, train_out, test_out)
     timings["fit"] = time.perf_counter() - t
     spec = {
@@ -189,7 +214,16 @@ def run_pipeline(config: PipelineConfig, out_dir: Path, log=print) -> dict[str, 
         "widths": list(config.widths),
     }
     bundle_dir = save_bundle(
-        out_dir / "bundle", model, backbone, spec, pca, config.pca_after, svms, config.default_svm, data.class_names
+        out_dir / "bundle",
+        model,
+        backbone,
+        spec,
+        pca,
+        config.pca_after,
+        svms,
+        config.default_svm,
+        data.class_names,
+        architecture,
     )
     files = {"bundle": bundle_dir}
     files["table3_csv"] = atomic_write_text(out_dir / "table3.csv", _csv(rows))
@@ -204,7 +238,8 @@ def run_pipeline(config: PipelineConfig, out_dir: Path, log=print) -> dict[str, 
         pca.transform(test_out.q), test_out.labels, data.class_names, out_dir / "fig7_pca_scatter.png"
     )
     t = time.perf_counter()
-    bundle = load_bundle(bundle_dir, weights=config.weights, device=device)  # explain from the saved bundle
+    # explain from the saved bundle (a spec's generated module is re-checked on load)
+    bundle = load_bundle(bundle_dir, weights=config.weights, device=device, architecture=architecture)
     chosen = []
     for c in range(len(data.class_names)):
         hits = np.flatnonzero(test_out.labels == c)

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from cadcam_numeric.activation_modules import activation_module
+from cadcam_numeric.head import ChannelsLast
 from cadcam_numeric.pipeline.backbones import CNN, Backbone
 from cadcam_numeric.pipeline.data import DataSplits, ImageSet, to_model_input
 
@@ -24,15 +25,29 @@ __all__ = ["TrainHistory", "make_head", "train_model"]
 
 
 def make_head(
-    backbone: Backbone, n_classes: int, widths: tuple[int, ...] = (40, 30, 20), activation: str = "relu"
+    backbone: Backbone,
+    n_classes: int,
+    widths: tuple[int, ...] = (40, 30, 20),
+    activation: str = "relu",
+    activations: list[nn.Module] | None = None,
+    channels_last: bool = False,
 ) -> nn.Sequential:
-    """[MaxPool2d(2)] Flatten, then Linear+activation for each width, then Linear to the classes."""
+    """[MaxPool2d(2)] [ChannelsLast] Flatten, then Linear + activation per width, then Linear to the classes.
+
+    ``activations``: one module per hidden layer (an architecture spec's); default ``activation``
+    everywhere. ``channels_last`` flattens in the Keras order (M, N', T).
+    """
+    if activations is not None and len(activations) != len(widths):
+        raise ValueError(f"activations: expected one module per hidden layer ({len(widths)}), got {len(activations)}")
     size = backbone.feature_size // 2 if backbone.head_pooling else backbone.feature_size
     modules: list[nn.Module] = [nn.MaxPool2d(2)] if backbone.head_pooling else []
+    if channels_last:
+        modules.append(ChannelsLast())
     modules.append(nn.Flatten())
     previous = backbone.channels * size * size
-    for width in widths:
-        modules += [nn.Linear(previous, width), activation_module(activation)]
+    for i, width in enumerate(widths):
+        act = activations[i] if activations is not None else activation_module(activation)
+        modules += [nn.Linear(previous, width), act]
         previous = width
     modules.append(nn.Linear(previous, n_classes))
     return nn.Sequential(*modules)
