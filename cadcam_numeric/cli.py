@@ -225,18 +225,27 @@ def _report(args: argparse.Namespace) -> int:
     try:
         from reports.build import build_report
         from reports.spec import SpecError, load_spec
+        from reports.view import view_of_architecture
     except ImportError as exc:
         print(f"cadcam report needs the derivation dependencies (sympy, jinja2): {exc}", file=sys.stderr)
         return 2
-    try:
-        spec = load_spec(Path(args.spec)) if args.spec else None
-    except SpecError as exc:
-        raise CadcamInputError(str(exc)) from exc
+    spec = None
+    if args.spec and Path(args.spec).suffix.lower() == ".toml":
+        from cadcam_numeric.pipeline.architecture import load_architecture_file
+
+        arch = load_architecture_file(args.spec, args.derived)
+        spec = view_of_architecture(arch.spec, arch.code)
+    elif args.spec:
+        try:
+            spec = load_spec(Path(args.spec))
+        except SpecError as exc:
+            raise CadcamInputError(str(exc)) from exc
     if args.bundle and not (Path(args.bundle) / "bundle.json").is_file():
         raise CadcamInputError(f"bundle: {args.bundle} has no bundle.json (not a cadcam bundle)")
     command = (
         "cadcam report"
         + (f" --spec {args.spec}" if args.spec else "")
+        + (f" --derived {args.derived}" if args.derived else "")
         + (f" --bundle {args.bundle}" if args.bundle else "")
         + f" --out {args.out}"
     )
@@ -247,6 +256,7 @@ def _report(args: argparse.Namespace) -> int:
         verify=not args.no_verify,
         cases=args.cases,
         command=command,
+        derived=Path(args.derived) if args.derived else None,
     )
     print(build.message)
     return 0 if build.pdf is not None else 3
@@ -359,7 +369,10 @@ def main(argv: list[str] | None = None) -> int:
     ev.set_defaults(func=_evaluate)
     rep = sub.add_parser("report", help="LaTeX/PDF derivation report (exit 3 when LaTeX is missing: .tex only)")
     rep.add_argument("--out", required=True, help="output directory for report.tex / report.pdf")
-    rep.add_argument("--spec", default=None, help="JSON architecture spec (default: the bundle's, else the paper's)")
+    rep.add_argument(
+        "--spec", default=None, help="architecture spec, TOML or JSON (default: the bundle's, else the paper's)"
+    )
+    rep.add_argument("--derived", default=None, help="for a spec with its own code: the DIR `cadcam derive` wrote")
     rep.add_argument("--bundle", default=None, help="bundle directory: adds its architecture, Table 3 and figures")
     rep.add_argument("--no-verify", action="store_true", help="skip the autograd verification table")
     rep.add_argument("--cases", type=int, default=20, help="random cases per verified function")

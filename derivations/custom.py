@@ -151,7 +151,7 @@ def _kernel(spec: ArchitectureSpec, catalogue: CustomCatalogue) -> Kernel:
 
 @dataclass(frozen=True)
 class Step:
-    """One line of the derivation: what it is, its LaTeX and a plain-text form."""
+    """One step of the derivation: what it is, its LaTeX (lines separated by ``\\\\``) and plain text."""
 
     title: str
     latex: str
@@ -203,6 +203,12 @@ class ArchitectureDerivation:
         }
 
 
+def _latex(expr: sp.Expr) -> str:
+    """LaTeX with multi-letter parameter names upright (negative_slope, not negative subscript slope)."""
+    names = {s: r"\mathrm{" + s.name.replace("_", r"\_") + "}" for s in expr.free_symbols if "_" in s.name}
+    return sp.latex(expr, symbol_names=names)
+
+
 def _layer_steps(spec: ArchitectureSpec, catalogue: CustomCatalogue) -> list[Step]:
     steps = []
     layout = "channels-last (Keras)" if spec.channels_last else "channel-major (PyTorch)"
@@ -216,13 +222,13 @@ def _layer_steps(spec: ArchitectureSpec, catalogue: CustomCatalogue) -> list[Ste
     for index, layer in enumerate(spec.dense, start=1):
         act = _activation(spec, catalogue, layer.activation)
         params = ", ".join(f"{k} = {v:g}" for k, v in layer.parameters.items())
-        fprime = sp.latex(act.derivative.subs(Z, sp.Symbol(r"\delta")))
+        fprime = _latex(act.derivative.subs(Z, sp.Symbol(r"\delta")))
         steps.append(
             Step(
                 f"Dense layer {index} ({layer.width}, {layer.activation}{', ' + params if params else ''})",
                 rf"\mathbf q_{index}=f_{index}(W_{index}\mathbf q_{index - 1}+\boldsymbol\beta_{index}),\quad "
                 rf"\frac{{\partial\mathbf q_{index}}}{{\partial\mathbf q_{index - 1}}}"
-                rf"=\operatorname{{diag}}\big(f_{index}'(\boldsymbol\delta_{index})\big)W_{index},\quad "
+                rf"=\operatorname{{diag}}\big(f_{index}'(\boldsymbol\delta_{index})\big)W_{index}\\"
                 rf"f_{index}'(\delta)={fprime}",
                 f"q_{index} = {layer.activation}(W_{index} q_{index - 1} + b_{index}); "
                 f"f'(z) = {sp.sstr(act.derivative)} (Eq. 16-20)",
@@ -261,7 +267,7 @@ def _layer_steps(spec: ArchitectureSpec, catalogue: CustomCatalogue) -> list[Ste
         )
     )
     kernel = _kernel(spec, catalogue)
-    kprime = sp.latex(kernel.profile_derivative)
+    kprime = _latex(kernel.profile_derivative)
     grad = (
         r"\sum_i\alpha_ic_i\,k'(\mathbf s_i^\top\mathbf z)\,\mathbf s_i^\top"
         if kernel.kind == "dot_product"
@@ -276,9 +282,9 @@ def _layer_steps(spec: ArchitectureSpec, catalogue: CustomCatalogue) -> list[Ste
     steps.append(
         Step(
             f"SVM ({spec.svm_kind}, {spec.kernel} kernel{', standardised scores' if spec.scaler else ''})",
-            rf"{z},\quad a(\mathbf z)=\sum_i\alpha_ic_iK(\mathbf s_i,\mathbf z)+g,\quad "
+            rf"{z},\quad a(\mathbf z)=\sum_i\alpha_ic_iK(\mathbf s_i,\mathbf z)+g\\"
             rf"\frac{{\partial a}}{{\partial\mathbf x}}=\Big({grad}\Big){scale}\,"
-            rf"\frac{{\partial\mathbf p}}{{\partial\mathbf x}},\quad k(u)={sp.latex(kernel.profile)},\ k'(u)={kprime}",
+            rf"\frac{{\partial\mathbf p}}{{\partial\mathbf x}}\\k(u)={_latex(kernel.profile)},\quad k'(u)={kprime}",
             f"a(z) = sum_i alpha_i c_i K(s_i, z) + g; k(u) = {sp.sstr(kernel.profile)}, "
             f"k'(u) = {sp.sstr(kernel.profile_derivative)} (Eq. 6, 15, 24)",
         )

@@ -22,7 +22,9 @@ from pathlib import Path
 import jinja2
 import sympy as sp
 
+from derivations.activations import Activation
 from reports.spec import DEFAULT_SPEC, ReportSpec
+from reports.view import ArchitectureView, view_of_architecture, view_of_report_spec
 
 __all__ = ["LATEX_PACKAGES", "ReportBuild", "build_report", "render_tex"]
 
@@ -114,24 +116,32 @@ def _fig4(path: Path, gamma: float) -> None:
     plt.close(fig)
 
 
-def _activation_latex(name: str) -> dict[str, str]:
-    from derivations.activations import activation_by_name
-
-    a = activation_by_name(name)
+def _activation_latex(a: Activation) -> dict[str, str]:
     kinks = ", ".join(f"$f'({latex_of(x)})={latex_of(y)}$" for x, y in a.kink_derivatives)
     return {
-        "name": name,
+        "name": tex_escape(a.name),
         "forward": _fit(latex_of(a.forward)),
         "derivative": _fit(latex_of(a.derivative)),
         "derivative_short": _fit(latex_of(a.derivative.subs(sp.Symbol("z", real=True), sp.Symbol(r"\delta")))),
         "kinks": kinks,
         "latex_name": a.latex_name,
-        "torch": a.torch_module,
+        "torch": tex_escape(a.torch_module),
     }
 
 
+def _verification_rows(spec: ArchitectureView, cases: int, seed: int) -> list:
+    """The catalogue against autograd, plus this architecture's chain (or its own code and chain)."""
+    from cadcam_numeric.verify import verify_all
+
+    if spec.catalogue_chain is not None:
+        activation, kernel = spec.catalogue_chain
+        return verify_all(cases=cases, seed=seed, spec_activation=activation, spec_kernel=kernel)
+    rows = verify_all(cases=cases, seed=seed)
+    return rows + (spec.spec_rows(cases, seed) if spec.spec_rows is not None else [])
+
+
 def _context(
-    spec: ReportSpec, verify: bool, cases: int, seed: int, bundle: Path | None, out: Path, command: str
+    spec: ArchitectureView, verify: bool, cases: int, seed: int, bundle: Path | None, out: Path, command: str
 ) -> dict[str, object]:
     import sklearn
     import torch
@@ -139,7 +149,7 @@ def _context(
     from cadcam_numeric import __version__
     from cadcam_numeric.generated import CATALOGUE_SHA256
     from derivations.activations import ACTIVATIONS
-    from derivations.kernels import KERNELS, kernel_by_name
+    from derivations.kernels import KERNELS
     from derivations.prove_all import all_proofs
     from derivations.table2 import TABLE2_CASES, prove_table2_case
     from derivations.theorems import all_theorems
@@ -147,18 +157,18 @@ def _context(
     t, m, n = spec.feature_maps
     m2, n2 = (m // 2, n // 2) if spec.pooling_in_head else (m, n)
     widths = [t * m2 * n2, *spec.widths, spec.classes]
-    act = _activation_latex(spec.activation)
+    activations = [_activation_latex(a) for a in spec.distinct_activations]
     layers = [
         {
             "index": i,
             "inp": widths[i - 1],
             "out": widths[i],
             "pca": i == spec.pca_after,
-            "activation_latex": act["latex_name"] if i <= len(spec.widths) else r"\mathrm{id}",
+            "activation_latex": spec.activations[i - 1].latex_name if i <= len(spec.widths) else r"\mathrm{id}",
         }
         for i in range(1, len(widths))
     ]
-    kernel = kernel_by_name(spec.svm_kernel)
+    kernel = spec.kernel
     grad = (
         r"k'(\mathbf p_i^\top\mathbf p)\,\mathbf p_i^\top"
         if kernel.kind == "dot_product"
@@ -208,9 +218,7 @@ def _context(
         )
     verification, passed = [], 0
     if verify:
-        from cadcam_numeric.verify import verify_all
-
-        for row in verify_all(cases=cases, seed=seed, spec_activation=spec.activation, spec_kernel=spec.svm_kernel):
+        for row in _verification_rows(spec, cases, seed):
             passed += row.passed
             verification.append(
                 {
@@ -242,7 +250,7 @@ def _context(
         + r"V^\top(\mathbf q_{%d}-\mathbf u)" % spec.pca_after,
         "pca_jacobian_latex": (r"\operatorname{diag}(\boldsymbol\lambda)^{-1/2}" if spec.whiten else "") + r"V^\top",
         "svm_input": "standardised PCA scores" if spec.standardised_scores else "the PCA scores",
-        "kernel_name": kernel.name,
+        "kernel_name": tex_escape(kernel.name),
         "kernel_latex": kernel.latex,
         "kernel_params": params,
         "kernel_gradient_latex": grad,
@@ -251,7 +259,20 @@ def _context(
         "kernel_variable": r", $u=\mathbf p_i^\top\mathbf p$"
         if kernel.kind == "dot_product"
         else r", $u=\lVert\mathbf p_i-\mathbf p\rVert^2$",
-        "activation": act,
+        "activations": activations,
+        "flatten_order": "channels-last, Keras" if spec.channels_last else "channel-major",
+        "spec_steps": [
+            {"title": tex_escape(st.title), "latex": r"\\ ".join(_fit(line) for line in st.latex.split(r"\\"))}
+            for st in spec.steps
+        ],
+        "spec_proofs": [
+            {
+                "name": tex_escape(p.name),
+                "statement": tex_escape(p.statement),
+                "result": ("proved" if p.holds else r"\textcolor{red}{NOT PROVED}") + f" ({tex_escape(p.method)})",
+            }
+            for p in spec.spec_proofs
+        ],
         "block_proofs": proofs,
         "chain_gradcam": chain_cls,
         "chain_pca": chain_pca,
@@ -274,7 +295,7 @@ def _context(
             "sklearn": sklearn.__version__,
         },
         "catalogue_short": CATALOGUE_SHA256[:16],
-        "spec_hash_short": spec.sha256()[:16],
+        "spec_hash_short": spec.sha256[:16],
         "command": tex_escape(command),
         "catalogue": [
             {
@@ -353,7 +374,7 @@ def _bundle_context(bundle: Path, out: Path) -> dict[str, object]:
 
 
 def render_tex(
-    spec: ReportSpec = DEFAULT_SPEC,
+    spec: ReportSpec | ArchitectureView = DEFAULT_SPEC,
     out: Path = Path("."),
     verify: bool = True,
     cases: int = 20,
@@ -376,15 +397,22 @@ def render_tex(
         autoescape=False,
     )
     out.mkdir(parents=True, exist_ok=True)
-    return env.get_template("report.tex.j2").render(**_context(spec, verify, cases, seed, bundle, out, command))
+    view = view_of_report_spec(spec) if isinstance(spec, ReportSpec) else spec
+    return env.get_template("report.tex.j2").render(**_context(view, verify, cases, seed, bundle, out, command))
 
 
-def spec_of_bundle(bundle: Path) -> ReportSpec:
-    """The architecture recorded in a bundle (feature-map shape from the backbone definition)."""
+def spec_of_bundle(bundle: Path, derived: Path | None = None) -> ReportSpec | ArchitectureView:
+    """The architecture recorded in a bundle (feature-map shape from the backbone definition);
+    a bundle made from a TOML spec gives that spec (``derived``: its derive directory)."""
     from cadcam_numeric.pipeline.backbones import build_backbone
     from reports.spec import spec_from_bundle
 
     doc = json.loads((Path(bundle) / "bundle.json").read_text(encoding="utf-8"))
+    if doc.get("architecture"):
+        from cadcam_numeric.pipeline.architecture import architecture_from_text
+
+        arch = architecture_from_text(doc["architecture"]["toml"], derived, "bundle: architecture")
+        return view_of_architecture(arch.spec, arch.code)
     bb = doc["backbone"]
     shape = build_backbone(bb["name"], bb["feature_layer"], random_weights=True, input_size=bb["input_size"])
     return spec_from_bundle(doc, (shape.channels, shape.feature_size, shape.feature_size))
@@ -392,23 +420,25 @@ def spec_of_bundle(bundle: Path) -> ReportSpec:
 
 def build_report(
     out: Path,
-    spec: ReportSpec | None = None,
+    spec: ReportSpec | ArchitectureView | None = None,
     bundle: Path | None = None,
     verify: bool = True,
     cases: int = 20,
     seed: int = 0,
     pdf: bool = True,
     command: str = "cadcam report --out DIR",
+    derived: Path | None = None,
 ) -> ReportBuild:
     """Write ``out/report.tex`` (atomically) and, when LaTeX is installed, ``out/report.pdf``.
 
-    The architecture is ``spec``, else the bundle's, else the paper's (``DEFAULT_SPEC``).
+    The architecture is ``spec``, else the bundle's, else the paper's (``DEFAULT_SPEC``);
+    ``derived`` is the derive directory of a bundle made from a spec with its own code.
     """
     from cadcam_numeric.atomic import atomic_write_text
 
     out = Path(out)
     if spec is None:
-        spec = spec_of_bundle(bundle) if bundle is not None else DEFAULT_SPEC
+        spec = spec_of_bundle(bundle, derived) if bundle is not None else DEFAULT_SPEC
     tex = atomic_write_text(out / "report.tex", render_tex(spec, out, verify, cases, seed, bundle, command))
     if not pdf:
         return ReportBuild(tex, None, f"wrote {tex}")
