@@ -120,14 +120,15 @@ class _Token:
     position: int
 
 
-def _tokenise(text: str, where: str) -> list[_Token]:
+def _tokenise(text: str) -> list[_Token]:
+    """Tokens up to the first character outside the grammar, which becomes an ``error`` token
+    (reported when the parser reaches it, so the first problem in reading order is the one named)."""
     tokens, position = [], 0
     while position < len(text):
         match = _TOKEN.match(text, position)
         if match is None:
-            char = text[position]
-            hint = " (attribute access is not allowed)" if char == "." else ""
-            raise ExpressionError(text, position, f"character {char!r} is not allowed{hint}", where)
+            tokens.append(_Token("error", text[position], position))
+            break
         kind = match.lastgroup or ""
         if kind != "space":
             tokens.append(_Token(kind, match.group(), position))
@@ -139,7 +140,7 @@ def _tokenise(text: str, where: str) -> list[_Token]:
 class _Parser:
     def __init__(self, text: str, symbols: dict[str, sp.Symbol], where: str) -> None:
         self.text, self.symbols, self.where = text, symbols, where
-        self.tokens = _tokenise(text, where)
+        self.tokens = _tokenise(text)
         self.index, self.depth, self.nodes = 0, 0, 0
 
     # -- helpers ---------------------------------------------------------------------------
@@ -148,7 +149,11 @@ class _Parser:
 
     @property
     def token(self) -> _Token:
-        return self.tokens[self.index]
+        token = self.tokens[self.index]
+        if token.kind == "error":
+            hint = " (attribute access is not allowed)" if token.text == "." else ""
+            raise self.error(token, f"character {token.text!r} is not allowed{hint}")
+        return token
 
     def take(self, text: str | None = None) -> _Token:
         token = self.token
@@ -223,7 +228,8 @@ class _Parser:
             if not exponent.is_real or not exponent.is_finite:
                 raise self.error(op, "the exponent must be a finite real number")
             if abs(float(exponent)) > MAX_EXPONENT:
-                raise self.error(op, f"exponent {exponent} is larger than {MAX_EXPONENT} in magnitude")
+                shown = str(exponent) if len(str(exponent)) <= 24 else f"{float(exponent):.3g}"
+                raise self.error(op, f"exponent {shown} is larger than {MAX_EXPONENT} in magnitude")
             if base.is_Rational and exponent.is_Integer:
                 p, q = sp.fraction(base)
                 bits = max(int(abs(p)).bit_length(), int(q).bit_length()) * abs(int(exponent))
