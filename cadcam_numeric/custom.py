@@ -128,6 +128,10 @@ def head_activation(spec: object, code: CustomCode, layer: object) -> nn.Module:
 
 
 def _sympy_values(expression: object, variable: object, params: dict, points: list[float]) -> Tensor:
+    """The expression at each point, evaluated by SymPy to 30 digits (σ, softplus, expm1 written out)."""
+    from derivations.functions import to_elementary
+
+    expression = to_elementary(expression)
     values = []
     for x in points:
         value = expression.subs({variable: x, **params}).evalf(30)

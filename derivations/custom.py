@@ -25,7 +25,7 @@ from derivations.blocks import (
     prove_svm_block,
 )
 from derivations.expressions import parse_expression
-from derivations.functions import Sigmoid, Softplus
+from derivations.functions import Sigmoid, Softplus, to_elementary
 from derivations.kernels import Kernel, KernelParameter, U, kernel_by_name
 from derivations.pca import PCA_VARIANTS
 from derivations.proof import ProofResult
@@ -92,7 +92,7 @@ def custom_activation(spec: CustomActivationSpec) -> Activation:
         f"f({spec.variable}) = {spec.expression}",
         spec.torch_module or EXPRESSION_ACTIVATION,
         forward,
-        definition=definition,
+        definition=to_elementary(definition),  # σ, softplus, expm1 written out: the proofs' reference
         parameters=parameters,
         latex_name=r"\mathrm{" + spec.name.replace("_", r"\_") + "}",
     )
