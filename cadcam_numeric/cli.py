@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cadcam_numeric.errors import CadcamInputError
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 
 def _print_rows(rows: list) -> None:
@@ -317,7 +317,8 @@ def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--derived", default=None, help="directory `cadcam derive SPEC --out DIR` wrote (custom code)")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The ``cadcam`` argument parser (every command and option)."""
     parser = argparse.ArgumentParser(
         prog="cadcam", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -398,7 +399,11 @@ def main(argv: list[str] | None = None) -> int:
     ben.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     ben.add_argument("--json", action="store_true", help="machine-readable output")
     ben.set_defaults(func=_bench)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
     except CadcamInputError as exc:

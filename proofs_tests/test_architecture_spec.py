@@ -324,7 +324,8 @@ def test_cli_loop_demo_explain_report_on_the_example_spec(derived, tmp_path, cap
     run = tmp_path / "run"
     args = ["demo", "--spec", str(EXAMPLE), "--derived", str(derived), "--out", str(run), "--epochs", "1"]
     assert main([*args, "--no-report"]) == 0
-    assert "the spec's SVM" in (run / "table3.md").read_text()
+    assert "Spec SVM (inverse_quadratic, standardised scores)" in (run / "table3.md").read_text()
+    assert sorted(p.name for p in (run / "test_images").iterdir())[0] == "true0_test24.png"
     image = tmp_path / "digit.png"
     from PIL import Image
 

@@ -26,3 +26,20 @@ def test_readme_has_main_and_test_commands():
 def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert readme_commands()[1] in ci.splitlines()
+
+
+def test_the_spec_loop_in_the_readme_parses_and_names_a_spec_that_exists():
+    """Every `cadcam` line of the spec loop is accepted by the CLI's parser (the loop itself runs in
+    ``test_architecture_spec.test_cli_loop_demo_explain_report_on_the_example_spec``)."""
+    import shlex
+
+    from cadcam_numeric.cli import build_parser
+    from derivations.architecture import load_architecture
+
+    loop = next(b for b in readme_commands() if b.startswith("S="))
+    spec = loop.splitlines()[0].removeprefix("S=")
+    assert load_architecture(ROOT / spec).activations
+    lines = [line.split("#")[0].replace("$S", spec) for line in loop.splitlines()[1:]]
+    assert [shlex.split(line)[1] for line in lines] == ["derive", "verify", "demo", "explain", "report"]
+    for line in lines:
+        build_parser().parse_args(shlex.split(line)[1:])

@@ -23,15 +23,23 @@ from torch import Tensor
 from cadcam_numeric.pipeline.backbones import CNN
 from cadcam_numeric.pipeline.data import ImageSet
 
-__all__ = ["SVM_NAMES", "LayerOutputs", "fit_pca_and_svms", "layer_outputs", "table3"]
+__all__ = ["SVM_NAMES", "LayerOutputs", "fit_pca_and_svms", "layer_outputs", "svm_label", "table3"]
 
 SVM_NAMES = {
     "linear": "Lin-SVM",
     "rbf": "RBF-SVM",
     "linear-std": "Lin-SVM (standardised scores)",
     "rbf-std": "RBF-SVM (standardised scores)",
-    "spec": "the spec's SVM",
 }
+
+
+def svm_label(name: str, kernel: str | None = None, scaled: bool = False) -> str:
+    """Display name of an SVM of a bundle: the paper's four by name, the spec's by its kernel."""
+    if name in SVM_NAMES:
+        return SVM_NAMES[name]
+    if name == "spec":
+        return f"Spec SVM ({kernel or '?'}{', standardised scores' if scaled else ''})"
+    return name
 
 
 @dataclass
@@ -88,6 +96,13 @@ def fit_pca_and_svms(
     return pca, svms
 
 
+def _kernel_and_scaling(svm: object) -> tuple[str, bool]:
+    steps = svm.steps if isinstance(svm, Pipeline) else [("svm", svm)]
+    kernel = getattr(steps[-1][1], "kernel", "linear")
+    name = kernel if isinstance(kernel, str) else getattr(getattr(kernel, "code", None), "name", "callable")
+    return name, isinstance(steps[0][1], StandardScaler)
+
+
 def table3(pca: PCA, svms: dict, train: LayerOutputs, test: LayerOutputs) -> list[dict[str, object]]:
     """Macro-F1 on train and test for the CNN and every SVM (the paper's Table 3, plus the
     standardised-score rows)."""
@@ -106,7 +121,7 @@ def table3(pca: PCA, svms: dict, train: LayerOutputs, test: LayerOutputs) -> lis
     for key, svm in svms.items():
         rows.append(
             {
-                "model": SVM_NAMES.get(key, key),
+                "model": svm_label(key, *_kernel_and_scaling(svm)),
                 "train_macro_f1": f1(train.labels, svm.predict(pca.transform(train.q))),
                 "test_macro_f1": f1(test.labels, svm.predict(pca.transform(test.q))),
             }

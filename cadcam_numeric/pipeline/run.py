@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cadcam_numeric.atomic import atomic_write, atomic_write_text
+from cadcam_numeric.atomic import atomic_directory, atomic_write, atomic_write_text
 from cadcam_numeric.engine import explain
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.maps import normalise, upsample
@@ -26,7 +26,7 @@ from cadcam_numeric.pipeline.figures import (
     fig7_pca_scatter,
     fig8_map_grid,
 )
-from cadcam_numeric.pipeline.fitting import SVM_NAMES, fit_pca_and_svms, layer_outputs, table3
+from cadcam_numeric.pipeline.fitting import fit_pca_and_svms, layer_outputs, svm_label, table3
 from cadcam_numeric.pipeline.training import extract_features, make_head, train_model
 
 __all__ = ["PipelineConfig", "explain_images", "run_pipeline"]
@@ -112,7 +112,9 @@ def explain_images(
         neg,
         titles,
         out_dir / f"{stem}.png",
-        SVM_NAMES.get(svm_name, svm_name),
+        svm_label(
+            svm_name, bundle.svms[svm_name].blocks[0].kernel.name, bundle.svms[svm_name].scaler_scale is not None
+        ),
         method,
     )
     arrays = {
@@ -134,6 +136,18 @@ def explain_images(
         arrays["labels"] = np.asarray(labels)
     npz = atomic_write(out_dir / f"{stem}.npz", lambda tmp: np.savez_compressed(open(tmp, "wb"), **arrays))
     return {"grid": png, "maps": npz}
+
+
+def _write_test_images(images: torch.Tensor, chosen: list[int], data, folder: Path) -> Path:
+    """The Fig. 8 test images as PNG files (``true<label>_test<index>.png``), to try ``cadcam explain`` on."""
+    from PIL import Image
+
+    with atomic_directory(folder) as tmp:
+        for image, index in zip(images, chosen):
+            array = image.numpy().transpose(1, 2, 0)
+            name = f"true{data.class_names[int(data.test.labels[index])]}_test{index}.png"
+            Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(tmp / name)
+    return folder
 
 
 def run_pipeline(
@@ -247,6 +261,7 @@ def run_pipeline(
             chosen.append(int(hits[0]))
         if len(chosen) == config.n_images:
             break
+    files["test_images"] = _write_test_images(data.test.images[chosen], chosen, data, out_dir / "test_images")
     images = to_model_input(data.test.images[chosen], size)
     titles = [f"test #{i}: true {data.class_names[int(data.test.labels[i])]}" for i in chosen]
     maps = explain_images(bundle, images, out_dir, titles, labels=data.test.labels[chosen].numpy())
