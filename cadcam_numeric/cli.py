@@ -215,6 +215,7 @@ def _explain(args: argparse.Namespace) -> int:
         weights=args.weights,
         device=args.device,
         derived=args.derived,
+        spec=args.spec,
     )
     for name, path in written.items():
         print(f"{name:6} {path}")
@@ -346,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--weights", default=None, help="VGG16 weights file, if it moved since training")
     exp.add_argument("--device", default=None)
     exp.add_argument("--derived", default=None, help="for a bundle made from a spec with its own code: DIR of derive")
+    exp.add_argument("--spec", default=None, help="the TOML spec the bundle was made from (checked against it)")
     exp.set_defaults(func=_explain)
     ev = sub.add_parser("evaluate", help="method x metric table (deletion/insertion AUC, pointing game, IoU)")
     ev.add_argument("--bundle", required=True, help="bundle directory written by demo/train")

@@ -335,6 +335,10 @@ def test_cli_loop_demo_explain_report_on_the_example_spec(derived, tmp_path, cap
     assert "pass --derived DIR" in capsys.readouterr().err
     explain_args = ["explain", str(image), "--bundle", str(run / "bundle"), "--derived", str(derived)]
     assert main([*explain_args, "--out", str(tmp_path / "maps")]) == 0
+    other = tmp_path / "other.toml"
+    other.write_text(dumps(toml_with(**{"pca.after": 1})), encoding="utf-8")
+    assert main([*explain_args, "--spec", str(other), "--out", str(tmp_path / "maps2")]) == 2
+    assert "the bundle was made from another spec" in capsys.readouterr().err
     maps = np.load(tmp_path / "maps" / "maps.npz")
     assert maps["svm_raw"].shape == (1, 8, 8) and np.isfinite(maps["svm_raw"]).all()
     rep = ["report", "--spec", str(EXAMPLE), "--derived", str(derived), "--out", str(tmp_path / "rep")]

@@ -23,7 +23,13 @@ from cadcam_numeric.custom import CustomCode, head_activation, kernel_parameters
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.profile_kernel import ProfileKernel
 
-__all__ = ["LoadedArchitecture", "architecture_from_text", "load_architecture_file", "pipeline_overrides"]
+__all__ = [
+    "LoadedArchitecture",
+    "architecture_from_text",
+    "load_architecture_file",
+    "pipeline_overrides",
+    "spec_from_text",
+]
 
 
 @dataclass(frozen=True)
@@ -52,16 +58,21 @@ class LoadedArchitecture:
         return make_pipeline(StandardScaler(), estimator) if spec.scaler else estimator
 
 
-def architecture_from_text(text: str, derived: str | Path | None, origin: str = "spec") -> LoadedArchitecture:
-    """Validate TOML ``text``; load the generated module from ``derived`` when the spec defines its own code."""
+def spec_from_text(text: str, origin: str = "spec") -> object:
+    """Validate TOML ``text`` into an ``ArchitectureSpec`` (errors become :class:`CadcamInputError`)."""
     from derivations.architecture import SpecError, parse_architecture
 
     try:
-        spec = parse_architecture(tomllib.loads(text))
+        return parse_architecture(tomllib.loads(text))
     except tomllib.TOMLDecodeError as exc:
         raise CadcamInputError(f"{origin}: not valid TOML ({exc})") from exc
     except SpecError as exc:
         raise CadcamInputError(f"{origin}: {exc}") from exc
+
+
+def architecture_from_text(text: str, derived: str | Path | None, origin: str = "spec") -> LoadedArchitecture:
+    """Validate TOML ``text``; load the generated module from ``derived`` when the spec defines its own code."""
+    spec = spec_from_text(text, origin)
     if spec.activations or spec.kernels:
         if derived is None:
             own = ", ".join([*spec.activations, *spec.kernels])

@@ -27,7 +27,7 @@ from cadcam_numeric.atomic import atomic_directory
 from cadcam_numeric.chain import PCALayer
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.generated import CATALOGUE_SHA256, KERNELS
-from cadcam_numeric.pipeline.architecture import LoadedArchitecture, architecture_from_text
+from cadcam_numeric.pipeline.architecture import LoadedArchitecture, architecture_from_text, spec_from_text
 from cadcam_numeric.pipeline.backbones import CNN, Backbone, build_backbone
 from cadcam_numeric.pipeline.training import make_head
 from cadcam_numeric.svm import DecisionBlock, SVMHead, parse_svm
@@ -211,10 +211,14 @@ def load_bundle(
     if arch_doc is not None:
         if not isinstance(arch_doc, dict) or not isinstance(arch_doc.get("toml"), str):
             raise CadcamInputError("bundle: bundle.json.architecture must hold the spec's TOML text")
-        if architecture is None:
-            architecture = architecture_from_text(arch_doc["toml"], derived, "bundle: architecture")
-        if architecture.spec.sha256() != arch_doc.get("sha256"):
+        embedded = spec_from_text(arch_doc["toml"], "bundle: architecture")
+        if embedded.sha256() != arch_doc.get("sha256"):
             raise CadcamInputError("bundle: the embedded spec does not match its recorded sha256 (modified?)")
+        if architecture is not None and architecture.spec.sha256() != embedded.sha256():
+            raise CadcamInputError(
+                f"spec: the bundle was made from another spec ({arch_doc.get('name')!r}); pass that spec or none"
+            )
+        architecture = architecture or architecture_from_text(arch_doc["toml"], derived, "bundle: architecture")
     head = make_head(
         backbone,
         _need(head_doc, "n_classes", int, "head"),

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from cadcam_numeric.errors import CadcamInputError
+from cadcam_numeric.pipeline.architecture import load_architecture_file
 from cadcam_numeric.pipeline.bundle import load_bundle
 from cadcam_numeric.pipeline.data import IMAGE_SUFFIXES, _read_image, to_model_input
 from cadcam_numeric.pipeline.run import explain_images
@@ -42,14 +43,17 @@ def explain_paths(
     weights: str | None = None,
     device: str | None = None,
     derived: str | Path | None = None,
+    spec: str | Path | None = None,
 ) -> dict[str, Path]:
     """Maps for every image; one grid PNG and one .npz per group of up to 12 images.
 
     ``derived``: for a bundle made from a spec with its own activations/kernels, the directory
-    ``cadcam derive SPEC --out DIR`` wrote.
+    ``cadcam derive SPEC --out DIR`` wrote; ``spec``: that spec's file, checked to be the one the
+    bundle was made from.
     """
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    bundle = load_bundle(bundle_dir, weights=weights, device=dev, derived=derived)
+    architecture = load_architecture_file(spec, derived) if spec is not None else None
+    bundle = load_bundle(bundle_dir, weights=weights, device=dev, derived=derived, architecture=architecture)
     files = _collect(paths)
     size = bundle.backbone.input_size
     written: dict[str, Path] = {}
