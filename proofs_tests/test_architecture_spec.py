@@ -338,6 +338,11 @@ def test_cli_loop_demo_explain_report_on_the_example_spec(derived, tmp_path, cap
     other = tmp_path / "other.toml"
     other.write_text(dumps(toml_with(**{"pca.after": 1})), encoding="utf-8")
     assert main([*explain_args, "--spec", str(other), "--out", str(tmp_path / "maps2")]) == 2
+    assert "is not what this spec generates" in capsys.readouterr().err  # the derived code is the example's
+    other_derived = tmp_path / "other_derived"
+    assert main(["derive", str(other), "--out", str(other_derived), "--cases", "2"]) == 0
+    mismatch = ["explain", str(image), "--bundle", str(run / "bundle"), "--derived", str(other_derived)]
+    assert main([*mismatch, "--spec", str(other), "--out", str(tmp_path / "maps2")]) == 2
     assert "the bundle was made from another spec" in capsys.readouterr().err
     maps = np.load(tmp_path / "maps" / "maps.npz")
     assert maps["svm_raw"].shape == (1, 8, 8) and np.isfinite(maps["svm_raw"]).all()
