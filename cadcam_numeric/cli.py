@@ -115,25 +115,30 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    import torch
+    from cadcam_numeric.atomic import atomic_write_text
+    from cadcam_numeric.bench.suite import BenchConfig, run_suite, to_markdown
 
-    from cadcam_numeric.bench import run_benchmark
-
-    dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
-    rows = run_benchmark(batch=args.batch, repeats=args.repeats, device=args.device, dtype=dtype)
-    if args.json:
-        print(json.dumps([r.to_json() for r in rows], indent=2))
-        return 0
-    print(
-        "| features | device | dtype | batch | closed form (ms) | autograd, 5 backwards (ms) | speed-up "
-        "| max rel. diff |"
+    batches = tuple(int(b) for b in args.batches.split(",")) if args.batches else None
+    if batches is not None and min(batches) < 1:
+        raise CadcamInputError(f"--batches: expected positive integers, got {args.batches!r}")
+    if args.repeats is not None and args.repeats < 1:
+        raise CadcamInputError(f"--repeats: expected >= 1, got {args.repeats}")
+    config = BenchConfig(
+        batches=batches,
+        repeats=args.repeats if args.repeats is not None else (1 if args.quick else 3),
+        quick=args.quick,
+        device=args.device,
+        dtype=args.dtype,
+        with_report=not args.no_report,
     )
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r.layout} | {r.device} | {r.dtype} | {r.batch} | {r.closed_form_ms:.1f} | {r.autograd_ms:.1f} | "
-            f"{r.speedup:.1f}x | {r.max_weight_rel_diff:.1e} |"
-        )
+    result = run_suite(config, log=lambda m: print(m, file=sys.stderr))
+    markdown = to_markdown(result)
+    if args.out:
+        out = Path(args.out)
+        atomic_write_text(out / "bench.json", json.dumps(result.to_json(), indent=2))
+        atomic_write_text(out / "bench.md", markdown)
+        print(f"wrote {out / 'bench.json'} and {out / 'bench.md'}", file=sys.stderr)
+    print(json.dumps(result.to_json(), indent=2) if args.json else markdown)
     return 0
 
 
@@ -394,12 +399,17 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--cases", type=int, default=20, help="random cases per function (default: %(default)s)")
     ver.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     ver.set_defaults(func=_verify)
-    ben = sub.add_parser("bench", help="closed-form maps vs autograd on VGG16-sized features")
-    ben.add_argument("--batch", type=int, default=32, help="images per batch (default: %(default)s)")
-    ben.add_argument("--repeats", type=int, default=5, help="timed runs, median reported (default: %(default)s)")
+    ben = sub.add_parser(
+        "bench", help="explain vs the backbone alone, autograd, torch.func and pytorch-grad-cam (VGG16, 200 px)"
+    )
+    ben.add_argument("--quick", action="store_true", help="batches 1 and 2, one timed run: under 2 min on 2 cores")
+    ben.add_argument("--batches", default=None, help="comma-separated batch sizes (default 1,8,32; +256 on a GPU)")
+    ben.add_argument("--repeats", type=int, default=None, help="timed runs after a warm-up (default 3; quick 1)")
     ben.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     ben.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    ben.add_argument("--json", action="store_true", help="machine-readable output")
+    ben.add_argument("--no-report", action="store_true", help="do not time the report build")
+    ben.add_argument("--out", default=None, help="directory for bench.json and bench.md")
+    ben.add_argument("--json", action="store_true", help="print the JSON instead of the Markdown tables")
     ben.set_defaults(func=_bench)
     return parser
 

@@ -1,0 +1,367 @@
+"""Run every route of :mod:`cadcam_numeric.bench.routes` on the same inputs, in one process.
+
+Each measurement: one warm-up call, then ``repeats`` timed calls (CUDA synchronised), reported as
+median, min and max in milliseconds. Ratios are computed from medians of the same run:
+2 ÷ 1 (explain over the backbone alone), 3 ÷ 2 (autograd / torch.func routes over explain),
+4 ÷ 2 (pytorch-grad-cam over explain), and head-only autograd ÷ closed form. Peak memory of
+routes 2 and 4 at the largest batch: on CUDA ``max_memory_allocated`` above what was allocated
+before; on Linux CPUs the peak resident set (VmHWM, reset through ``/proc/self/clear_refs``)
+above the resident set before. Also timed once: code generation into a temporary directory
+(what ``python -m derivations generate`` does) and building the derivation report. Timings are
+to be read as ratios; no test asserts them.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import platform
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from cadcam_numeric.bench.problem import make_problem
+from cadcam_numeric.bench.routes import Routes
+
+__all__ = ["BenchConfig", "Timing", "run_suite", "to_markdown"]
+
+E2E = ("backbone", "explain", "autograd", "torch_func", "grad_cam_pkg")
+HEAD = ("closed_head", "autograd_head", "torch_func_head")
+
+
+@dataclass
+class BenchConfig:
+    batches: tuple[int, ...] | None = None  # default (1, 8, 32), plus 256 on a GPU; quick: (1, 2)
+    repeats: int = 3
+    quick: bool = False
+    device: str | None = None
+    dtype: str = "float32"
+    input_size: int = 200
+    with_report: bool = True
+    decom_max_batch: int = 8  # Decom-CAM runs p + 1 = 11 backbone passes per call: small batches only on a CPU
+    seed: int = 0
+
+    def resolved_batches(self, device: torch.device) -> tuple[int, ...]:
+        if self.batches:
+            return tuple(self.batches)
+        if self.quick:
+            return (1, 2)
+        return (1, 8, 32, 256) if device.type == "cuda" else (1, 8, 32)
+
+
+@dataclass
+class Timing:
+    route: str
+    batch: int
+    median_ms: float
+    min_ms: float
+    max_ms: float
+    repeats: int
+
+
+@dataclass
+class BenchResult:
+    device: str
+    device_name: str
+    dtype: str
+    input_size: int
+    config: dict
+    versions: dict[str, str]
+    timings: list[Timing] = field(default_factory=list)
+    ratios: dict[str, dict[str, float]] = field(default_factory=dict)
+    memory_mb: dict[str, float | None] = field(default_factory=dict)
+    agreement: dict[str, float] = field(default_factory=dict)
+    once_s: dict[str, float | None] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def median(self, route: str, batch: int) -> float | None:
+        for t in self.timings:
+            if t.route == route and t.batch == batch:
+                return t.median_ms
+        return None
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for package in ("cadcam", "torch", "torchvision", "scikit-learn", "sympy", "grad-cam", "numpy"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "not installed"
+    return out
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time(fn: Callable[[], object], repeats: int, device: torch.device) -> tuple[float, float, float]:
+    fn()  # warm-up
+    _sync(device)
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        samples.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(samples), min(samples), max(samples)
+
+
+def _status_kb(field_name: str) -> int | None:
+    try:
+        text = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    match = re.search(rf"{field_name}:\s+(\d+) kB", text)
+    return int(match.group(1)) if match else None
+
+
+def _peak_memory_mb(fn: Callable[[], object], device: torch.device) -> float | None:
+    """Peak memory the call adds above what is held before it (None where it cannot be measured).
+
+    CUDA: the allocator's peak. CPU (Linux): the peak resident set (VmHWM, reset through
+    ``/proc/self/clear_refs``) above the resident set before the call — meaningful only in a fresh
+    process, before the allocator has cached anything; :func:`_memory_in_fresh_process` arranges that.
+    """
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - before) / 2**20
+    rss = _status_kb("VmRSS")
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current resident set
+    except OSError:
+        return None
+    fn()
+    peak = _status_kb("VmHWM")
+    return None if rss is None or peak is None else (peak - rss) / 1024
+
+
+def _memory_child(route: str, batch: int, config: BenchConfig) -> float | None:
+    device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtype = {"float32": torch.float32, "float64": torch.float64}[config.dtype]
+    problem = make_problem(device, dtype, config.input_size, config.seed)
+    routes = Routes(problem)
+    images = problem.images(batch, config.seed)
+    try:
+        return _peak_memory_mb(lambda: getattr(routes, route)(images), device)
+    finally:
+        routes.close()
+
+
+def _memory_in_fresh_process(route: str, batch: int, config: BenchConfig, device: torch.device) -> float | None:
+    """Peak memory of one call of ``route``, measured in a new process on the CPU (the allocator of a
+    process that already ran other routes keeps their memory resident, which hides the peak)."""
+    if device.type == "cuda":
+        return _memory_child(route, batch, config)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(_memory_child, route, batch, config).result()
+
+
+def _max_rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.detach().double().cpu(), b.detach().double().cpu()
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
+
+
+def _once(label: str, fn: Callable[[], object]) -> float | None:
+    start = time.perf_counter()
+    try:
+        fn()
+    except Exception as exc:
+        print(f"bench: {label} skipped ({exc})", file=sys.stderr)
+        return None
+    return time.perf_counter() - start
+
+
+def _generate_once() -> None:
+    from derivations.codegen.render import write
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write(Path(tmp))
+
+
+def _report_once(verify: bool) -> None:
+    from reports.build import build_report
+
+    with tempfile.TemporaryDirectory() as tmp:
+        build_report(Path(tmp), verify=verify, cases=5 if not verify else 20)
+
+
+def run_suite(config: BenchConfig, log: Callable[[str], None] = print) -> BenchResult:
+    """Measure every route for every batch size (see the module docstring)."""
+    device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtype = {"float32": torch.float32, "float64": torch.float64}[config.dtype]
+    batches = config.resolved_batches(device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "CPU")
+    if device.type == "cpu":
+        name = f"{name} ({torch.get_num_threads()} threads)"
+    result = BenchResult(
+        str(device), name, config.dtype, config.input_size, {**asdict(config), "batches": batches}, _versions()
+    )
+    problem = make_problem(device, dtype, config.input_size, config.seed)
+    routes = Routes(problem)
+    try:
+        routes_per_batch = (*E2E, *HEAD, "eigen_cam", "eigen_cam_pkg", "decom_cam")
+        progress = tqdm(total=len(batches) * len(routes_per_batch), desc="bench", leave=False)
+        for batch in batches:
+            images = problem.images(batch, config.seed)
+            with torch.no_grad():
+                features = problem.backbone(images)
+            for route in routes_per_batch:
+                progress.set_postfix_str(f"{route} @ {batch}")
+                progress.update()
+                if route == "decom_cam" and device.type == "cpu" and batch > config.decom_max_batch:
+                    continue
+                med, lo, hi = _time(_route(routes, route, images, features), config.repeats, device)
+                result.timings.append(Timing(route, batch, round(med, 3), round(lo, 3), round(hi, 3), config.repeats))
+        progress.close()
+        for batch in batches:
+            result.ratios[str(batch)] = _ratios(result, batch)
+        largest = batches[-1]
+        log(f"bench: peak memory of explain and pytorch-grad-cam at batch {largest}")
+        for route in ("explain", "grad_cam_pkg"):
+            result.memory_mb[f"{route}@{largest}"] = _memory_in_fresh_process(route, largest, config, device)
+        result.agreement = _agreement(routes, problem.images(min(batches[-1], 4), config.seed + 1))
+    finally:
+        routes.close()
+    log("bench: code generation and the report, once each")
+    result.once_s["generate"] = _once("generate", _generate_once)
+    if config.with_report:
+        result.once_s["report"] = _once("report", lambda: _report_once(verify=not config.quick))
+    if device.type == "cpu":
+        result.notes.append("CPU: no GPU was used; ratios on a GPU differ (the head is tiny next to VGG16).")
+    return result
+
+
+def _route(routes: Routes, route: str, images: torch.Tensor, features: torch.Tensor) -> Callable[[], object]:
+    table = {
+        "backbone": lambda: routes.backbone(images),
+        "explain": lambda: routes.explain(images),
+        "autograd": lambda: routes.with_backbone(routes.autograd_head)(images),
+        "torch_func": lambda: routes.with_backbone(routes.torch_func_head)(images),
+        "grad_cam_pkg": lambda: routes.grad_cam_pkg(images),
+        "closed_head": lambda: routes.closed_head(features),
+        "autograd_head": lambda: routes.autograd_head(features),
+        "torch_func_head": lambda: routes.torch_func_head(features),
+        "eigen_cam": lambda: routes.eigen_cam(images),
+        "eigen_cam_pkg": lambda: routes.eigen_cam_pkg(images),
+        "decom_cam": lambda: routes.decom_cam(images),
+    }
+    return table[route]
+
+
+def _ratios(result: BenchResult, batch: int) -> dict[str, float]:
+    def ratio(a: str, b: str) -> float | None:
+        x, y = result.median(a, batch), result.median(b, batch)
+        return None if x is None or y is None or y == 0 else round(x / y, 3)
+
+    return {
+        "explain / backbone (2/1)": ratio("explain", "backbone"),
+        "autograd / explain (3/2)": ratio("autograd", "explain"),
+        "torch.func / explain (3/2)": ratio("torch_func", "explain"),
+        "pytorch-grad-cam / explain (4/2)": ratio("grad_cam_pkg", "explain"),
+        "head: autograd / closed form": ratio("autograd_head", "closed_head"),
+        "head: torch.func / closed form": ratio("torch_func_head", "closed_head"),
+        "eigen-cam: package / ours": ratio("eigen_cam_pkg", "eigen_cam"),
+    }
+
+
+def _agreement(routes: Routes, images: torch.Tensor) -> dict[str, float]:
+    """The routes compute the same quantities: weights (closed vs autograd vs torch.func) and maps."""
+    features = routes.backbone(images)
+    closed = routes.closed_head(features)
+    ours = routes.explain(images)
+    peer = routes.grad_cam_pkg(images)
+    eigen_peer = routes.eigen_cam_pkg(images).double()
+    # up to the documented sign rule: the package keeps the SVD's sign, ours orients each map
+    eigen_both = [routes.eigen_cam(images, sign).cpu().double() for sign in (1.0, -1.0)]
+    eigen_diff = torch.stack([(e - eigen_peer).abs().flatten(1).max(1).values for e in eigen_both]).min(0).values
+    return {
+        "weights: autograd vs closed form (max rel)": _max_rel(closed, routes.autograd_head(features)),
+        "weights: torch.func vs closed form (max rel)": _max_rel(closed, routes.torch_func_head(features)),
+        "class map: pytorch-grad-cam vs explain (max abs)": float(
+            (ours["gradcam"].cpu().double() - peer["gradcam"].double()).abs().max()
+        ),
+        "SVM map: pytorch-grad-cam vs explain (max abs)": float(
+            (ours["svm"].cpu().double() - peer["svm"].double()).abs().max()
+        ),
+        "Eigen-CAM: package vs ours, up to sign (max abs)": float(eigen_diff.max()),
+    }
+
+
+def _fmt(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:,.1f}{unit}" if value >= 10 else f"{value:.2f}{unit}"
+
+
+def to_markdown(result: BenchResult) -> str:
+    """The tables the README shows: end to end, head only, Eigen/Decom-CAM, memory, one-off costs."""
+    batches = result.config["batches"]
+    lines = [
+        f"Device: **{result.device_name}** ({result.device}), {result.dtype}, VGG16 at "
+        f"{result.input_size}×{result.input_size} px (pool5 512×6×6), head 40-30-20-10, PCA B = 3 on layer 2, "
+        f"RBF SVM (10 classes, one-vs-one); median of {result.config['repeats']} run(s) after a warm-up, ms. "
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in result.versions.items()) + ".",
+        "",
+        "| batch | 1 backbone | 2 explain | 3 autograd | 3 torch.func | 4 pytorch-grad-cam | 2÷1 | 3÷2 autograd "
+        "| 3÷2 func | 4÷2 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for b in batches:
+        r = result.ratios[str(b)]
+        cells = [_fmt(result.median(k, b)) for k in E2E]
+        lines.append(
+            f"| {b} | " + " | ".join(cells) + f" | {_fmt(r['explain / backbone (2/1)'], '×')} | "
+            f"{_fmt(r['autograd / explain (3/2)'], '×')} | {_fmt(r['torch.func / explain (3/2)'], '×')} | "
+            f"{_fmt(r['pytorch-grad-cam / explain (4/2)'], '×')} |"
+        )
+    lines += [
+        "",
+        "Head only (from the features; the closed form's gain in isolation):",
+        "",
+        "| batch | closed form | autograd, 1 backward per target | torch.func | autograd÷closed | func÷closed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for b in batches:
+        r = result.ratios[str(b)]
+        lines.append(
+            f"| {b} | "
+            + " | ".join(_fmt(result.median(k, b)) for k in HEAD)
+            + f" | {_fmt(r['head: autograd / closed form'], '×')} | {_fmt(r['head: torch.func / closed form'], '×')} |"
+        )
+    lines += [
+        "",
+        "| batch | Eigen-CAM (ours) | EigenCAM (pytorch-grad-cam) | Decom-CAM (ours; no reference package) |",
+        "|---|---|---|---|",
+    ]
+    for b in batches:
+        lines.append(
+            f"| {b} | {_fmt(result.median('eigen_cam', b))} | {_fmt(result.median('eigen_cam_pkg', b))} | "
+            f"{_fmt(result.median('decom_cam', b))} |"
+        )
+    lines += ["", "| peak memory above the model (MiB) | |", "|---|---|"]
+    lines += [f"| {k} | {_fmt(v)} |" for k, v in result.memory_mb.items()]
+    lines += ["", "| agreement between routes | |", "|---|---|"]
+    lines += [f"| {k} | {v:.1e} |" for k, v in result.agreement.items()]
+    lines += ["", "| once | seconds |", "|---|---|"]
+    lines += [f"| {k} | {_fmt(v)} |" for k, v in result.once_s.items()]
+    lines += [f"\n{note}" for note in result.notes]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,43 @@
+"""``cadcam bench --quick`` runs and writes complete output; the routes compute the same maps.
+
+Timings and their ratios are not asserted (a shared machine is noisy); that every route was
+timed, every ratio computed, and that the routes agree numerically, is.
+"""
+
+from __future__ import annotations
+
+import json
+
+from cadcam_numeric.bench.suite import E2E, HEAD
+from cadcam_numeric.cli import main
+
+ROUTES = (*E2E, *HEAD, "eigen_cam", "eigen_cam_pkg", "decom_cam")
+
+
+def test_quick_bench_writes_every_measurement(tmp_path, capsys):
+    assert main(["bench", "--quick", "--device", "cpu", "--out", str(tmp_path)]) == 0
+    doc = json.loads((tmp_path / "bench.json").read_text())
+    markdown = (tmp_path / "bench.md").read_text()
+    assert capsys.readouterr().out.strip() == markdown.strip()
+    batches = doc["config"]["batches"]
+    assert batches == [1, 2] and doc["device"] == "cpu" and doc["versions"]["grad-cam"] != "not installed"
+    timed = {(t["route"], t["batch"]) for t in doc["timings"] if t["median_ms"] > 0 and t["min_ms"] <= t["max_ms"]}
+    assert timed == {(r, b) for r in ROUTES for b in batches}
+    for batch in batches:
+        assert all(v is not None and v > 0 for v in doc["ratios"][str(batch)].values())
+    assert set(doc["memory_mb"]) == {"explain@2", "grad_cam_pkg@2"}
+    assert all(v is None or v >= 0 for v in doc["memory_mb"].values())
+    assert doc["once_s"]["generate"] > 0 and "report" in doc["once_s"]
+    agreement = doc["agreement"]
+    assert agreement["weights: autograd vs closed form (max rel)"] < 1e-5
+    assert agreement["weights: torch.func vs closed form (max rel)"] < 1e-5
+    assert agreement["class map: pytorch-grad-cam vs explain (max abs)"] < 1e-4
+    assert agreement["SVM map: pytorch-grad-cam vs explain (max abs)"] < 1e-4
+    assert agreement["Eigen-CAM: package vs ours, up to sign (max abs)"] < 1e-4
+    for heading in ("| batch | 1 backbone | 2 explain |", "Head only", "Eigen-CAM (ours)", "peak memory"):
+        assert heading in markdown
+
+
+def test_bench_refuses_bad_arguments(capsys):
+    assert main(["bench", "--batches", "0,2"]) == 2
+    assert "--batches: expected positive integers" in capsys.readouterr().err
