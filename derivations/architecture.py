@@ -249,24 +249,38 @@ def _name(key: str, where: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def _custom_activations(doc: dict, builtin: set[str]) -> dict[str, CustomActivationSpec]:
+def _entries(doc: dict, group: str, builtin: set[str], keys: set[str], needs: str) -> list[tuple[str, dict, str]]:
+    """(name, table, where) for each ``[group.name]`` table, its name and keys checked."""
+    out = []
+    for key, entry in _table(doc, group, "", required=False).items():
+        where = f"{group}.{_name(key, group)}"
+        if key in builtin:
+            raise SpecError(f"{where}: {key!r} is a catalogue {group[:-1]}; choose another name")
+        if not isinstance(entry, dict):
+            raise SpecError(f"{where}: expected a table with {needs}")
+        _unknown(entry, keys, where)
+        out.append((key, entry, where))
+    return out
+
+
+def _variable_and_parameters(entry: dict, where: str, default_variable: str) -> tuple[str, dict[str, float]]:
     from derivations.expressions import reserved_names
 
+    variable = _string(entry, "variable", where, default_variable, 40)
+    params = _parameters(entry, where)
+    for n in (variable, *params):
+        if n in reserved_names():
+            raise SpecError(f"{where}: {n!r} is a function or constant name; choose another")
+    if variable in params:
+        raise SpecError(f"{where}: the variable {variable!r} is also a parameter")
+    return variable, params
+
+
+def _custom_activations(doc: dict, builtin: set[str]) -> dict[str, CustomActivationSpec]:
     out = {}
-    for key, entry in _table(doc, "activations", "", required=False).items():
-        where = f"activations.{_name(key, 'activations')}"
-        if key in builtin:
-            raise SpecError(f"{where}: {key!r} is a catalogue activation; choose another name")
-        if not isinstance(entry, dict):
-            raise SpecError(f"{where}: expected a table with 'expression'")
-        _unknown(entry, {"expression", "variable", "parameters", "torch_module"}, where)
-        variable = _string(entry, "variable", where, "x", 40)
-        params = _parameters(entry, where)
-        for n in (variable, *params):
-            if n in reserved_names():
-                raise SpecError(f"{where}: {n!r} is a function or constant name; choose another")
-        if variable in params:
-            raise SpecError(f"{where}: the variable {variable!r} is also a parameter")
+    keys = {"expression", "variable", "parameters", "torch_module"}
+    for key, entry, where in _entries(doc, "activations", builtin, keys, "'expression'"):
+        variable, params = _variable_and_parameters(entry, where, "x")
         module = _string(entry, "torch_module", where, "", 200)
         if module and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+", module):
             raise SpecError(f"{where}.torch_module: expected a dotted class name like 'mypkg.layers.MyAct'")
@@ -275,22 +289,11 @@ def _custom_activations(doc: dict, builtin: set[str]) -> dict[str, CustomActivat
 
 
 def _custom_kernels(doc: dict, builtin: set[str]) -> dict[str, CustomKernelSpec]:
-    from derivations.expressions import reserved_names
-
     out = {}
-    for key, entry in _table(doc, "kernels", "", required=False).items():
-        where = f"kernels.{_name(key, 'kernels')}"
-        if key in builtin:
-            raise SpecError(f"{where}: {key!r} is a catalogue kernel; choose another name")
-        if not isinstance(entry, dict):
-            raise SpecError(f"{where}: expected a table with 'kind' and 'expression'")
-        _unknown(entry, {"kind", "expression", "variable", "parameters"}, where)
+    keys = {"kind", "expression", "variable", "parameters"}
+    for key, entry, where in _entries(doc, "kernels", builtin, keys, "'kind' and 'expression'"):
         kind = _choice(entry, "kind", where, KERNEL_KINDS)
-        variable = _string(entry, "variable", where, "rho" if kind == "stationary" else "u", 40)
-        params = _parameters(entry, where)
-        for n in (variable, *params):
-            if n in reserved_names():
-                raise SpecError(f"{where}: {n!r} is a function or constant name; choose another")
+        variable, params = _variable_and_parameters(entry, where, "rho" if kind == "stationary" else "u")
         out[key] = CustomKernelSpec(key, kind, _string(entry, "expression", where), variable, params)
     return out
 
