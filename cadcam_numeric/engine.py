@@ -83,7 +83,9 @@ def _check_features(features: Tensor, dtype: torch.dtype | None) -> Tensor:
     if dtype not in (torch.float32, torch.float64):
         raise CadcamInputError(f"dtype: expected torch.float32 or torch.float64, got {dtype}")
     features = features.detach().to(dtype)
-    if not torch.isfinite(features).all():
+    # One reduction instead of a boolean mask: the sum is finite when every value is; only when it
+    # is not (a NaN/Inf, or an overflow of huge but finite values) is the elementwise check run.
+    if not torch.isfinite(features.sum()) and not torch.isfinite(features).all():
         bad = int((~torch.isfinite(features)).sum())
         raise CadcamInputError(f"features: {bad} NaN/Inf values; the maps would be meaningless")
     return features

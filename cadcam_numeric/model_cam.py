@@ -17,11 +17,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from sklearn.decomposition import PCA
 from torch import Tensor, nn
 
-from cadcam_numeric.engine import CAMResult, Method, explain
+from cadcam_numeric.engine import CAMResult, Method, explain, pca_layer_from_sklearn
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.maps import normalise, normalise_pca_pair, upsample
+from cadcam_numeric.svm import SVMHead, parse_svm
 
 __all__ = ["ImageMaps", "PCASVMGradCAM"]
 
@@ -57,7 +59,11 @@ class PCASVMGradCAM:
         if not any(m is target_layer for m in model.modules()):
             raise CadcamInputError("target_layer: must be a submodule of model")
         self.model, self.target_layer, self.head = model, target_layer, head
-        self.pca, self.pca_after, self.svm = pca, pca_after, svm
+        # read the fitted estimators into tensors once, not on every call (validated here too)
+        like = torch.zeros((), dtype=torch.float64)
+        self.pca = pca_layer_from_sklearn(pca, pca.components_.shape[1], like) if isinstance(pca, PCA) else pca
+        self.svm = parse_svm(svm, like) if svm is not None and not isinstance(svm, SVMHead) else svm
+        self.pca_after = pca_after
         self.method, self.channels_last, self.dtype = method, channels_last, dtype
         self._handle = None
         self._features: Tensor | None = None

@@ -95,12 +95,23 @@ class SVMHead:
         return self.decisions(p) @ self.orientation.T
 
     def class_score_gradients(self, p: Tensor) -> Tensor:
-        """∂a_c/∂p for every class, (N, C, B): O · ∂d/∂z · diag(1/scale)."""
+        """∂a_c/∂p for every class, (N, C, B): O · ∂d/∂z · diag(1/scale).
+
+        The orientation is contracted with the dual coefficients first (a_c = Σ_i (O D)_ci K(s_i, z)
+        + ..., linear in D), so the kernel gradient is formed for the C classes, not for every
+        pairwise decision (45 of them for 10 classes one-vs-one).
+        """
         z = self._scaled(p)
-        grad = torch.cat([b.gradient(z) for b in self.blocks], dim=1)
+        grad, offset = None, 0
+        for block in self.blocks:
+            k = block.dual_coef.shape[0]
+            oriented = self.orientation[:, offset : offset + k] @ block.dual_coef  # (C, I)
+            term = block.kernel.decision_gradient(z, block.support_vectors, oriented, **block.params)
+            grad = term if grad is None else grad + term
+            offset += k
         if self.scaler_scale is not None:
             grad = grad / self.scaler_scale
-        return self.orientation @ grad
+        return grad
 
     def predict(self, p: Tensor) -> np.ndarray:
         """Predicted labels, by the same rule as the estimator's ``predict`` (see ``scheme``)."""

@@ -29,6 +29,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import Tensor, nn
 
 from cadcam_numeric.bench.problem import N_CLASSES, N_COMPONENTS, BenchProblem
+from cadcam_numeric.chain import PCALayer
 from cadcam_numeric.decom_cam import decom_cam
 from cadcam_numeric.eigen_cam import eigen_cam
 from cadcam_numeric.engine import explain
@@ -64,9 +65,13 @@ class _Negated:
         return -output[..., self.index]
 
 
-def _finish(problem: BenchProblem, weights: Tensor, features: Tensor) -> dict[str, Tensor]:
-    """Maps from channel weights (N, 5, T): class, p_1..p_3 (signed), SVM -> image resolution, normalised."""
-    signed = torch.einsum("nkt,nthw->nkhw", weights, features)
+def _signed_maps(weights: Tensor, features: Tensor) -> tuple[Tensor, Tensor]:
+    """(weights, signed maps Σ_t w^t F^t) — the raw maps every head route returns, as the closed form does."""
+    return weights, torch.einsum("nkt,nthw->nkhw", weights, features)
+
+
+def _finish(problem: BenchProblem, weights: Tensor, signed: Tensor) -> dict[str, Tensor]:
+    """Signed maps (N, 5, M, N'): class, p_1..p_3, SVM -> image resolution, normalised (pairs on ν_b)."""
     size = (problem.input_size, problem.input_size)
     pos, neg = normalise_pca_pair(upsample(signed[:, 1:4].relu(), size), upsample((-signed[:, 1:4]).relu(), size))
     return {
@@ -92,6 +97,7 @@ class Routes:
         # carries a gradient when the input does: pytorch-grad-cam's switch for that.
         self.peer.compute_input_gradient = True
         self.peer_eigen = EigenCAM(model=problem.model, target_layers=[problem.backbone])
+        self.pca_layer = PCALayer(problem.components, problem.mean)
 
     def close(self) -> None:
         self.cam.release()
@@ -128,12 +134,13 @@ class Routes:
         }
 
     def closed_head(self, features: Tensor) -> Tensor:
+        """Channel weights and raw maps in closed form (PCA and SVM read once, as ``PCASVMGradCAM`` does)."""
         pr = self.problem
-        raw = explain(features, pr.head, pr.pca, pr.pca_after, pr.svm)
+        raw = explain(features, pr.head, self.pca_layer, pr.pca_after, pr.svm_head)
         return torch.cat([raw.class_weights[:, None], raw.pca_weights, raw.svm_weights[:, None]], 1)
 
     # -- 3 ---------------------------------------------------------------------------------
-    def autograd_head(self, features: Tensor) -> Tensor:
+    def autograd_head(self, features: Tensor) -> tuple[Tensor, Tensor]:
         """Channel weights by one head forward with graph and one backward per target."""
         pr = self.problem
         cls, svm_idx = self._targets(features)
@@ -148,9 +155,9 @@ class Routes:
         for k, out in enumerate(outputs):
             (g,) = torch.autograd.grad(out.sum(), f, retain_graph=k < len(outputs) - 1)
             weights.append(g.sum(dim=(-2, -1)))
-        return torch.stack(weights, 1)
+        return _signed_maps(torch.stack(weights, 1), features)
 
-    def torch_func_head(self, features: Tensor) -> Tensor:
+    def torch_func_head(self, features: Tensor) -> tuple[Tensor, Tensor]:
         """Channel weights by ``vmap(jacrev(·))`` of the five selected outputs, per image."""
         pr = self.problem
         cls, svm_idx = self._targets(features)
@@ -165,14 +172,15 @@ class Routes:
             return torch.stack([(logits[0] * oh_cls).sum(), *p[0], (a[0] * oh_svm).sum()])
 
         jac = torch.func.vmap(torch.func.jacrev(selected))(features.detach(), one_hot_cls, one_hot_svm)
-        return jac.sum(dim=(-2, -1))  # (N, 5, T)
+        return _signed_maps(jac.sum(dim=(-2, -1)), features)  # weights (N, 5, T)
 
-    def with_backbone(self, head_route: Callable[[Tensor], Tensor]) -> Callable[[Tensor], dict[str, Tensor]]:
-        """End to end: backbone forward, the head route's weights, the same maps as ``explain``."""
+    def with_backbone(
+        self, head_route: Callable[[Tensor], tuple[Tensor, Tensor]]
+    ) -> Callable[[Tensor], dict[str, Tensor]]:
+        """End to end: backbone forward, the head route's weights and maps, presented as ``explain`` does."""
 
         def run(images: Tensor) -> dict[str, Tensor]:
-            features = self.backbone(images)
-            return _finish(self.problem, head_route(features), features)
+            return _finish(self.problem, *head_route(self.backbone(images)))
 
         return run
 

@@ -294,8 +294,8 @@ def _agreement(routes: Routes, images: torch.Tensor) -> dict[str, float]:
     eigen_both = [routes.eigen_cam(images, sign).cpu().double() for sign in (1.0, -1.0)]
     eigen_diff = torch.stack([(e - eigen_peer).abs().flatten(1).max(1).values for e in eigen_both]).min(0).values
     return {
-        "weights: autograd vs closed form (max rel)": _max_rel(closed, routes.autograd_head(features)),
-        "weights: torch.func vs closed form (max rel)": _max_rel(closed, routes.torch_func_head(features)),
+        "weights: autograd vs closed form (max rel)": _max_rel(routes.autograd_head(features)[0], closed),
+        "weights: torch.func vs closed form (max rel)": _max_rel(routes.torch_func_head(features)[0], closed),
         "class map: pytorch-grad-cam vs explain (max abs)": float(
             (ours["gradcam"].cpu().double() - peer["gradcam"].double()).abs().max()
         ),
