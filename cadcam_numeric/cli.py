@@ -60,6 +60,10 @@ def _derive_spec(args: argparse.Namespace) -> int:
 def _derive(args: argparse.Namespace) -> int:
     if args.spec:
         return _derive_spec(args)
+    if args.out:
+        raise CadcamInputError(
+            "--out: only with a SPEC (cadcam derive SPEC --out DIR); plain derive regenerates the package"
+        )
     try:
         from derivations.codegen.render import DEFAULT_OUTPUT, check, write
         from derivations.prove_all import all_proofs

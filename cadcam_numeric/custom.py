@@ -16,6 +16,7 @@ import difflib
 import types
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -26,7 +27,10 @@ from cadcam_numeric.chain import DenseLayer, PCALayer, forward_dense, identity_r
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.generated import ACTIVATIONS, KERNELS
 from cadcam_numeric.reference import ReferencePCA, ReferenceSVMDecision
-from cadcam_numeric.verify import VerificationRow, _Accumulator, _jacobian
+from cadcam_numeric.verify import ErrorAccumulator, VerificationRow, autograd_jacobian
+
+if TYPE_CHECKING:  # annotations only: importing derivations loads SymPy
+    from derivations.architecture import ArchitectureSpec, DenseSpec
 
 __all__ = [
     "BUILTIN_KERNEL_DEFAULTS",
@@ -59,7 +63,7 @@ class CustomCode:
         return self.kernels[name] if name in self.kernels else KERNELS[name]
 
 
-def render_custom_source(spec: object) -> str:
+def render_custom_source(spec: ArchitectureSpec) -> str:
     """The module text the generator writes for ``spec`` (an ``ArchitectureSpec``); needs SymPy."""
     from derivations.codegen.custom import render_custom_module
 
@@ -76,7 +80,7 @@ def module_from_source(source: str, spec_sha256: str) -> CustomCode:
     return CustomCode(dict(module.ACTIVATIONS), dict(module.KERNELS), spec_sha256, source)
 
 
-def load_custom_code(directory: str | Path, spec: object) -> CustomCode:
+def load_custom_code(directory: str | Path, spec: ArchitectureSpec) -> CustomCode:
     """Load ``directory/cadcam_custom.py`` for ``spec``, refusing it unless it regenerates byte for byte."""
     path = Path(directory) / CUSTOM_MODULE
     if not path.is_file():
@@ -102,7 +106,7 @@ def load_custom_code(directory: str | Path, spec: object) -> CustomCode:
 BUILTIN_KERNEL_DEFAULTS = {"gamma": 1.0, "coef0": 0.0, "degree": 3}
 
 
-def kernel_parameters(spec: object) -> dict[str, float]:
+def kernel_parameters(spec: ArchitectureSpec) -> dict[str, float]:
     """The SVM kernel's parameter values: defaults (the custom kernel's own, or
     :data:`BUILTIN_KERNEL_DEFAULTS`) overridden by the spec's ``svm.parameters``."""
     if spec.kernel in spec.kernels:
@@ -115,7 +119,7 @@ def kernel_parameters(spec: object) -> dict[str, float]:
     return values
 
 
-def head_activation(spec: object, code: CustomCode, layer: object) -> nn.Module:
+def head_activation(spec: ArchitectureSpec, code: CustomCode, layer: DenseSpec) -> nn.Module:
     """The torch module of one dense layer's activation (``ExpressionActivation`` for custom ones)."""
     if layer.activation in code.activations:
         defaults = dict(spec.activations[layer.activation].parameters)
@@ -139,7 +143,7 @@ def _sympy_values(expression: object, variable: object, params: dict, points: li
     return torch.tensor(values, dtype=torch.float64)
 
 
-def _activation_rows(spec: object, code: CustomCode, gen: torch.Generator) -> list[VerificationRow]:
+def _activation_rows(spec: ArchitectureSpec, code: CustomCode, gen: torch.Generator) -> list[VerificationRow]:
     from derivations.activations import Z
     from derivations.custom import custom_activation
 
@@ -148,7 +152,7 @@ def _activation_rows(spec: object, code: CustomCode, gen: torch.Generator) -> li
         act = custom_activation(spec.activations[name])
         defaults = {p.name: p.default for p in act.parameters}
         symbols = {p.symbol: v for p, v in zip(act.parameters, defaults.values())}
-        finite = _Accumulator(f"custom.{name} is finite on [-30, 30]", "f and f' finite at 241 points")
+        finite = ErrorAccumulator(f"custom.{name} is finite on [-30, 30]", "f and f' finite at 241 points")
         grid = torch.linspace(-30, 30, 241, dtype=torch.float64)
         with torch.no_grad():
             ok = torch.isfinite(act_code.forward(grid, **defaults)) & torch.isfinite(
@@ -157,12 +161,12 @@ def _activation_rows(spec: object, code: CustomCode, gen: torch.Generator) -> li
         finite.cases = 1
         finite.passed = bool(ok.all())
         points = [-6.0, -2.5, -1.0, -0.3, 0.0, 0.3, 1.0, 2.5, 6.0, *(float(v) for v in defaults.values())]
-        fwd = _Accumulator(f"custom.{name}", "SymPy: the spec's expression at 30 digits")
+        fwd = ErrorAccumulator(f"custom.{name}", "SymPy: the spec's expression at 30 digits")
         fwd.add(
             act_code.forward(torch.tensor(points, dtype=torch.float64), **defaults),
             _sympy_values(act.elementary_definition, Z, symbols, points),
         )
-        der = _Accumulator(f"custom.{name}_derivative", "autograd of the generated f")
+        der = ErrorAccumulator(f"custom.{name}_derivative", "autograd of the generated f")
         for scale in (0.1, 1.0, 10.0):
             z = torch.cat(
                 [
@@ -178,7 +182,7 @@ def _activation_rows(spec: object, code: CustomCode, gen: torch.Generator) -> li
     return rows
 
 
-def _kernel_rows(spec: object, code: CustomCode, gen: torch.Generator) -> list[VerificationRow]:
+def _kernel_rows(spec: ArchitectureSpec, code: CustomCode, gen: torch.Generator) -> list[VerificationRow]:
     from derivations.custom import custom_kernel
     from derivations.kernels import U
 
@@ -189,25 +193,25 @@ def _kernel_rows(spec: object, code: CustomCode, gen: torch.Generator) -> list[V
         symbols = {p.symbol: params[p.name] for p in kernel.parameters}
         low = 0.0 if kernel.kind == "stationary" else -10.0
         grid = torch.linspace(low, 30.0 if kernel.kind == "stationary" else 10.0, 241, dtype=torch.float64)
-        finite = _Accumulator(f"custom.{name} is finite on [{low:g}, {float(grid[-1]):g}]", "k and k' finite")
+        finite = ErrorAccumulator(f"custom.{name} is finite on [{low:g}, {float(grid[-1]):g}]", "k and k' finite")
         with torch.no_grad():
             ok = torch.isfinite(kernel_code.profile(grid, **params)) & torch.isfinite(
                 kernel_code.profile_derivative(grid, **params)
             )
         finite.cases, finite.passed = 1, bool(ok.all())
         points = [low + v for v in (0.0, 0.1, 0.5, 1.0, 2.0, 4.0, 8.0)]
-        prof = _Accumulator(f"custom.{name}_profile", "SymPy: the spec's expression at 30 digits")
+        prof = ErrorAccumulator(f"custom.{name}_profile", "SymPy: the spec's expression at 30 digits")
         prof.add(
             kernel_code.profile(torch.tensor(points, dtype=torch.float64), **params),
             _sympy_values(kernel.profile, U, symbols, points),
         )
-        grad = _Accumulator(f"custom.{name}_decision_gradient", "autograd of the generated decision")
+        grad = ErrorAccumulator(f"custom.{name}_decision_gradient", "autograd of the generated decision")
         for _ in range(10):
             p = torch.randn(5, 3, generator=gen, dtype=torch.float64)
             s = torch.randn(7, 3, generator=gen, dtype=torch.float64)
             dual = torch.randn(2, 7, generator=gen, dtype=torch.float64)
             intercept = torch.zeros(2, dtype=torch.float64)
-            expected = _jacobian(_Decision(kernel_code, s, dual, intercept, params), p)
+            expected = autograd_jacobian(_Decision(kernel_code, s, dual, intercept, params), p)
             grad.add(kernel_code.decision_gradient(p, s, dual, **params), expected)
         rows += [finite.row(), prof.row(), grad.row()]
     return rows
@@ -233,12 +237,12 @@ class _Scaled(nn.Module):
         return (p - self.mean) / self.scale
 
 
-def _chain_rows(spec: object, code: CustomCode, cases: int, gen: torch.Generator) -> list[VerificationRow]:
+def _chain_rows(spec: ArchitectureSpec, code: CustomCode, cases: int, gen: torch.Generator) -> list[VerificationRow]:
     """Random small heads with exactly this spec's activations, PCA position and kernel."""
     prefix = "this spec"
-    dy = _Accumulator(f"{prefix}: dy/dx (Grad-CAM, Eq. 9)", "autograd through the torch head")
-    dp = _Accumulator(f"{prefix}: dp/dx (PCA-Grad-CAM, Eq. 13)", "autograd through head + PCA module")
-    da = _Accumulator(f"{prefix}: da/dx (SVM-Grad-CAM, Eq. 15)", "autograd through head + PCA + SVM")
+    dy = ErrorAccumulator(f"{prefix}: dy/dx (Grad-CAM, Eq. 9)", "autograd through the torch head")
+    dp = ErrorAccumulator(f"{prefix}: dp/dx (PCA-Grad-CAM, Eq. 13)", "autograd through head + PCA module")
+    da = ErrorAccumulator(f"{prefix}: da/dx (SVM-Grad-CAM, Eq. 15)", "autograd through head + PCA + SVM")
     kernel_code = code.kernel(spec.kernel)
     kparams = kernel_parameters(spec)
     b = min(spec.n_components, 3)
@@ -264,7 +268,7 @@ def _chain_rows(spec: object, code: CustomCode, cases: int, gen: torch.Generator
         x = features.flatten(1)
         fwd = forward_dense(x, layers)
         depth = len(layers)
-        dy.add(pullback(identity_rows(3, 3, x), layers, fwd, depth), _jacobian(head, features))
+        dy.add(pullback(identity_rows(3, 3, x), layers, fwd, depth), autograd_jacobian(head, features))
         a = spec.pca_after
         variance = torch.rand(b, generator=gen, dtype=torch.float64) + 0.5 if spec.whiten else None
         pca = PCALayer(
@@ -274,7 +278,7 @@ def _chain_rows(spec: object, code: CustomCode, cases: int, gen: torch.Generator
         )
         ref_pca = nn.Sequential(*list(head)[: 1 + 2 * a], ReferencePCA(pca.components, pca.mean, variance))
         jac = pca.jacobian().expand(3, *pca.jacobian().shape)
-        dp.add(pullback(jac, layers, fwd, a), _jacobian(ref_pca, features))
+        dp.add(pullback(jac, layers, fwd, a), autograd_jacobian(ref_pca, features))
         p = pca.scores(fwd.outputs[a - 1])
         mean = (
             torch.randn(b, generator=gen, dtype=torch.float64) if spec.scaler else torch.zeros(b, dtype=torch.float64)
@@ -293,11 +297,14 @@ def _chain_rows(spec: object, code: CustomCode, cases: int, gen: torch.Generator
             if spec.kernel in KERNELS
             else _Decision(kernel_code, s, dual, intercept, kparams)
         )
-        da.add(pullback(g, layers, fwd, a), _jacobian(nn.Sequential(ref_pca, _Scaled(mean, scale), decision), features))
+        da.add(
+            pullback(g, layers, fwd, a),
+            autograd_jacobian(nn.Sequential(ref_pca, _Scaled(mean, scale), decision), features),
+        )
     return [dy.row(), dp.row(), da.row()]
 
 
-def verify_custom(spec: object, code: CustomCode, cases: int = 20, seed: int = 0) -> list[VerificationRow]:
+def verify_custom(spec: ArchitectureSpec, code: CustomCode, cases: int = 20, seed: int = 0) -> list[VerificationRow]:
     """Every custom function and this spec's chain against autograd and SymPy (module docstring)."""
     if cases < 1:
         raise ValueError(f"cases must be >= 1, got {cases}")

@@ -21,18 +21,23 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cadcam_numeric.atomic import atomic_directory
 from cadcam_numeric.custom import CUSTOM_MODULE, CustomCode, module_from_source, render_custom_source, verify_custom
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.verify import VerificationRow
 
+if TYPE_CHECKING:  # annotations only: importing derivations loads SymPy
+    from derivations.architecture import ArchitectureSpec
+    from derivations.custom import ArchitectureDerivation
+
 __all__ = ["SpecDerivation", "derivation_latex", "derive_spec", "load_spec"]
 
 
 @dataclass
 class SpecDerivation:
-    derivation: object  # derivations.custom.ArchitectureDerivation
+    derivation: ArchitectureDerivation
     code: CustomCode
     rows: list[VerificationRow]
     timings: dict[str, float]
@@ -43,7 +48,7 @@ class SpecDerivation:
         return self.derivation.holds and all(r.passed for r in self.rows)
 
 
-def load_spec(path: str | Path) -> object:
+def load_spec(path: str | Path) -> ArchitectureSpec:
     """Read a TOML architecture spec; a bad spec or expression becomes a :class:`CadcamInputError`."""
     from derivations.architecture import SpecError, load_architecture
 
@@ -72,7 +77,7 @@ def _escape(text: str) -> str:
     return re.sub(r"[\\_&%#$^{}~]", lambda m: _LATEX_SPECIAL[m.group()], text)
 
 
-def derivation_latex(derivation: object) -> str:
+def derivation_latex(derivation: ArchitectureDerivation) -> str:
     """A standalone LaTeX document with every step of the spec's derivation and its proofs."""
     import sympy as sp
 

@@ -21,7 +21,7 @@ from cadcam_numeric.chain import DenseLayer, PCALayer, forward_dense, identity_r
 from cadcam_numeric.generated import ACTIVATIONS, KERNELS
 from cadcam_numeric.reference import ReferencePCA, ReferenceSVMDecision
 
-__all__ = ["ATOL", "RTOL", "VerificationRow", "verify_all"]
+__all__ = ["ATOL", "RTOL", "ErrorAccumulator", "VerificationRow", "autograd_jacobian", "verify_all"]
 
 RTOL, ATOL = 1e-10, 1e-12
 EDGES = (0.0, -0.0, 1e3, -1e3, 1e-8, -1e-8)
@@ -41,7 +41,7 @@ class VerificationRow:
         return asdict(self)
 
 
-class _Accumulator:
+class ErrorAccumulator:
     def __init__(self, function: str, reference: str) -> None:
         self.function, self.reference = function, reference
         self.cases, self.abs_err, self.rel_err, self.passed = 0, 0.0, 0.0, True
@@ -78,8 +78,8 @@ def _draw(info: ParameterInfo, gen: torch.Generator) -> float:
 def _activation_rows(cases: int, gen: torch.Generator) -> list[VerificationRow]:
     rows = []
     for name, code in ACTIVATIONS.items():
-        fwd = _Accumulator(f"activations.{name}", f"{code.torch_module} forward")
-        der = _Accumulator(f"activations.{name}_derivative", f"{code.torch_module} autograd")
+        fwd = ErrorAccumulator(f"activations.{name}", f"{code.torch_module} forward")
+        der = ErrorAccumulator(f"activations.{name}_derivative", f"{code.torch_module} autograd")
         for case in range(cases):
             params = {k: (info.default if case == 0 else _draw(info, gen)) for k, info in code.parameters.items()}
             kinks = [params.get(k, 0.0) if k != "0" else 0.0 for k in code.kinks]
@@ -102,20 +102,22 @@ def _activation_rows(cases: int, gen: torch.Generator) -> list[VerificationRow]:
 def _kernel_rows(cases: int, gen: torch.Generator) -> list[VerificationRow]:
     rows = []
     for name, code in KERNELS.items():
-        acc = _Accumulator(f"kernels.{name}_decision_gradient", f"autograd of sklearn's {name} kernel")
+        acc = ErrorAccumulator(f"kernels.{name}_decision_gradient", f"autograd of sklearn's {name} kernel")
         for _ in range(cases):
             n, b, i, k = 5, 3, 7, 2
             p = torch.randn(n, b, generator=gen, dtype=torch.float64)
             s = torch.randn(i, b, generator=gen, dtype=torch.float64)
             dual = torch.randn(k, i, generator=gen, dtype=torch.float64)
             params = {key: _draw(info, gen) for key, info in code.parameters.items()}
-            expected = _jacobian(ReferenceSVMDecision(name, s, dual, torch.zeros(k, dtype=torch.float64), **params), p)
+            expected = autograd_jacobian(
+                ReferenceSVMDecision(name, s, dual, torch.zeros(k, dtype=torch.float64), **params), p
+            )
             acc.add(code.decision_gradient(p, s, dual, **params), expected)
         rows.append(acc.row())
     return rows
 
 
-def _jacobian(module: nn.Module, x: Tensor) -> Tensor:
+def autograd_jacobian(module: nn.Module, x: Tensor) -> Tensor:
     x = x.clone().requires_grad_(True)
     y = module(x)
     grads = [torch.autograd.grad(y[:, j].sum(), x, retain_graph=True)[0].flatten(1) for j in range(y.shape[1])]
@@ -129,10 +131,10 @@ def _chain_rows(
     names = sorted(ACTIVATIONS) if activation is None else [activation]
     prefix = "chain" if activation is None else f"this spec ({activation}, {kernel})"
     kernels = KERNELS if kernel is None else {kernel: KERNELS[kernel]}
-    dy = _Accumulator(f"{prefix}: dy/dx (Grad-CAM, Eq. 9)", "autograd through the torch head")
-    dp = _Accumulator(f"{prefix}: dp/dx (PCA-Grad-CAM, Eq. 13)", "autograd through head + PCA module")
+    dy = ErrorAccumulator(f"{prefix}: dy/dx (Grad-CAM, Eq. 9)", "autograd through the torch head")
+    dp = ErrorAccumulator(f"{prefix}: dp/dx (PCA-Grad-CAM, Eq. 13)", "autograd through head + PCA module")
     da = {
-        k: _Accumulator(f"{prefix}: da/dx (SVM-Grad-CAM, Eq. 15), {k}", "autograd through head + PCA + SVM")
+        k: ErrorAccumulator(f"{prefix}: da/dx (SVM-Grad-CAM, Eq. 15), {k}", "autograd through head + PCA + SVM")
         for k in kernels
     }
     for case in range(cases):
@@ -150,7 +152,7 @@ def _chain_rows(
         features = torch.randn(3, 2, 2, 2, generator=gen, dtype=torch.float64)
         x = features.flatten(1)
         fwd = forward_dense(x, layers)
-        dy.add(pullback(identity_rows(3, 3, x), layers, fwd, 4), _jacobian(head, features))
+        dy.add(pullback(identity_rows(3, 3, x), layers, fwd, 4), autograd_jacobian(head, features))
         pca_after = 1 + case % 3
         pca = PCALayer(
             torch.randn(2, widths[pca_after], generator=gen, dtype=torch.float64),
@@ -158,7 +160,7 @@ def _chain_rows(
         )
         ref_pca = nn.Sequential(*list(head)[: 1 + 2 * pca_after], ReferencePCA(pca.components, pca.mean))
         jac = pca.jacobian().expand(3, *pca.jacobian().shape)
-        dp.add(pullback(jac, layers, fwd, pca_after), _jacobian(ref_pca, features))
+        dp.add(pullback(jac, layers, fwd, pca_after), autograd_jacobian(ref_pca, features))
         p = pca.scores(fwd.outputs[pca_after - 1])
         for kname, kcode in kernels.items():
             s = torch.randn(4, 2, generator=gen, dtype=torch.float64)
@@ -168,7 +170,7 @@ def _chain_rows(
             ref = nn.Sequential(
                 ref_pca, ReferenceSVMDecision(kname, s, dual, torch.zeros(2, dtype=torch.float64), **params)
             )
-            da[kname].add(pullback(g, layers, fwd, pca_after), _jacobian(ref, features))
+            da[kname].add(pullback(g, layers, fwd, pca_after), autograd_jacobian(ref, features))
     return [dy.row(), dp.row(), *(a.row() for a in da.values())]
 
 

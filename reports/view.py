@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from derivations.activations import Activation, activation_by_name
 from derivations.kernels import Kernel, kernel_by_name
 from reports.spec import ReportSpec
+
+if TYPE_CHECKING:
+    from cadcam_numeric.custom import CustomCode
+    from derivations.architecture import ArchitectureSpec
 
 __all__ = ["ArchitectureView", "view_of_architecture", "view_of_report_spec"]
 
@@ -75,7 +80,7 @@ def view_of_report_spec(spec: ReportSpec) -> ArchitectureView:
     )
 
 
-def view_of_architecture(spec: object, code: object) -> ArchitectureView:
+def view_of_architecture(spec: ArchitectureSpec, code: CustomCode) -> ArchitectureView:
     """A TOML spec (``ArchitectureSpec``) with its loaded generated code (``CustomCode``; empty
     when the spec defines no code of its own)."""
     from cadcam_numeric.custom import kernel_parameters, verify_custom

@@ -13,7 +13,9 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from sklearn.base import BaseEstimator
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, LinearSVC
@@ -22,6 +24,9 @@ from torch import nn
 from cadcam_numeric.custom import CustomCode, head_activation, kernel_parameters, load_custom_code
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.profile_kernel import ProfileKernel
+
+if TYPE_CHECKING:  # annotations only: importing derivations loads SymPy
+    from derivations.architecture import ArchitectureSpec
 
 __all__ = [
     "LoadedArchitecture",
@@ -37,14 +42,14 @@ class LoadedArchitecture:
     """A validated spec, the TOML text it came from, and its generated code (checked)."""
 
     text: str
-    spec: object  # derivations.architecture.ArchitectureSpec
+    spec: ArchitectureSpec
     code: CustomCode
 
     def activation_modules(self) -> list[nn.Module]:
         """One activation module per hidden layer, with the layer's parameters."""
         return [head_activation(self.spec, self.code, layer) for layer in self.spec.dense]
 
-    def svm_estimator(self) -> object:
+    def svm_estimator(self) -> BaseEstimator:
         """The spec's (unfitted) SVM: SVC with a catalogue or custom kernel, or LinearSVC; scaler first if asked."""
         spec = self.spec
         if spec.svm_kind == "linear_svc":
@@ -58,7 +63,7 @@ class LoadedArchitecture:
         return make_pipeline(StandardScaler(), estimator) if spec.scaler else estimator
 
 
-def spec_from_text(text: str, origin: str = "spec") -> object:
+def spec_from_text(text: str, origin: str = "spec") -> ArchitectureSpec:
     """Validate TOML ``text`` into an ``ArchitectureSpec`` (errors become :class:`CadcamInputError`)."""
     from derivations.architecture import SpecError, parse_architecture
 
@@ -95,7 +100,7 @@ def load_architecture_file(path: str | Path, derived: str | Path | None) -> Load
     return architecture_from_text(text, derived, f"spec {path}")
 
 
-def pipeline_overrides(spec: object) -> dict[str, object]:
+def pipeline_overrides(spec: ArchitectureSpec) -> dict[str, object]:
     """``PipelineConfig`` fields the spec fixes (training settings only where the spec gives them)."""
     values: dict[str, object] = {
         "backbone": spec.backbone,

@@ -10,7 +10,7 @@ SymPy 1.14's ``TorchPrinter`` prints ``Max(0, u)`` as ``torch.max(0, u)`` and ``
   ``torch.zeros_like(<like>) + c``, so every branch has the input's dtype and device;
 * relations print as Python operators (which accept a float on either side);
 * :class:`~derivations.functions.Sigmoid` → ``torch.sigmoid``; ``Softplus`` → ``torch.logaddexp(u, 0)``
-  (exact and overflow-free); ``expm1`` → ``torch.expm1``.
+  (exact and overflow-free); ``expm1`` → ``torch.expm1``; ``log1p`` → ``torch.log1p``.
 """
 
 from __future__ import annotations
@@ -87,3 +87,6 @@ class StableTorchPrinter(TorchPrinter):
 
     def _print_expm1(self, expr: sp.Function) -> str:
         return f"torch.expm1({self._print(expr.args[0])})"
+
+    def _print_log1p(self, expr: sp.Function) -> str:
+        return f"torch.log1p({self._print(expr.args[0])})"
