@@ -182,8 +182,9 @@ def _run_pipeline(args: argparse.Namespace, data: str) -> int:
         config = replace(config, **{k: v for k, v in overrides.items() if k not in explicit})
     summary = run_pipeline(config, Path(args.out), architecture=architecture)
     print("\nTable 3 (macro-F1):")
+    width = max(len(row["model"]) for row in summary["table3"])
     for row in summary["table3"]:
-        print(f"  {row['model']:32} train {row['train_macro_f1']:.3f}  test {row['test_macro_f1']:.3f}")
+        print(f"  {row['model']:{width}}  train {row['train_macro_f1']:.3f}  test {row['test_macro_f1']:.3f}")
     print(f"\nwritten under {Path(args.out).resolve()} in {summary['timings_s']['total']:.0f} s:")
     for name, path in summary["files"].items():
         print(f"  {name:12} {path}")
