@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from cadcam_numeric.activation_modules import ExpressionActivation, activation_module
+from cadcam_numeric.activation_modules import ExpressionActivation, activation_from_module, activation_module
 from cadcam_numeric.catalogue_types import ActivationCode, KernelCode
 from cadcam_numeric.chain import DenseLayer, PCALayer, forward_dense, identity_rows, pullback
 from cadcam_numeric.errors import CadcamInputError
@@ -31,6 +31,7 @@ from cadcam_numeric.verify import ErrorAccumulator, VerificationRow, autograd_ja
 
 if TYPE_CHECKING:  # annotations only: importing derivations loads SymPy
     from derivations.architecture import ArchitectureSpec, DenseSpec
+    from derivations.custom import CustomCatalogue
 
 __all__ = [
     "BUILTIN_KERNEL_DEFAULTS",
@@ -63,11 +64,12 @@ class CustomCode:
         return self.kernels[name] if name in self.kernels else KERNELS[name]
 
 
-def render_custom_source(spec: ArchitectureSpec) -> str:
-    """The module text the generator writes for ``spec`` (an ``ArchitectureSpec``); needs SymPy."""
+def render_custom_source(spec: ArchitectureSpec, catalogue: CustomCatalogue | None = None) -> str:
+    """The module text the generator writes for ``spec`` (needs SymPy); pass ``catalogue`` when the
+    spec's expressions are already parsed (``derive_architecture(spec).catalogue``)."""
     from derivations.codegen.custom import render_custom_module
 
-    return render_custom_module(spec)
+    return render_custom_module(spec, catalogue)
 
 
 def module_from_source(source: str, spec_sha256: str) -> CustomCode:
@@ -253,12 +255,7 @@ def _chain_rows(spec: ArchitectureSpec, code: CustomCode, cases: int, gen: torch
         for j, layer in enumerate(spec.dense):
             lin = nn.Linear(widths[j], widths[j + 1]).double()
             act = head_activation(spec, code, layer)
-            act_code = code.activation(layer.activation)
-            params = (
-                act.parameters_
-                if isinstance(act, ExpressionActivation)
-                else {k: float(getattr(act, info.attribute)) for k, info in act_code.parameters.items()}
-            )
+            act_code, params = activation_from_module(act)
             layers.append(DenseLayer(lin.weight.detach(), lin.bias.detach(), act_code, params))
             modules += [lin, act]
         out = nn.Linear(widths[len(spec.dense)], widths[-1]).double()

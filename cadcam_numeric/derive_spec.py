@@ -17,7 +17,6 @@ the verification rows, timings).
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ if TYPE_CHECKING:  # annotations only: importing derivations loads SymPy
     from derivations.architecture import ArchitectureSpec
     from derivations.custom import ArchitectureDerivation
 
-__all__ = ["SpecDerivation", "derivation_latex", "derive_spec", "load_spec"]
+__all__ = ["SpecDerivation", "derive_spec", "load_spec"]
 
 
 @dataclass
@@ -58,72 +57,6 @@ def load_spec(path: str | Path) -> ArchitectureSpec:
         raise CadcamInputError(str(exc)) from exc
 
 
-_LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}",
-    "_": r"\_",
-    "&": r"\&",
-    "%": r"\%",
-    "#": r"\#",
-    "$": r"\$",
-    "{": r"\{",
-    "}": r"\}",
-    "^": r"\^{}",
-    "~": r"\~{}",
-}
-
-
-def _escape(text: str) -> str:
-    """Plain text for LaTeX: every special character escaped in one pass."""
-    return re.sub(r"[\\_&%#$^{}~]", lambda m: _LATEX_SPECIAL[m.group()], text)
-
-
-def derivation_latex(derivation: ArchitectureDerivation) -> str:
-    """A standalone LaTeX document with every step of the spec's derivation and its proofs."""
-    import sympy as sp
-
-    spec = derivation.spec
-    lines = [
-        r"\documentclass[11pt]{article}",
-        r"\usepackage[T1]{fontenc}",
-        r"\usepackage{amsmath,amssymb}",
-        r"\usepackage[margin=2cm]{geometry}",
-        r"\allowdisplaybreaks",
-        r"\begin{document}",
-        rf"\section*{{Derivation: {_escape(spec.name)}}}",
-        rf"Spec sha256 \texttt{{{spec.sha256()[:16]}}}\dots; every step below is proved by SymPy "
-        r"and the generated code is verified against PyTorch autograd.",
-    ]
-    for act in derivation.catalogue.activations:
-        lines += [
-            rf"\subsection*{{Activation {_escape(act.name)}}}",
-            r"\begin{align*}",
-            rf"f(z) &= {sp.latex(act.elementary_definition)}\\",
-            rf"f(z) &= {sp.latex(act.forward)} \quad\text{{(stable form, proved equal)}}\\",
-            rf"f'(z) &= {sp.latex(act.derivative)}",
-            r"\end{align*}",
-        ]
-    for kernel in derivation.catalogue.kernels:
-        var = r"\rho=\lVert\mathbf s-\mathbf p\rVert^2" if kernel.kind == "stationary" else r"u=\mathbf s^\top\mathbf p"
-        lines += [
-            rf"\subsection*{{Kernel {_escape(kernel.name)}}}",
-            r"\begin{align*}",
-            rf"K(\mathbf s,\mathbf p) &= k({var.split('=')[0]}),\quad {var}\\",
-            rf"k(u) &= {sp.latex(kernel.profile)},\qquad k'(u) = {sp.latex(kernel.profile_derivative)}",
-            r"\end{align*}",
-        ]
-    lines.append(r"\subsection*{The chain of this head}")
-    for step in derivation.steps:
-        lines += [rf"\paragraph{{{_escape(step.title)}}}", r"\begin{gather*}", step.latex, r"\end{gather*}"]
-    lines += [r"\subsection*{Proofs}", r"\begin{itemize}"]
-    for proof in derivation.proofs:
-        verdict = "holds" if proof.holds else "NOT PROVED"
-        lines.append(
-            rf"\item \texttt{{{_escape(proof.name)}}}: {_escape(proof.statement)} --- {verdict} ({proof.method})"
-        )
-    lines += [r"\end{itemize}", r"\end{document}", ""]
-    return "\n".join(lines)
-
-
 def derive_spec(spec_path: str | Path, out_dir: str | Path, cases: int = 20, seed: int = 0) -> SpecDerivation:
     """Run the four steps (module docstring); write DIR only when every proof and check passes."""
     from derivations.custom import derive_architecture
@@ -138,7 +71,7 @@ def derive_spec(spec_path: str | Path, out_dir: str | Path, cases: int = 20, see
         raise CadcamInputError(str(exc)) from exc
     timings["derive_and_prove_s"] = time.perf_counter() - t0
     t1 = time.perf_counter()
-    source = render_custom_source(spec)
+    source = render_custom_source(spec, derivation.catalogue)
     code = module_from_source(source, spec.sha256())
     timings["generate_s"] = time.perf_counter() - t1
     t2 = time.perf_counter()
@@ -150,7 +83,7 @@ def derive_spec(spec_path: str | Path, out_dir: str | Path, cases: int = 20, see
     out_dir = Path(out_dir)
     with atomic_directory(out_dir) as tmp:
         (tmp / CUSTOM_MODULE).write_text(source, encoding="utf-8")
-        (tmp / "derivation.tex").write_text(derivation_latex(derivation), encoding="utf-8")
+        (tmp / "derivation.tex").write_text(derivation.latex_document(), encoding="utf-8")
         summary = {
             **derivation.to_json(),
             "spec_file": str(spec_path),

@@ -16,7 +16,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from cadcam_numeric.activation_modules import activation_from_module, supported_activation_modules
+from cadcam_numeric.activation_modules import (
+    ExpressionActivation,
+    activation_from_module,
+    supported_activation_modules,
+)
 from cadcam_numeric.catalogue_types import ActivationCode
 from cadcam_numeric.chain import DenseLayer
 from cadcam_numeric.errors import CadcamInputError
@@ -185,7 +189,9 @@ def parse_head(
                     "BatchNorm1d and Dropout in eval mode."
                 )
             activation, params = found
-            if any(activation is c for c in (custom_activations or {}).values()):
+            if not isinstance(candidate, ExpressionActivation) and any(
+                activation is c for c in (custom_activations or {}).values()
+            ):  # the user's own class, matched by name: check it computes the expression
                 _check_custom_module(candidate, activation, params, index)
             index += 1
         layers.append(DenseLayer(weight, bias, activation, params))

@@ -50,10 +50,6 @@ class DecisionBlock:
     def decision(self, z: Tensor) -> Tensor:
         return self.kernel.decision(z, self.support_vectors, self.dual_coef, self.intercept, **self.params)
 
-    def gradient(self, z: Tensor) -> Tensor:
-        """∂d/∂z (Eq. 24), (N, K, B)."""
-        return self.kernel.decision_gradient(z, self.support_vectors, self.dual_coef, **self.params)
-
     def to(self, like: Tensor) -> DecisionBlock:
         return replace(
             self,

@@ -23,6 +23,7 @@ import jinja2
 import sympy as sp
 
 from derivations.activations import Activation
+from derivations.latex import tex_escape
 from reports.spec import DEFAULT_SPEC, ReportSpec
 from reports.view import ArchitectureView, view_of_architecture, view_of_report_spec
 
@@ -38,29 +39,6 @@ class ReportBuild:
     tex: Path
     pdf: Path | None
     message: str
-
-
-_ESCAPES = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "<": r"\textless{}",
-    ">": r"\textgreater{}",
-    "|": r"\textbar{}",
-    "/": r"/\allowbreak{}",
-}
-
-
-def tex_escape(text: object) -> str:
-    """Plain text for LaTeX: special characters escaped; '/' may break a line (long identifiers)."""
-    return "".join(_ESCAPES.get(ch, ch) for ch in str(text))
 
 
 def _fit(latex: str) -> str:

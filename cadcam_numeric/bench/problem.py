@@ -39,6 +39,14 @@ class BenchProblem:
     def pca_after(self) -> int:
         return PCA_AFTER
 
+    def outputs(self, features: Tensor, svm_scores: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
+        """The head as a differentiable function of the features: logits, p = Vᵀ(q₂ − u) and the
+        SVM class scores a(p) (skipped with ``svm_scores=False``)."""
+        q = self.head[: 1 + 2 * PCA_AFTER](features)
+        p = (q - self.mean) @ self.components.T
+        logits = self.head[1 + 2 * PCA_AFTER :](q)
+        return logits, p, self.svm_head.class_scores(p) if svm_scores else None
+
     def images(self, batch: int, seed: int = 0) -> Tensor:
         gen = torch.Generator().manual_seed(seed)
         x = torch.randn(batch, 3, self.input_size, self.input_size, generator=gen)

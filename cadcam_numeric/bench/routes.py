@@ -48,11 +48,7 @@ class _AllOutputs(nn.Module):
         self.backbone, self.head = problem.backbone, problem.head
 
     def forward(self, x: Tensor) -> Tensor:
-        pr = self.problem
-        q = self.head[: 1 + 2 * pr.pca_after](self.backbone(x))
-        p = (q - pr.mean) @ pr.components.T
-        logits = self.head[1 + 2 * pr.pca_after :](q)
-        return torch.cat([logits, p, pr.svm_head.class_scores(p)], dim=1)
+        return torch.cat(self.problem.outputs(self.backbone(x)), dim=1)
 
 
 class _Negated:
@@ -109,9 +105,7 @@ class Routes:
         """The CNN's and the SVM's predicted class indices (N,), from one head forward."""
         pr = self.problem
         with torch.no_grad():
-            q = pr.head[: 1 + 2 * pr.pca_after](features)
-            logits = pr.head[1 + 2 * pr.pca_after :](q)
-            p = (q - pr.mean) @ pr.components.T
+            logits, p, _ = pr.outputs(features, svm_scores=False)
             svm_pred = pr.svm_head.class_index(pr.svm_head.predict(p), "svm").to(features.device)
         return logits.argmax(1), svm_pred
 
@@ -145,10 +139,7 @@ class Routes:
         pr = self.problem
         cls, svm_idx = self._targets(features)
         f = features.detach().clone().requires_grad_(True)
-        q = pr.head[: 1 + 2 * pr.pca_after](f)
-        logits = pr.head[1 + 2 * pr.pca_after :](q)
-        p = (q - pr.mean) @ pr.components.T
-        a = pr.svm_head.class_scores(p)
+        logits, p, a = pr.outputs(f)
         rows = torch.arange(f.shape[0], device=f.device)
         outputs = [logits[rows, cls], *(p[:, b] for b in range(N_COMPONENTS)), a[rows, svm_idx]]
         weights = []
@@ -165,10 +156,7 @@ class Routes:
         one_hot_svm = torch.nn.functional.one_hot(svm_idx, len(pr.svm_head.classes)).to(features)
 
         def selected(f: Tensor, oh_cls: Tensor, oh_svm: Tensor) -> Tensor:
-            q = pr.head[: 1 + 2 * pr.pca_after](f.unsqueeze(0))
-            logits = pr.head[1 + 2 * pr.pca_after :](q)
-            p = (q - pr.mean) @ pr.components.T
-            a = pr.svm_head.class_scores(p)
+            logits, p, a = pr.outputs(f.unsqueeze(0))
             return torch.stack([(logits[0] * oh_cls).sum(), *p[0], (a[0] * oh_svm).sum()])
 
         jac = torch.func.vmap(torch.func.jacrev(selected))(features.detach(), one_hot_cls, one_hot_svm)
