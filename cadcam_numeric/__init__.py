@@ -1,15 +1,31 @@
 """cadcam's numeric package: code generated from the SymPy derivations, and what runs on it.
 
-Imports no SymPy. ``cadcam_numeric.generated`` holds the generated activations, kernels and
-block Jacobians; :func:`explain` computes every map of a batch in closed form;
-:class:`PCASVMGradCAM` wraps a whole model the way pytorch-grad-cam users expect.
+Imports no SymPy. Layout (one direction of data):
+
+* ``generated/`` — printed by ``python -m derivations generate``; never edited by hand;
+* ``engine/`` — :func:`explain` (every map of a batch in closed form), :class:`PCASVMGradCAM`
+  (a whole model, the way pytorch-grad-cam users expect), the map helpers;
+* ``methods/`` — :func:`eigen_cam`, :func:`eigen_grad_cam`, :func:`decom_cam`;
+* ``verification/``, ``spec/``, ``pipeline/``, ``bench/`` and the CLI build on those.
 """
 
-from cadcam_numeric.engine import CAMResult, explain
+from cadcam_numeric.engine import (
+    CAMResult,
+    ImageMaps,
+    PCASVMGradCAM,
+    PositionGradients,
+    TargetScores,
+    explain,
+    normalise,
+    normalise_pca_pair,
+    overlay,
+    position_gradients,
+    target_scores,
+    upsample,
+)
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.generated import CATALOGUE_SHA256
-from cadcam_numeric.maps import normalise, normalise_pca_pair, overlay, upsample
-from cadcam_numeric.model_cam import ImageMaps, PCASVMGradCAM
+from cadcam_numeric.methods import DecomCAMResult, decom_cam, eigen_cam, eigen_grad_cam
 
 __version__ = "0.1.0"
 
@@ -17,12 +33,20 @@ __all__ = [
     "CATALOGUE_SHA256",
     "CAMResult",
     "CadcamInputError",
+    "DecomCAMResult",
     "ImageMaps",
     "PCASVMGradCAM",
+    "PositionGradients",
+    "TargetScores",
     "__version__",
+    "decom_cam",
+    "eigen_cam",
+    "eigen_grad_cam",
     "explain",
     "normalise",
     "normalise_pca_pair",
     "overlay",
+    "position_gradients",
+    "target_scores",
     "upsample",
 ]

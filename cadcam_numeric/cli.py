@@ -18,7 +18,7 @@ __all__ = ["build_parser", "main"]
 
 
 def _print_rows(rows: list) -> None:
-    from cadcam_numeric.verify import ATOL, RTOL
+    from cadcam_numeric.verification.catalogue import ATOL, RTOL
 
     print(f"{'function':52} {'reference':42} {'cases':>5} {'max abs':>9} {'max rel':>9}  result")
     for r in rows:
@@ -31,7 +31,7 @@ def _print_rows(rows: list) -> None:
 
 
 def _derive_spec(args: argparse.Namespace) -> int:
-    from cadcam_numeric.derive_spec import derive_spec
+    from cadcam_numeric.spec.derive import derive_spec
 
     if not args.out:
         raise CadcamInputError("--out: cadcam derive SPEC needs an output directory (--out DIR)")
@@ -92,17 +92,17 @@ def _derive(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from cadcam_numeric.verify import ATOL, RTOL, verify_all
+    from cadcam_numeric.verification.catalogue import ATOL, RTOL, verify_all
 
     if args.spec:
-        from cadcam_numeric.custom import module_from_source, render_custom_source, verify_custom
-        from cadcam_numeric.pipeline.architecture import load_architecture_file
+        from cadcam_numeric.spec.architecture import load_architecture_file
+        from cadcam_numeric.spec.code import module_from_source, render_custom_source, verify_custom
 
         if args.derived:  # the generated module in DIR, refused unless it regenerates byte for byte
             arch = load_architecture_file(args.spec, args.derived)
             spec, code = arch.spec, arch.code
         else:  # nothing derived yet: check what `cadcam derive SPEC` would write
-            from cadcam_numeric.derive_spec import load_spec
+            from cadcam_numeric.spec.derive import load_spec
 
             spec = load_spec(args.spec)
             code = module_from_source(render_custom_source(spec), spec.sha256())
@@ -172,7 +172,7 @@ def _run_pipeline(args: argparse.Namespace, data: str) -> int:
 
     config, architecture = _pipeline_config(args, data), None
     if args.spec:
-        from cadcam_numeric.pipeline.architecture import load_architecture_file, pipeline_overrides
+        from cadcam_numeric.spec.architecture import load_architecture_file, pipeline_overrides
 
         architecture = load_architecture_file(args.spec, args.derived)
         overrides = pipeline_overrides(architecture.spec)
@@ -242,7 +242,7 @@ def _report(args: argparse.Namespace) -> int:
         return 2
     spec = None
     if args.spec and Path(args.spec).suffix.lower() == ".toml":
-        from cadcam_numeric.pipeline.architecture import load_architecture_file
+        from cadcam_numeric.spec.architecture import load_architecture_file
 
         arch = load_architecture_file(args.spec, args.derived)
         spec = view_of_architecture(arch.spec, arch.code)

@@ -44,7 +44,7 @@ __all__ = [
 
 
 #: The module the project builds for a custom activation when the spec names no class of its own.
-EXPRESSION_ACTIVATION = "cadcam_numeric.activation_modules.ExpressionActivation"
+EXPRESSION_ACTIVATION = "cadcam_numeric.engine.activation_modules.ExpressionActivation"
 
 
 def _is_one_plus_exp(e: sp.Expr) -> sp.Expr | None:

@@ -1,7 +1,7 @@
 """Independent autograd references for the engine tests: the whole head as torch modules.
 
 The SVM's oriented class scores (MATH.md §2 convention) are written here from scikit-learn's
-documented attributes with plain loops, separately from ``cadcam_numeric.svm``, and checked
+documented attributes with plain loops, separately from ``cadcam_numeric.engine.svm``, and checked
 against scikit-learn's own ``decision_function`` before use.
 """
 
@@ -14,7 +14,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC, LinearSVC
 from torch import nn
 
-from cadcam_numeric.reference import ReferencePCA, reference_kernel
+from cadcam_numeric.verification.references import ReferencePCA, reference_kernel
 
 
 def _t(a, like):

@@ -13,11 +13,11 @@ from sklearn.decomposition import PCA
 from torch import nn
 
 from cadcam_numeric.cli import main
-from cadcam_numeric.custom import CUSTOM_MODULE, load_custom_code
-from cadcam_numeric.derive_spec import derive_spec
-from cadcam_numeric.engine import explain
+from cadcam_numeric.engine.explain import explain
 from cadcam_numeric.errors import CadcamInputError
-from cadcam_numeric.pipeline.architecture import LoadedArchitecture, architecture_from_text
+from cadcam_numeric.spec.architecture import LoadedArchitecture, architecture_from_text
+from cadcam_numeric.spec.code import CUSTOM_MODULE, load_custom_code
+from cadcam_numeric.spec.derive import derive_spec
 from derivations.architecture import SpecError, parse_architecture
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "derivations" / "examples" / "custom_head.toml"

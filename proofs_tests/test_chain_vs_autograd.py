@@ -13,11 +13,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from cadcam_numeric.activation_modules import activation_from_module, activation_module
-from cadcam_numeric.chain import DenseLayer, PCALayer, channel_weights, forward_dense, identity_rows, pullback
+from cadcam_numeric.engine.activation_modules import activation_from_module, activation_module
+from cadcam_numeric.engine.chain import DenseLayer, PCALayer, channel_weights, forward_dense, identity_rows, pullback
 from cadcam_numeric.generated import ACTIVATIONS, KERNELS
 from cadcam_numeric.generated.blocks import position_summed_first_layer
-from cadcam_numeric.reference import ReferencePCA, ReferenceSVMDecision
+from cadcam_numeric.verification.references import ReferencePCA, ReferenceSVMDecision
 from proofs_tests.strategies import assert_close, parameter_values
 
 

@@ -10,8 +10,8 @@ from sklearn.decomposition import PCA
 from sklearn.svm import SVC
 from torch import nn
 
-from cadcam_numeric.decom_cam import decom_cam, decompose, gaussian_blur
 from cadcam_numeric.errors import CadcamInputError
+from cadcam_numeric.methods.decom import decom_cam, decompose, gaussian_blur
 
 
 def test_feature_map_rows_are_orthogonal_and_top_rank_reconstructs_s():

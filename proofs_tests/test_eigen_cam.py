@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
 
-from cadcam_numeric.eigen_cam import eigen_cam, eigen_grad_cam
+from cadcam_numeric.methods.eigen import eigen_cam, eigen_grad_cam
 
 
 @given(seed=st.integers(0, 2**31 - 1), t=st.integers(2, 16), m=st.integers(2, 7), relu=st.booleans())

@@ -19,8 +19,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, LinearSVC
 from torch import nn
 
-from cadcam_numeric.activation_modules import activation_module
-from cadcam_numeric.engine import explain, position_gradients
+from cadcam_numeric.engine.activation_modules import activation_module
+from cadcam_numeric.engine.explain import explain, position_gradients
 from cadcam_numeric.generated import ACTIVATIONS
 from proofs_tests.reference_head import Permute, ReferenceClassScores, check_reference_matches_sklearn, reference_pca
 from proofs_tests.strategies import parameter_values

@@ -11,8 +11,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cadcam_numeric.activation_modules import activation_from_module, activation_module
 from cadcam_numeric.catalogue_types import ActivationCode
+from cadcam_numeric.engine.activation_modules import activation_from_module, activation_module
 from cadcam_numeric.generated import ACTIVATIONS
 from proofs_tests.strategies import assert_close, input_tensors, parameter_values
 

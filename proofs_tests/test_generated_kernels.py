@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from sklearn.svm import SVC
 
 from cadcam_numeric.generated import KERNELS
-from cadcam_numeric.reference import reference_kernel
+from cadcam_numeric.verification.references import reference_kernel
 from proofs_tests.strategies import assert_close, parameter_values
 
 

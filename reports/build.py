@@ -109,7 +109,7 @@ def _activation_latex(a: Activation) -> dict[str, str]:
 
 def _verification_rows(spec: ArchitectureView, cases: int, seed: int) -> list:
     """The catalogue against autograd, plus this architecture's chain (or its own code and chain)."""
-    from cadcam_numeric.verify import verify_all
+    from cadcam_numeric.verification.catalogue import verify_all
 
     if spec.catalogue_chain is not None:
         activation, kernel = spec.catalogue_chain
@@ -387,7 +387,7 @@ def spec_of_bundle(bundle: Path, derived: Path | None = None) -> ReportSpec | Ar
 
     doc = json.loads((Path(bundle) / "bundle.json").read_text(encoding="utf-8"))
     if doc.get("architecture"):
-        from cadcam_numeric.pipeline.architecture import architecture_from_text
+        from cadcam_numeric.spec.architecture import architecture_from_text
 
         arch = architecture_from_text(doc["architecture"]["toml"], derived, "bundle: architecture")
         return view_of_architecture(arch.spec, arch.code)

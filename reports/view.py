@@ -17,7 +17,7 @@ from derivations.kernels import Kernel, kernel_by_name
 from reports.spec import ReportSpec
 
 if TYPE_CHECKING:
-    from cadcam_numeric.custom import CustomCode
+    from cadcam_numeric.spec.code import CustomCode
     from derivations.architecture import ArchitectureSpec
 
 __all__ = ["ArchitectureView", "view_of_architecture", "view_of_report_spec"]
@@ -83,8 +83,8 @@ def view_of_report_spec(spec: ReportSpec) -> ArchitectureView:
 def view_of_architecture(spec: ArchitectureSpec, code: CustomCode) -> ArchitectureView:
     """A TOML spec (``ArchitectureSpec``) with its loaded generated code (``CustomCode``; empty
     when the spec defines no code of its own)."""
-    from cadcam_numeric.custom import kernel_parameters, verify_custom
     from cadcam_numeric.pipeline.backbones import build_backbone
+    from cadcam_numeric.spec.code import kernel_parameters, verify_custom
     from derivations.custom import derive_architecture
 
     derivation = derive_architecture(spec)

@@ -29,12 +29,12 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import Tensor, nn
 
 from cadcam_numeric.bench.problem import N_CLASSES, N_COMPONENTS, BenchProblem
-from cadcam_numeric.chain import PCALayer
-from cadcam_numeric.decom_cam import decom_cam
-from cadcam_numeric.eigen_cam import eigen_cam
-from cadcam_numeric.engine import explain
-from cadcam_numeric.maps import normalise, normalise_pca_pair, upsample
-from cadcam_numeric.model_cam import PCASVMGradCAM
+from cadcam_numeric.engine.chain import PCALayer
+from cadcam_numeric.engine.explain import explain
+from cadcam_numeric.engine.maps import normalise, normalise_pca_pair, upsample
+from cadcam_numeric.engine.model_cam import PCASVMGradCAM
+from cadcam_numeric.methods.decom import decom_cam
+from cadcam_numeric.methods.eigen import eigen_cam
 
 __all__ = ["Routes"]
 

@@ -24,13 +24,13 @@ from torch import Tensor
 
 from cadcam_numeric import __version__
 from cadcam_numeric.atomic import atomic_directory
-from cadcam_numeric.chain import PCALayer
+from cadcam_numeric.engine.chain import PCALayer
+from cadcam_numeric.engine.svm import DecisionBlock, SVMHead, parse_svm
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.generated import CATALOGUE_SHA256, KERNELS
-from cadcam_numeric.pipeline.architecture import LoadedArchitecture, architecture_from_text, spec_from_text
 from cadcam_numeric.pipeline.backbones import CNN, Backbone, build_backbone
 from cadcam_numeric.pipeline.training import make_head
-from cadcam_numeric.svm import DecisionBlock, SVMHead, parse_svm
+from cadcam_numeric.spec.architecture import LoadedArchitecture, architecture_from_text, spec_from_text
 
 __all__ = ["Bundle", "load_bundle", "save_bundle"]
 

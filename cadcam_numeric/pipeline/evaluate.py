@@ -28,11 +28,11 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from cadcam_numeric.atomic import atomic_write, atomic_write_text
-from cadcam_numeric.decom_cam import decom_cam, gaussian_blur
-from cadcam_numeric.eigen_cam import eigen_cam, eigen_grad_cam
-from cadcam_numeric.engine import explain, position_gradients, target_scores
+from cadcam_numeric.engine.explain import explain, position_gradients, target_scores
+from cadcam_numeric.engine.maps import normalise, upsample
 from cadcam_numeric.errors import CadcamInputError
-from cadcam_numeric.maps import normalise, upsample
+from cadcam_numeric.methods.decom import decom_cam, gaussian_blur
+from cadcam_numeric.methods.eigen import eigen_cam, eigen_grad_cam
 from cadcam_numeric.metrics import deletion_insertion, localisation_hits, pointing_game, stratified_by_accuracy
 from cadcam_numeric.pipeline.bundle import load_bundle
 from cadcam_numeric.pipeline.data import load_data, to_model_input

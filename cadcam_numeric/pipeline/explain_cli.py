@@ -8,10 +8,10 @@ import numpy as np
 import torch
 
 from cadcam_numeric.errors import CadcamInputError
-from cadcam_numeric.pipeline.architecture import load_architecture_file
 from cadcam_numeric.pipeline.bundle import load_bundle
 from cadcam_numeric.pipeline.data import IMAGE_SUFFIXES, _read_image, to_model_input
 from cadcam_numeric.pipeline.run import explain_images
+from cadcam_numeric.spec.architecture import load_architecture_file
 
 __all__ = ["explain_paths"]
 

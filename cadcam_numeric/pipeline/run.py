@@ -13,10 +13,9 @@ import numpy as np
 import torch
 
 from cadcam_numeric.atomic import atomic_directory, atomic_write, atomic_write_text
-from cadcam_numeric.engine import explain
+from cadcam_numeric.engine.explain import explain
+from cadcam_numeric.engine.maps import normalise, upsample
 from cadcam_numeric.errors import CadcamInputError
-from cadcam_numeric.maps import normalise, upsample
-from cadcam_numeric.pipeline.architecture import LoadedArchitecture
 from cadcam_numeric.pipeline.backbones import CNN, build_backbone
 from cadcam_numeric.pipeline.bundle import Bundle, load_bundle, save_bundle
 from cadcam_numeric.pipeline.data import from_model_input, load_data, to_model_input
@@ -28,6 +27,7 @@ from cadcam_numeric.pipeline.figures import (
 )
 from cadcam_numeric.pipeline.fitting import fit_pca_and_svms, layer_outputs, svm_label, table3
 from cadcam_numeric.pipeline.training import extract_features, make_head, train_model
+from cadcam_numeric.spec.architecture import LoadedArchitecture
 
 __all__ = ["PipelineConfig", "explain_images", "run_pipeline"]
 

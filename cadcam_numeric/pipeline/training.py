@@ -16,8 +16,8 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from cadcam_numeric.activation_modules import activation_module
-from cadcam_numeric.head import ChannelsLast
+from cadcam_numeric.engine.activation_modules import activation_module
+from cadcam_numeric.engine.head import ChannelsLast
 from cadcam_numeric.pipeline.backbones import CNN, Backbone
 from cadcam_numeric.pipeline.data import DataSplits, ImageSet, to_model_input
 

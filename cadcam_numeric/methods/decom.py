@@ -32,10 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cadcam_numeric.eigen_cam import orient_by_largest_magnitude
-from cadcam_numeric.engine import position_gradients, target_scores
+from cadcam_numeric.engine.explain import position_gradients, target_scores
+from cadcam_numeric.engine.maps import normalise, upsample
 from cadcam_numeric.errors import CadcamInputError
-from cadcam_numeric.maps import normalise, upsample
+from cadcam_numeric.methods.eigen import orient_by_largest_magnitude
 
 __all__ = ["DecomCAMResult", "decom_cam", "decompose", "gaussian_blur"]
 

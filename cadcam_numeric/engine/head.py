@@ -16,17 +16,17 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from cadcam_numeric.activation_modules import (
+from cadcam_numeric.catalogue_types import ActivationCode
+from cadcam_numeric.engine.activation_modules import (
     ExpressionActivation,
     activation_from_module,
     supported_activation_modules,
 )
-from cadcam_numeric.catalogue_types import ActivationCode
-from cadcam_numeric.chain import DenseLayer
+from cadcam_numeric.engine.chain import DenseLayer
+from cadcam_numeric.engine.pooling import POOLING_TYPES, Pooling
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.generated import ACTIVATIONS
 from cadcam_numeric.generated.blocks import position_summed_first_layer
-from cadcam_numeric.pooling import POOLING_TYPES, Pooling
 
 __all__ = ["ChannelsLast", "Head", "parse_head"]
 

@@ -20,10 +20,10 @@ import torch
 from sklearn.decomposition import PCA
 from torch import Tensor, nn
 
-from cadcam_numeric.engine import CAMResult, Method, explain, pca_layer_from_sklearn
+from cadcam_numeric.engine.explain import CAMResult, Method, explain, pca_layer_from_sklearn
+from cadcam_numeric.engine.maps import normalise, normalise_pca_pair, upsample
+from cadcam_numeric.engine.svm import SVMHead, parse_svm
 from cadcam_numeric.errors import CadcamInputError
-from cadcam_numeric.maps import normalise, normalise_pca_pair, upsample
-from cadcam_numeric.svm import SVMHead, parse_svm
 
 __all__ = ["ImageMaps", "PCASVMGradCAM"]
 

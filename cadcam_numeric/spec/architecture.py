@@ -21,9 +21,9 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, LinearSVC
 from torch import nn
 
-from cadcam_numeric.custom import CustomCode, head_activation, kernel_parameters, load_custom_code
+from cadcam_numeric.engine.profile_kernel import ProfileKernel
 from cadcam_numeric.errors import CadcamInputError
-from cadcam_numeric.profile_kernel import ProfileKernel
+from cadcam_numeric.spec.code import CustomCode, head_activation, kernel_parameters, load_custom_code
 
 if TYPE_CHECKING:  # annotations only: importing derivations loads SymPy
     from derivations.architecture import ArchitectureSpec

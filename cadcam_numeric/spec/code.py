@@ -7,7 +7,7 @@ code that runs is exactly what the generator writes from a whitelisted expressio
 :func:`verify_custom` is what ``derive`` runs before writing anything and what
 ``cadcam verify SPEC`` prints: every custom function against PyTorch autograd and against
 SymPy's 30-digit evaluation of the user's expression, and the spec's whole chain against
-autograd through an equivalent torch head. Float64; the tolerances of :mod:`cadcam_numeric.verify`.
+autograd through an equivalent torch head. Float64; the tolerances of :mod:`cadcam_numeric.verification.catalogue`.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from cadcam_numeric.activation_modules import ExpressionActivation, activation_from_module, activation_module
 from cadcam_numeric.catalogue_types import ActivationCode, KernelCode
-from cadcam_numeric.chain import DenseLayer, PCALayer, forward_dense, identity_rows, pullback
+from cadcam_numeric.engine.activation_modules import ExpressionActivation, activation_from_module, activation_module
+from cadcam_numeric.engine.chain import DenseLayer, PCALayer, forward_dense, identity_rows, pullback
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.generated import ACTIVATIONS, KERNELS
-from cadcam_numeric.reference import ReferencePCA, ReferenceSVMDecision
-from cadcam_numeric.verify import ErrorAccumulator, VerificationRow, autograd_jacobian
+from cadcam_numeric.verification.catalogue import ErrorAccumulator, VerificationRow, autograd_jacobian
+from cadcam_numeric.verification.references import ReferencePCA, ReferenceSVMDecision
 
 if TYPE_CHECKING:  # annotations only: importing derivations loads SymPy
     from derivations.architecture import ArchitectureSpec, DenseSpec

@@ -15,11 +15,11 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-from cadcam_numeric.activation_modules import activation_from_module, activation_module
 from cadcam_numeric.catalogue_types import ParameterInfo
-from cadcam_numeric.chain import DenseLayer, PCALayer, forward_dense, identity_rows, pullback
+from cadcam_numeric.engine.activation_modules import activation_from_module, activation_module
+from cadcam_numeric.engine.chain import DenseLayer, PCALayer, forward_dense, identity_rows, pullback
 from cadcam_numeric.generated import ACTIVATIONS, KERNELS
-from cadcam_numeric.reference import ReferencePCA, ReferenceSVMDecision
+from cadcam_numeric.verification.references import ReferencePCA, ReferenceSVMDecision
 
 __all__ = ["ATOL", "RTOL", "ErrorAccumulator", "VerificationRow", "autograd_jacobian", "verify_all"]
 

@@ -31,10 +31,10 @@ from sklearn.decomposition import PCA
 from torch import Tensor, nn
 
 from cadcam_numeric.catalogue_types import ActivationCode
-from cadcam_numeric.chain import PCALayer, forward_dense, pullback
+from cadcam_numeric.engine.chain import PCALayer, forward_dense, pullback
+from cadcam_numeric.engine.head import Head, parse_head
+from cadcam_numeric.engine.svm import SVMHead, parse_svm
 from cadcam_numeric.errors import CadcamInputError
-from cadcam_numeric.head import Head, parse_head
-from cadcam_numeric.svm import SVMHead, parse_svm
 
 __all__ = ["CAMResult", "Method", "PositionGradients", "TargetScores", "explain", "position_gradients", "target_scores"]
 
@@ -96,7 +96,7 @@ def pca_layer_from_sklearn(pca: PCA | PCALayer, width: int, like: Tensor) -> PCA
 
     A ``PCALayer`` (e.g. loaded from a bundle) is accepted as is, cast to ``like``.
     """
-    from cadcam_numeric.svm import _fitted
+    from cadcam_numeric.engine.svm import _fitted
 
     if isinstance(pca, PCALayer):
         if pca.components.shape[1] != width:

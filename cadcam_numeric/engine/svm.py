@@ -27,9 +27,9 @@ from sklearn.utils.validation import check_is_fitted
 from torch import Tensor
 
 from cadcam_numeric.catalogue_types import KernelCode
+from cadcam_numeric.engine.profile_kernel import ProfileKernel
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.generated import KERNELS
-from cadcam_numeric.profile_kernel import ProfileKernel
 
 __all__ = ["DecisionBlock", "SVMHead", "parse_svm"]
 

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cadcam_numeric.atomic import atomic_directory
-from cadcam_numeric.custom import CUSTOM_MODULE, CustomCode, module_from_source, render_custom_source, verify_custom
 from cadcam_numeric.errors import CadcamInputError
-from cadcam_numeric.verify import VerificationRow
+from cadcam_numeric.spec.code import CUSTOM_MODULE, CustomCode, module_from_source, render_custom_source, verify_custom
+from cadcam_numeric.verification.catalogue import VerificationRow
 
 if TYPE_CHECKING:  # annotations only: importing derivations loads SymPy
     from derivations.architecture import ArchitectureSpec

@@ -1,0 +1,31 @@
+"""The closed-form engine: every map of a batch from the generated blocks, no autograd.
+
+Imports only torch, scikit-learn, :mod:`cadcam_numeric.generated`, :mod:`cadcam_numeric.errors` and
+:mod:`cadcam_numeric.catalogue_types` (``proofs_tests/test_import_rules.py`` enforces it).
+"""
+
+from cadcam_numeric.engine.explain import (
+    CAMResult,
+    PositionGradients,
+    TargetScores,
+    explain,
+    position_gradients,
+    target_scores,
+)
+from cadcam_numeric.engine.maps import normalise, normalise_pca_pair, overlay, upsample
+from cadcam_numeric.engine.model_cam import ImageMaps, PCASVMGradCAM
+
+__all__ = [
+    "CAMResult",
+    "ImageMaps",
+    "PCASVMGradCAM",
+    "PositionGradients",
+    "TargetScores",
+    "explain",
+    "normalise",
+    "normalise_pca_pair",
+    "overlay",
+    "position_gradients",
+    "target_scores",
+    "upsample",
+]

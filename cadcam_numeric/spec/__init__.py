@@ -1,0 +1,1 @@
+"""A user's TOML architecture spec at run time: load it, generate and load its code, verify, derive."""
