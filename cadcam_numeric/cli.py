@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from cadcam_numeric.engine.explain import METHOD_LABELS
 from cadcam_numeric.errors import CadcamInputError
 
 __all__ = ["build_parser", "main"]
@@ -353,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--bundle", required=True, help="bundle directory written by demo/train")
     exp.add_argument("--out", required=True, help="output directory")
     exp.add_argument("--svm", default=None, help="which SVM of the bundle (default: the bundle's default)")
-    exp.add_argument("--method", choices=["grad-cam", "xgrad-cam", "hires-cam"], default="grad-cam")
+    exp.add_argument("--method", choices=list(METHOD_LABELS), default="grad-cam")
     exp.add_argument("--weights", default=None, help="VGG16 weights file, if it moved since training")
     exp.add_argument("--device", default=None)
     exp.add_argument("--derived", default=None, help="for a bundle made from a spec with its own code: DIR of derive")

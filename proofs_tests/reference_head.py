@@ -62,7 +62,9 @@ class ReferenceClassScores(nn.Module):
         svm, z = self.svm, p
         if isinstance(svm, Pipeline):
             scaler, est = svm.steps[0][1], svm.steps[-1][1]
-            z = (p - _t(scaler.mean_, p)) / _t(scaler.scale_, p)
+            # as StandardScaler.transform: mean_ is filled even when with_mean=False, but not used
+            z = p - _t(scaler.mean_, p) if scaler.with_mean else p
+            z = z / _t(scaler.scale_, p) if scaler.with_std else z
         else:
             est = svm
         if isinstance(est, SVC):

@@ -84,7 +84,7 @@ def problems(draw):
     kind = draw(st.sampled_from(SVMS))
     svm = make_svm(kind, n_classes)
     if draw(st.booleans()):
-        svm = make_pipeline(StandardScaler(), svm)
+        svm = make_pipeline(StandardScaler(with_mean=draw(st.booleans()), with_std=draw(st.booleans())), svm)
     svm.fit(scores, labels)
     return head, reference, to_l, features, pca, pca_after, svm, channels_last, f"{pool_name}/{kind}/{n_classes}"
 

@@ -21,7 +21,7 @@ announces (§7): only the Jacobians above are needed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,13 +33,28 @@ from torch import Tensor, nn
 from cadcam_numeric.catalogue_types import ActivationCode
 from cadcam_numeric.engine.chain import PCALayer, forward_dense, pullback
 from cadcam_numeric.engine.head import Head, parse_head
+from cadcam_numeric.engine.pca import pca_layer_from_sklearn
 from cadcam_numeric.engine.svm import SVMHead, parse_svm
+from cadcam_numeric.engine.targets import resolve_targets
 from cadcam_numeric.errors import CadcamInputError
 
-__all__ = ["CAMResult", "Method", "PositionGradients", "TargetScores", "explain", "position_gradients", "target_scores"]
+__all__ = [
+    "CAMResult",
+    "ClosedFormPass",
+    "Method",
+    "PositionGradients",
+    "TargetScores",
+    "closed_form_pass",
+    "explain",
+    "position_gradients",
+    "target_scores",
+]
 
-Method = Literal["grad-cam", "xgrad-cam", "hires-cam"]
-METHODS = ("grad-cam", "xgrad-cam", "hires-cam")
+#: How maps are formed from the closed-form gradients: key -> label. The one registry of map
+#: methods (the CLI's choices, the evaluation's labels and ``Method`` below read it).
+METHOD_LABELS: dict[str, str] = {"grad-cam": "Grad-CAM", "xgrad-cam": "XGrad-CAM", "hires-cam": "HiRes-CAM"}
+METHODS = tuple(METHOD_LABELS)
+Method = Literal["grad-cam", "xgrad-cam", "hires-cam"]  # = METHODS (a test holds them equal)
 XGRAD_EPS = 1e-7
 
 
@@ -91,48 +106,6 @@ def _check_features(features: Tensor, dtype: torch.dtype | None) -> Tensor:
     return features
 
 
-def pca_layer_from_sklearn(pca: PCA | PCALayer, width: int, like: Tensor) -> PCALayer:
-    """The fitted scikit-learn PCA as Vᵀ, u and (if whitened) λ, checked against layer width D_l.
-
-    A ``PCALayer`` (e.g. loaded from a bundle) is accepted as is, cast to ``like``.
-    """
-    from cadcam_numeric.engine.svm import _fitted
-
-    if isinstance(pca, PCALayer):
-        if pca.components.shape[1] != width:
-            raise CadcamInputError(
-                f"pca: has {pca.components.shape[1]} input features, but dense layer pca_after has width {width}"
-            )
-        return pca.to(like)
-    if not isinstance(pca, PCA):
-        raise CadcamInputError(f"pca: expected a fitted sklearn.decomposition.PCA, got {type(pca).__name__}")
-    _fitted(pca, "pca")
-    if pca.components_.shape[1] != width:
-        raise CadcamInputError(
-            f"pca: fitted on {pca.components_.shape[1]} features, but dense layer pca_after has width {width}"
-        )
-
-    def t(a: np.ndarray) -> Tensor:
-        return torch.as_tensor(np.ascontiguousarray(a, dtype=np.float64)).to(like)
-
-    return PCALayer(t(pca.components_), t(pca.mean_), t(pca.explained_variance_) if pca.whiten else None)
-
-
-def _cnn_targets(targets: object, n: int, classes: int, prediction: Tensor) -> Tensor:
-    if targets is None:
-        return prediction
-    t = torch.as_tensor(np.asarray(targets)).reshape(-1).to(prediction.device)
-    if t.numel() == 1 and n > 1:
-        t = t.expand(n)
-    if t.numel() != n:
-        raise CadcamInputError(f"targets: expected {n} labels (one per image), got {t.numel()}")
-    if t.is_floating_point() or t.dtype == torch.bool:
-        raise CadcamInputError(f"targets: expected integer class indices for the CNN, got {t.dtype}")
-    if (t < 0).any() or (t >= classes).any():
-        raise CadcamInputError(f"targets: class indices must lie in [0, {classes}), got {t.tolist()}")
-    return t.long()
-
-
 def _labels_tensor(labels: np.ndarray, device: torch.device) -> Tensor | np.ndarray:
     if np.issubdtype(np.asarray(labels).dtype, np.integer):
         return torch.as_tensor(np.asarray(labels)).to(device)
@@ -157,8 +130,9 @@ def _method_maps(method: str, head: Head, h1: Tensor, weights: Tensor, features:
 
 
 @dataclass(frozen=True)
-class _ClosedFormPass:
-    """One closed-form pass: rows h₁ = g₁ diag(f′(δ₁)) for 1 class row, B PCA rows, 1 SVM row."""
+class ClosedFormPass:
+    """One closed-form pass: the rows h₁ = g₁ diag(f′(δ₁)) (N, R, D₁) for 1 class row, B PCA rows and
+    1 SVM row, and everything the forward computed on the way. Fields are None without a PCA/SVM."""
 
     features: Tensor
     head: Head
@@ -167,27 +141,49 @@ class _ClosedFormPass:
     prediction: Tensor
     cnn_target: Tensor
     pca_layer: PCALayer | None
+    pca_scores: Tensor | None
     svm_head: SVMHead | None
-    extra: dict[str, object]
+    svm_prediction: Tensor | np.ndarray | None
+    svm_target: Tensor | np.ndarray | None
+    svm_target_index: Tensor | None
+    svm_scores: Tensor | None
+
+    @property
+    def n_components(self) -> int:
+        return 0 if self.pca_scores is None else int(self.pca_scores.shape[1])
 
 
-def _closed_form_pass(
-    features, head, pca, pca_after, svm, targets, channels_last, dtype, custom_activations=None
-) -> _ClosedFormPass:
+def closed_form_pass(
+    features: Tensor,
+    head: nn.Module,
+    pca: PCA | PCALayer | None,
+    pca_after: int | None,
+    svm: object | SVMHead | None,
+    targets: object,
+    svm_targets: object = None,
+    *,
+    channels_last: bool = False,
+    dtype: torch.dtype | None = None,
+    custom_activations: Mapping[str, ActivationCode] | None = None,
+) -> ClosedFormPass:
+    """Forward through the head and pull every target's row back to the first dense layer (Eq. 13, 15)."""
     features = _check_features(features, dtype)
     parsed = parse_head(head, features, channels_last=channels_last, custom_activations=custom_activations)
     layers = parsed.layers
     n, depth = features.shape[0], len(layers)
+    if svm is not None and pca is None:
+        raise CadcamInputError("svm: the SVM consumes PCA scores; pass pca (and pca_after) too")
+    svm_head = None if svm is None else parse_svm(svm, features)
+    resolved = resolve_targets(
+        targets, svm_targets, n, parsed.num_outputs, None if svm_head is None else svm_head.classes
+    )
     fwd = forward_dense(parsed.flatten(features), layers)
     logits = fwd.outputs[-1]
     prediction = logits.argmax(dim=1)
-    cnn_target = _cnn_targets(targets, n, parsed.num_outputs, prediction)
+    cnn_target = prediction if resolved.cnn is None else resolved.cnn.to(prediction.device)
     eye = torch.eye(parsed.num_outputs, dtype=features.dtype, device=features.device)
     rows = [pullback(eye[cnn_target].unsqueeze(1), layers, fwd, depth, bottom=1)]
-    if svm is not None and pca is None:
-        raise CadcamInputError("svm: the SVM consumes PCA scores; pass pca (and pca_after) too")
-    pca_layer = svm_head = None
-    extra: dict[str, object] = {}
+    pca_layer = scores = svm_prediction = svm_target = index = svm_scores = None
     if pca is not None:
         if pca_after is None or not isinstance(pca_after, int) or not 1 <= pca_after <= depth:
             raise CadcamInputError(
@@ -199,28 +195,38 @@ def _closed_form_pass(
         jac = pca_layer.jacobian()
         b = jac.shape[0]
         at_l = [jac.expand(n, *jac.shape)]
-        extra["pca_scores"] = scores
-        if svm is not None:
-            svm_head = parse_svm(svm, features)
+        if svm_head is not None:
             if svm_head.n_features != b:
                 raise CadcamInputError(f"svm: fitted on {svm_head.n_features} features, but the PCA gives B = {b}")
             predicted = svm_head.predict(scores)
-            labels = predicted if targets is None else np.array(np.broadcast_to(np.asarray(targets).reshape(-1), (n,)))
-            index = svm_head.class_index(labels, "targets" if targets is not None else "svm prediction").to(
-                features.device
+            labels = predicted if resolved.svm is None else resolved.svm
+            argument = (
+                "svm prediction" if resolved.svm is None else ("svm_targets" if svm_targets is not None else "targets")
             )
+            index = svm_head.class_index(labels, argument).to(features.device)
             grads = svm_head.class_score_gradients(scores)  # (N, C, B)
             at_l.append(grads[torch.arange(n, device=features.device), index].unsqueeze(1) @ jac)
-            extra.update(
-                svm_prediction=_labels_tensor(predicted, features.device),
-                svm_target=_labels_tensor(np.asarray(labels), features.device),
-                svm_scores=svm_head.class_scores(scores),
-                svm_target_index=index,
-            )
+            svm_prediction = _labels_tensor(predicted, features.device)
+            svm_target = _labels_tensor(np.asarray(labels), features.device)
+            svm_scores = svm_head.class_scores(scores)
         rows.append(pullback(torch.cat(at_l, dim=1), layers, fwd, pca_after, bottom=1))
     g1 = torch.cat(rows, dim=1)  # (N, R, D1)
     h1 = g1 * layers[0].fprime(fwd.deltas[0]).unsqueeze(-2)
-    return _ClosedFormPass(features, parsed, h1, logits, prediction, cnn_target, pca_layer, svm_head, extra)
+    return ClosedFormPass(
+        features,
+        parsed,
+        h1,
+        logits,
+        prediction,
+        cnn_target,
+        pca_layer,
+        scores,
+        svm_head,
+        svm_prediction,
+        svm_target,
+        index,
+        svm_scores,
+    )
 
 
 @dataclass(frozen=True)
@@ -245,7 +251,8 @@ def position_gradients(
     pca: PCA | PCALayer | None = None,
     pca_after: int | None = None,
     svm: object | SVMHead | None = None,
-    targets: Sequence[int] | Tensor | np.ndarray | None = None,
+    targets: object = None,
+    svm_targets: object = None,
     *,
     channels_last: bool = False,
     dtype: torch.dtype | None = None,
@@ -256,16 +263,27 @@ def position_gradients(
     Same targets and conventions as :func:`explain`; this is what gradient × activation methods
     (Eigen-Grad-CAM, Decom-CAM) need, for the CNN class, each PCA component and the SVM decision.
     """
-    cf = _closed_form_pass(features, head, pca, pca_after, svm, targets, channels_last, dtype, custom_activations)
+    cf = closed_form_pass(
+        features,
+        head,
+        pca,
+        pca_after,
+        svm,
+        targets,
+        svm_targets,
+        channels_last=channels_last,
+        dtype=dtype,
+        custom_activations=custom_activations,
+    )
     grad = cf.head.pooling.adjoint(cf.head.first_layer_to_positions(cf.h1), cf.features)  # (N, R, T, M, N')
-    b = 0 if cf.pca_layer is None else cf.extra["pca_scores"].shape[1]
+    b = cf.n_components
     return PositionGradients(
         grad[:, 0],
         grad[:, 1 : 1 + b] if b else None,
         grad[:, 1 + b] if cf.svm_head is not None else None,
         cf.features,
         cf.cnn_target,
-        cf.extra.get("svm_target_index"),
+        cf.svm_target_index,
     )
 
 
@@ -275,7 +293,8 @@ def explain(
     pca: PCA | PCALayer | None = None,
     pca_after: int | None = None,
     svm: object | SVMHead | None = None,
-    targets: Sequence[int] | Tensor | np.ndarray | None = None,
+    targets: object = None,
+    svm_targets: object = None,
     *,
     method: Method = "grad-cam",
     channels_last: bool = False,
@@ -292,41 +311,58 @@ def explain(
         pca_after: 1-based index l of that dense layer (the paper's l).
         svm: fitted ``SVC``/``LinearSVC``/``OneVsRestClassifier`` (or ``Pipeline(StandardScaler, ·)``)
             on the PCA scores.
-        targets: class labels to explain, one per image (or one for all). Default: each model's
-            own prediction (the CNN's argmax for Grad-CAM, the SVM's ``predict`` for SVM-Grad-CAM).
-            The same labels are used for both when given.
+        targets: CNN classes to explain, one per image or one for all: integers, ``ClassTarget``,
+            or pytorch-grad-cam's ``ClassifierOutputTarget``; SVM labels (``'dog'``) or
+            ``SVMClassTarget`` are taken as SVM targets (:mod:`cadcam_numeric.engine.targets`).
+            Default: the CNN's argmax.
+        svm_targets: SVM labels to explain (any label type). Default: the integer ``targets`` when
+            they are SVM labels too, else the SVM's ``predict``.
         method: ``"grad-cam"`` (default), ``"xgrad-cam"`` or ``"hires-cam"``.
         channels_last: the head was ported from Keras and flattens (M, N', T) instead of (T, M, N').
         dtype: computation dtype; default the features' (float32/float64).
         custom_activations: a spec's generated activations (``load_custom_code(...).activations``),
             needed only when the head uses the user's own activation classes.
     """
-    if method not in METHODS:
+    if method not in METHOD_LABELS:
         raise CadcamInputError(f"method: expected one of {METHODS}, got {method!r}")
-    cf = _closed_form_pass(features, head, pca, pca_after, svm, targets, channels_last, dtype, custom_activations)
+    cf = closed_form_pass(
+        features,
+        head,
+        pca,
+        pca_after,
+        svm,
+        targets,
+        svm_targets,
+        channels_last=channels_last,
+        dtype=dtype,
+        custom_activations=custom_activations,
+    )
     weights = cf.h1 @ cf.head.position_summed_weights()  # (N, R, T), Eq. 9, 10, 14
     signed = _method_maps(method, cf.head, cf.h1, weights, cf.features)
-    result = {
-        "gradcam": torch.relu(signed[:, 0]),
-        "class_weights": weights[:, 0],
-        "cnn_prediction": cf.prediction,
-        "cnn_target": cf.cnn_target,
-        "logits": cf.logits,
-        "method": method,
-    }
-    pca_layer, svm_head = cf.pca_layer, cf.svm_head
-    extra = {k: v for k, v in cf.extra.items() if k != "svm_target_index"}
-    if pca_layer is not None:
-        b = extra["pca_scores"].shape[1]
-        result.update(
+    b = cf.n_components
+    pca_maps = svm_maps = {}
+    if cf.pca_layer is not None:
+        pca_maps = dict(
             pca_positive=torch.relu(signed[:, 1 : 1 + b]),
             pca_negative=torch.relu(-signed[:, 1 : 1 + b]),
             pca_weights=weights[:, 1 : 1 + b],
         )
-        if svm_head is not None:
-            result.update(svm=torch.relu(signed[:, 1 + b]), svm_weights=weights[:, 1 + b])
-    result.update(extra)
-    return CAMResult(**result)
+    if cf.svm_head is not None:
+        svm_maps = dict(svm=torch.relu(signed[:, 1 + b]), svm_weights=weights[:, 1 + b])
+    return CAMResult(
+        gradcam=torch.relu(signed[:, 0]),
+        class_weights=weights[:, 0],
+        cnn_prediction=cf.prediction,
+        cnn_target=cf.cnn_target,
+        logits=cf.logits,
+        method=method,
+        pca_scores=cf.pca_scores,
+        svm_prediction=cf.svm_prediction,
+        svm_target=cf.svm_target,
+        svm_scores=cf.svm_scores,
+        **pca_maps,
+        **svm_maps,
+    )
 
 
 @dataclass(frozen=True)

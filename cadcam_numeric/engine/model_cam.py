@@ -5,27 +5,33 @@
         maps = cam(images)            # ImageMaps: upsampled to the images, normalised
         maps.raw                      # the CAMResult at feature resolution
 
-The target layer's output is captured with a forward hook (removed on exit); ``head`` must be the
-part of ``model`` after it. That is checked on every call: ``head(features)`` must reproduce
-``model(images)``, otherwise the maps would explain a different network.
+The target layer's output is captured with a forward hook (removed on exit). ``head`` is the part
+of ``model`` after it. When ``target_layer`` and ``head`` are both direct children of ``model``
+with children between them (torchvision's VGG: ``features → avgpool → flatten → classifier``;
+ResNet: ``layer4 → avgpool → flatten → fc``), the head explained is those children, a ``Flatten``
+and ``head``, in registration order. Either way it is checked on every call: the head must
+reproduce ``model(images)`` from the captured features, otherwise the maps would explain a
+different network.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from sklearn.decomposition import PCA
 from torch import Tensor, nn
 
-from cadcam_numeric.engine.explain import CAMResult, Method, explain, pca_layer_from_sklearn
+from cadcam_numeric.catalogue_types import ActivationCode
+from cadcam_numeric.engine.explain import CAMResult, Method, explain
 from cadcam_numeric.engine.maps import normalise, normalise_pca_pair, upsample
+from cadcam_numeric.engine.pca import pca_layer_from_sklearn
 from cadcam_numeric.engine.svm import SVMHead, parse_svm
 from cadcam_numeric.errors import CadcamInputError
 
-__all__ = ["ImageMaps", "PCASVMGradCAM"]
+__all__ = ["ImageMaps", "PCASVMGradCAM", "compose_head", "eval_mode"]
 
 
 @dataclass(frozen=True)
@@ -40,14 +46,51 @@ class ImageMaps:
     raw: CAMResult
 
 
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Put every module of ``model`` in eval mode, and give each its own mode back on exit (also on
+    an error): a frozen BatchNorm stays in eval mode, a model in train mode gets train mode back."""
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+def compose_head(model: nn.Module, target_layer: nn.Module, head: nn.Module) -> nn.Module:
+    """The part of ``model`` after ``target_layer`` that ends in ``head`` (module docstring).
+
+    Returns ``head`` itself unless both are direct children of ``model`` with children between
+    them; then ``nn.Sequential(*between, nn.Flatten(), *head)``.
+    """
+    children = list(model.children())
+    index = {id(c): i for i, c in enumerate(children)}
+    if id(target_layer) not in index or id(head) not in index:
+        return head
+    first, last = index[id(target_layer)], index[id(head)]
+    if last <= first + 1:
+        return head
+    tail = list(head) if isinstance(head, nn.Sequential) else [head]
+    return nn.Sequential(*children[first + 1 : last], nn.Flatten(), *tail)
+
+
 class PCASVMGradCAM:
-    """Grad-CAM, PCA-Grad-CAM and SVM-Grad-CAM for a whole model (see the module docstring)."""
+    """Grad-CAM, PCA-Grad-CAM and SVM-Grad-CAM for a whole model (see the module docstring).
+
+    Args:
+        model: the CNN; put in eval mode for each call, every module's own mode restored after.
+        target_layer: the submodule whose output are the feature maps F (N, T, M, N').
+        head: the part of ``model`` after ``target_layer`` (or its last child, see above).
+        pca, pca_after, svm, method, channels_last, dtype, custom_activations: as :func:`explain`.
+    """
 
     def __init__(
         self,
         model: nn.Module,
         target_layer: nn.Module,
-        head: nn.Sequential,
+        head: nn.Module,
         pca: object | None = None,
         pca_after: int | None = None,
         svm: object | None = None,
@@ -55,16 +98,23 @@ class PCASVMGradCAM:
         method: Method = "grad-cam",
         channels_last: bool = False,
         dtype: torch.dtype | None = None,
+        custom_activations: Mapping[str, ActivationCode] | None = None,
     ) -> None:
+        if not isinstance(model, nn.Module):
+            raise CadcamInputError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
         if not any(m is target_layer for m in model.modules()):
             raise CadcamInputError("target_layer: must be a submodule of model")
-        self.model, self.target_layer, self.head = model, target_layer, head
+        if not isinstance(head, nn.Module):
+            raise CadcamInputError(f"head: expected a torch.nn.Module, got {type(head).__name__}")
+        self.model, self.target_layer = model, target_layer
+        self.head = compose_head(model, target_layer, head)
         # read the fitted estimators into tensors once, not on every call (validated here too)
         like = torch.zeros((), dtype=torch.float64)
-        self.pca = pca_layer_from_sklearn(pca, pca.components_.shape[1], like) if isinstance(pca, PCA) else pca
+        self.pca = pca_layer_from_sklearn(pca, None, like) if isinstance(pca, PCA) else pca
         self.svm = parse_svm(svm, like) if svm is not None and not isinstance(svm, SVMHead) else svm
         self.pca_after = pca_after
         self.method, self.channels_last, self.dtype = method, channels_last, dtype
+        self.custom_activations = custom_activations
         self._handle = None
         self._features: Tensor | None = None
 
@@ -84,42 +134,58 @@ class PCASVMGradCAM:
     def _capture(self, module: nn.Module, inputs: object, output: Tensor) -> None:
         self._features = output.detach()
 
-    def __call__(self, input_tensor: Tensor, targets: Sequence[int] | Tensor | np.ndarray | None = None) -> ImageMaps:
+    def _features_and_check(self, input_tensor: Tensor) -> Tensor:
+        """Run the model, capture the target layer's output and check the head reproduces the model."""
+        self._features = None
+        with torch.no_grad():
+            output = self.model(input_tensor)
+            features = self._features
+            if features is None:
+                raise CadcamInputError("target_layer: was not called during model(input_tensor)")
+            try:
+                reproduced = self.head(features)
+            except RuntimeError as exc:
+                raise CadcamInputError(
+                    f"head: does not fit the target layer's output of shape {tuple(features.shape)} "
+                    f"({str(exc).splitlines()[0]}); head must be the part of the model after target_layer"
+                ) from exc
+        if (
+            not isinstance(output, Tensor)
+            or reproduced.shape != output.shape
+            or not torch.allclose(reproduced, output, rtol=1e-4, atol=1e-5)
+        ):
+            raise CadcamInputError(
+                "head: head(target_layer output) does not reproduce model(input_tensor); "
+                "head must be exactly the part of the model after target_layer"
+            )
+        return features
+
+    def __call__(self, input_tensor: Tensor, targets: object = None, svm_targets: object = None) -> ImageMaps:
+        """Maps for a batch of images (N, C, H, W); ``targets``/``svm_targets`` as :func:`explain`."""
         if not isinstance(input_tensor, Tensor) or input_tensor.dim() != 4:
             raise CadcamInputError("input_tensor: expected a (N, C, H, W) image tensor")
         owns_hook = self._handle is None
         if owns_hook:
             self.__enter__()
         try:
-            was_training = self.model.training
-            self.model.eval()
-            with torch.no_grad():
-                output = self.model(input_tensor)
-                features = self._features
-                if features is None:
-                    raise CadcamInputError("target_layer: was not called during model(input_tensor)")
-                reproduced = self.head(features)
-            if was_training:
-                self.model.train()
+            with eval_mode(self.model), eval_mode(self.head):
+                features = self._features_and_check(input_tensor)
+                raw = explain(
+                    features,
+                    self.head,
+                    self.pca,
+                    self.pca_after,
+                    self.svm,
+                    targets,
+                    svm_targets,
+                    method=self.method,
+                    channels_last=self.channels_last,
+                    dtype=self.dtype,
+                    custom_activations=self.custom_activations,
+                )
         finally:
             if owns_hook:
                 self.release()
-        if reproduced.shape != output.shape or not torch.allclose(reproduced, output, rtol=1e-4, atol=1e-5):
-            raise CadcamInputError(
-                "head: head(target_layer output) does not reproduce model(input_tensor); "
-                "head must be exactly the part of the model after target_layer"
-            )
-        raw = explain(
-            features,
-            self.head,
-            self.pca,
-            self.pca_after,
-            self.svm,
-            targets,
-            method=self.method,
-            channels_last=self.channels_last,
-            dtype=self.dtype,
-        )
         size = tuple(input_tensor.shape[-2:])
         pos = neg = svm_map = None
         if raw.pca_positive is not None:

@@ -18,16 +18,15 @@ from typing import Literal
 
 import numpy as np
 import torch
-from sklearn.exceptions import NotFittedError
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, LinearSVC
-from sklearn.utils.validation import check_is_fitted
 from torch import Tensor
 
 from cadcam_numeric.catalogue_types import KernelCode
 from cadcam_numeric.engine.profile_kernel import ProfileKernel
+from cadcam_numeric.engine.sklearn_checks import require_fitted
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.generated import KERNELS
 
@@ -65,7 +64,9 @@ class SVMHead:
 
     ``scheme`` is how scikit-learn predicts: ``binary`` (d > 0 → classes_[1]), ``ovr`` (argmax of
     the decisions) or ``ovo`` (votes of the pairwise decisions, ties to the lowest class index,
-    as libsvm). Holds no scikit-learn object, so it can be saved and loaded without pickle.
+    as libsvm; with ``break_ties`` — ``SVC(break_ties=True)``, ``decision_function_shape="ovr"`` —
+    the argmax of votes + a_c / (3(|a_c| + 1)), scikit-learn's tie-breaking decision function).
+    Holds no scikit-learn object, so it can be saved and loaded without pickle.
     """
 
     scheme: Scheme
@@ -76,6 +77,7 @@ class SVMHead:
     scaler_scale: Tensor | None
     n_features: int
     zero_is_positive: bool = False  # binary: d == 0 -> classes_[1] (SVC, via libsvm) or classes_[0] (LinearSVC, OvR)
+    break_ties: bool = False  # ovo only: SVC(break_ties=True) predicts by confidence-broken votes
 
     def _scaled(self, p: Tensor) -> Tensor:
         z = p if self.scaler_mean is None else p - self.scaler_mean
@@ -116,14 +118,22 @@ class SVMHead:
             index = ((d[:, 0] >= 0) if self.zero_is_positive else (d[:, 0] > 0)).long()
         elif self.scheme == "ovr":
             index = d.argmax(dim=1)  # ties: the first maximum, as LinearSVC and OneVsRestClassifier
-        else:
+        elif not self.break_ties:
             # libsvm: pair (i, j) votes for i when its decision is > 0, otherwise for j
-            first = (self.orientation > 0).to(d.dtype)  # (C, K): class is the pair's first
-            second = (self.orientation < 0).to(d.dtype)
-            positive = (d > 0).to(d.dtype).unsqueeze(1)  # (N, 1, K)
-            votes = (first * positive + second * (1 - positive)).sum(-1)  # (N, C)
-            index = votes.argmax(dim=1)  # first maximum = lowest class index, as libsvm
+            index = self._votes(d, d > 0).argmax(dim=1)  # first maximum = lowest class index, as libsvm
+        else:
+            # scikit-learn's _ovr_decision_function: a vote for i when d >= 0, and the oriented
+            # class scores, squashed into (-1/3, 1/3), added to break ties without changing a vote
+            a = d @ self.orientation.T
+            index = (self._votes(d, d >= 0) + a / (3 * (a.abs() + 1))).argmax(dim=1)
         return self.classes[index.cpu().numpy()]
+
+    def _votes(self, d: Tensor, for_first: Tensor) -> Tensor:
+        """One-vs-one votes (N, C): pair k votes for its first class where ``for_first``, else its second."""
+        first = (self.orientation > 0).to(d.dtype)  # (C, K): class is the pair's first
+        second = (self.orientation < 0).to(d.dtype)
+        positive = for_first.to(d.dtype).unsqueeze(1)  # (N, 1, K)
+        return (first * positive + second * (1 - positive)).sum(-1)
 
     def to(self, like: Tensor) -> SVMHead:
         """The same SVM with its tensors in ``like``'s dtype and device."""
@@ -230,10 +240,11 @@ def parse_svm(svm: object, like: Tensor) -> SVMHead:
         steps = [s for _, s in svm.steps if s not in (None, "passthrough")]
         if len(steps) == 2 and isinstance(steps[0], StandardScaler):
             scaler, estimator = steps
-            _fitted(scaler, "svm (its StandardScaler)")
-            if scaler.mean_ is not None:
+            require_fitted(scaler, "svm (its StandardScaler)")
+            # scikit-learn fills mean_ even when with_mean=False, but transform() does not use it
+            if scaler.with_mean and scaler.mean_ is not None:
                 scaler_mean = _tensor(scaler.mean_, like)
-            if scaler.scale_ is not None:
+            if scaler.with_std and scaler.scale_ is not None:
                 scaler_scale = _tensor(scaler.scale_, like)
         elif len(steps) == 1:
             estimator = steps[0]
@@ -242,7 +253,7 @@ def parse_svm(svm: object, like: Tensor) -> SVMHead:
                 "svm: a Pipeline must be [StandardScaler, classifier] or [classifier]; got "
                 + ", ".join(type(s).__name__ for s in steps)
             )
-    _fitted(estimator, "svm")
+    require_fitted(estimator, "svm")
     if isinstance(estimator, SVC):
         blocks, orient = _svc_blocks(estimator, like)
         classes = estimator.classes_
@@ -275,13 +286,5 @@ def parse_svm(svm: object, like: Tensor) -> SVMHead:
         scaler_scale,
         n_features,
         zero_is_positive=isinstance(estimator, SVC),
+        break_ties=scheme == "ovo" and bool(estimator.break_ties) and estimator.decision_function_shape == "ovr",
     )
-
-
-def _fitted(estimator: object, argument: str) -> None:
-    try:
-        check_is_fitted(estimator)
-    except NotFittedError as exc:
-        raise CadcamInputError(f"{argument}: {type(estimator).__name__} is not fitted; call .fit(...) first") from exc
-    except TypeError as exc:
-        raise CadcamInputError(f"{argument}: {type(estimator).__name__} is not a scikit-learn estimator") from exc

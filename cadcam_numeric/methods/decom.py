@@ -23,17 +23,16 @@ the model takes; for images in [0, 1] that is exactly the paper's masking.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cadcam_numeric.engine.explain import position_gradients, target_scores
 from cadcam_numeric.engine.maps import normalise, upsample
+from cadcam_numeric.engine.targets import ClassTarget, ComponentTarget, SVMClassTarget
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.methods.eigen import orient_by_largest_magnitude
 
@@ -102,10 +101,10 @@ def decom_cam(
     pca_after: int | None = None,
     svm=None,
     *,
-    target: Literal["class", "pca", "svm"] = "class",
+    target: Literal["class", "pca", "svm"] | ClassTarget | ComponentTarget | SVMClassTarget = "class",
     component: int = 0,
     sign: float = 1.0,
-    targets: Sequence[int] | Tensor | np.ndarray | None = None,
+    targets: object = None,
     p: int = 10,
     center: bool = False,
     relu_components: bool = False,
@@ -113,8 +112,20 @@ def decom_cam(
     blur_sigma: float = 10.0,
     blur_truncate: float = 4.0,
 ) -> DecomCAMResult:
-    """Decom-CAM maps for model-ready ``images`` (N, C, H, W); see the module docstring."""
-    if target not in ("class", "pca", "svm"):
+    """Decom-CAM maps for model-ready ``images`` (N, C, H, W); see the module docstring.
+
+    ``target`` names the quantity explained — ``"class"`` (the CNN's, ``targets`` as in :func:`explain`),
+    ``"pca"`` (``sign`` · p_``component``) or ``"svm"`` (the SVM's oriented class score) — or is a target
+    object: ``ClassTarget(c)``, ``ComponentTarget(b, sign)``, ``SVMClassTarget(label)``.
+    """
+    svm_targets = None
+    if isinstance(target, ClassTarget):
+        target, targets = "class", target
+    elif isinstance(target, ComponentTarget):
+        target, component, sign = "pca", int(target.component), float(target.sign)
+    elif isinstance(target, SVMClassTarget):
+        target, svm_targets = "svm", target
+    if not isinstance(target, str) or target not in ("class", "pca", "svm"):
         raise CadcamInputError(f"target: expected 'class', 'pca' or 'svm', got {target!r}")
     if target != "class" and pca is None:
         raise CadcamInputError(f"target: {target!r} needs pca (and pca_after)")
@@ -124,7 +135,7 @@ def decom_cam(
         raise CadcamInputError(f"p: expected >= 1, got {p}")
     with torch.no_grad():
         features = backbone(images)
-    grads = position_gradients(features, head, pca, pca_after, svm if target == "svm" else None, targets)
+    grads = position_gradients(features, head, pca, pca_after, svm if target == "svm" else None, targets, svm_targets)
     if target == "class":
         g = grads.gradcam
     elif target == "pca":

@@ -102,6 +102,7 @@ def save_bundle(
             "n_features": head.n_features,
             "blocks": blocks,
             "zero_is_positive": head.zero_is_positive,
+            "break_ties": head.break_ties,
             "scaler": head.scaler_mean is not None or head.scaler_scale is not None,
         }
     with atomic_directory(directory) as tmp:
@@ -279,6 +280,7 @@ def load_bundle(
             tensors.get(f"svm.{svm_name}.scaler_scale"),
             int(_need(s, "n_features", int, f"svms.{svm_name}")),
             bool(s.get("zero_is_positive", False)),
+            bool(s.get("break_ties", False)),
         )
     default_svm = _need(doc, "default_svm", str, "bundle.json")
     if default_svm not in svms:

@@ -28,7 +28,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from cadcam_numeric.atomic import atomic_write, atomic_write_text
-from cadcam_numeric.engine.explain import explain, position_gradients, target_scores
+from cadcam_numeric.engine.explain import METHOD_LABELS, explain, position_gradients, target_scores
 from cadcam_numeric.engine.maps import normalise, upsample
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.methods.decom import decom_cam, gaussian_blur
@@ -102,9 +102,7 @@ def run_evaluation(
             return target_scores(model.backbone(x), head, pca, layer, svm_head)
 
     methods: list[_Method] = []
-    per_method = {
-        m: explain(features, head, pca, layer, svm_head, method=m) for m in ("grad-cam", "xgrad-cam", "hires-cam")
-    }
+    per_method = {m: explain(features, head, pca, layer, svm_head, method=m) for m in METHOD_LABELS}
     r = per_method["grad-cam"]
     cls, svm_idx = r.cnn_target, svm_head.class_index(np.asarray(r.svm_target.cpu()), "svm").to(dev)
 
@@ -121,7 +119,7 @@ def run_evaluation(
         return normalise(upsample(m, (size, size)))
 
     for mname, res in per_method.items():
-        label = {"grad-cam": "Grad-CAM", "xgrad-cam": "XGrad-CAM", "hires-cam": "HiRes-CAM"}[mname]
+        label = METHOD_LABELS[mname]
         methods.append(_Method(f"{label} (class)", "class", prep(res.gradcam), class_prob))
         methods.append(_Method(f"SVM-{label}", "svm", prep(res.svm), svm_score))
         for b in range(res.pca_positive.shape[1]):
