@@ -35,8 +35,15 @@ def _umask() -> int:
 
 
 def finalize_directory(path: Path) -> None:
-    """Give a directory made by ``tempfile.mkdtemp`` (mode 0700) the usual permissions."""
-    os.chmod(path, 0o777 & ~_umask())
+    """Give a directory made by ``tempfile.mkdtemp`` (mode 0700), and every regular file written into it
+    (some writers, safetensors' among them, create 0600 files), the usual permissions under the umask."""
+    umask = _umask()
+    for item in path.rglob("*"):
+        if item.is_file() and not item.is_symlink():
+            os.chmod(item, 0o666 & ~umask)
+        elif item.is_dir() and not item.is_symlink():
+            os.chmod(item, 0o777 & ~umask)
+    os.chmod(path, 0o777 & ~umask)
 
 
 def atomic_write_text(path: Path, text: str) -> Path:

@@ -1,6 +1,7 @@
 """The ``cadcam`` command line.
 
-cadcam derive   prove every block Jacobian and theorem, regenerate the numeric code, check drift
+cadcam derive   prove every block Jacobian and theorem; check the installed generated code against a fresh
+                generation (exit 1 with the diff on drift; only `python -m derivations generate` writes)
 cadcam verify   check every generated function against PyTorch autograd (table or --json)
 """
 
@@ -16,6 +17,23 @@ from cadcam_numeric.engine.explain import METHOD_LABELS
 from cadcam_numeric.errors import CadcamInputError
 
 __all__ = ["build_parser", "main"]
+
+
+def _at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+positive_int = _at_least(1)
 
 
 def _print_rows(rows: list) -> None:
@@ -66,12 +84,11 @@ def _derive(args: argparse.Namespace) -> int:
             "--out: only with a SPEC (cadcam derive SPEC --out DIR); plain derive regenerates the package"
         )
     try:
-        from derivations.codegen.render import DEFAULT_OUTPUT, check, write
+        from derivations.codegen.render import check
         from derivations.prove_all import all_proofs
         from derivations.theorems import all_theorems
     except ImportError as exc:  # SymPy / Jinja2 are only needed here
-        print(f"cadcam derive needs the derivation dependencies (sympy, jinja2, ruff): {exc}", file=sys.stderr)
-        return 2
+        raise CadcamInputError(f"cadcam derive needs the derivation dependencies (sympy, jinja2, ruff): {exc}") from exc
     start = time.perf_counter()
     proofs = list(all_proofs())
     bad = [p.name for p in proofs if not p.holds]
@@ -85,11 +102,25 @@ def _derive(args: argparse.Namespace) -> int:
         print(f"not proved: {bad + [t.key for t in theorems if not t.holds]}", file=sys.stderr)
         return 1
     t0 = time.perf_counter()
-    for path in write(DEFAULT_OUTPUT):
-        print(f"generated {path}")
-    diff = check(DEFAULT_OUTPUT)
-    print(f"generate + check: {'in sync' if not diff else 'DRIFT'} ({time.perf_counter() - t0:.1f} s)")
-    return 0 if not diff else 1
+    target = installed_generated_dir()
+    diff = check(target)  # regenerates in a temporary directory; writes nothing here
+    if diff:
+        sys.stdout.write(diff)
+        print(
+            f"check:    DRIFT: {target} differs from a fresh generation (diff above). Nothing was written: "
+            "if the catalogue changed on purpose, run `python -m derivations generate` in a source checkout",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"check:    {target} is in sync with a fresh generation ({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+def installed_generated_dir() -> Path:
+    """The ``generated/`` folder of the cadcam_numeric that is imported: the code that actually runs."""
+    import cadcam_numeric.generated
+
+    return Path(cadcam_numeric.generated.__file__).resolve().parent
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -119,9 +150,22 @@ def _verify(args: argparse.Namespace) -> int:
     return 0 if all(r.passed for r in rows) else 1
 
 
+def _report_builder(out: Path, verify: bool) -> object:
+    """The report build the bench times (the CLI is where this package and ``reports`` meet)."""
+    from reports.build import build_report
+
+    return build_report(out, verify=verify, cases=20 if verify else 5)
+
+
 def _bench(args: argparse.Namespace) -> int:
     from cadcam_numeric.atomic import atomic_write_text
-    from cadcam_numeric.bench.suite import BenchConfig, run_suite, to_markdown
+
+    try:
+        from cadcam_numeric.bench.suite import BenchConfig, run_suite, to_markdown
+    except ImportError as exc:  # pytorch-grad-cam is the peer the bench times against
+        raise CadcamInputError(
+            f"bench: needs the test extra ({exc.name or exc}); install it with pip install -e '.[test]'"
+        ) from exc
 
     batches = tuple(int(b) for b in args.batches.split(",")) if args.batches else None
     if batches is not None and min(batches) < 1:
@@ -136,7 +180,7 @@ def _bench(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         with_report=not args.no_report,
     )
-    result = run_suite(config, log=lambda m: print(m, file=sys.stderr))
+    result = run_suite(config, log=lambda m: print(m, file=sys.stderr), report_builder=_report_builder)
     markdown = to_markdown(result)
     if args.out:
         out = Path(args.out)
@@ -318,9 +362,14 @@ def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--weights", default=None, help="VGG16 weights file (.pth state dict or .safetensors)")
     p.add_argument("--random-weights", action="store_true", help="allow VGG16 with untrained convolutions")
-    p.add_argument("--input-size", type=int, default=None, help="input pixels (default 32 small_vgg, 200 vgg16)")
     p.add_argument(
-        "--epochs", type=int, default=None, help="training epochs; the best-validation one is kept (default 40)"
+        "--input-size", type=positive_int, default=None, help="input pixels (default 32 small_vgg, 200 vgg16)"
+    )
+    p.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=None,
+        help="training epochs; the best-validation one is kept (default 40)",
     )
     p.add_argument("--activation", default="relu", help="activation of the dense layers (any catalogue entry)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
@@ -346,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="digits | folder:PATH | mnist:ROOT | fashion-mnist:ROOT | cifar10:ROOT | medmnist:FILE.npz",
     )
     trn.add_argument("--download", action="store_true", help="let torchvision download MNIST/CIFAR-10 (network)")
-    trn.add_argument("--image-size", type=int, default=64, help="size folder images are loaded at")
+    trn.add_argument("--image-size", type=positive_int, default=64, help="size folder images are loaded at")
     _add_pipeline_options(trn)
     trn.set_defaults(func=_train)
     exp = sub.add_parser("explain", help="maps for image files or folders from a bundle")
@@ -368,8 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="localisation",
         help="localisation (digits in cluttered canvases, exact boxes; default) or any --data source",
     )
-    ev.add_argument("--n", type=int, default=100, help="number of images (default: %(default)s)")
-    ev.add_argument("--steps", type=int, default=16, help="deletion/insertion steps (default: %(default)s)")
+    ev.add_argument("--n", type=positive_int, default=100, help="number of images (default: %(default)s)")
+    ev.add_argument("--steps", type=positive_int, default=16, help="deletion/insertion steps (default: %(default)s)")
     ev.add_argument("--svm", default=None, help="which SVM of the bundle (default: the bundle's default)")
     ev.add_argument(
         "--all-images",
@@ -389,20 +438,22 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--derived", default=None, help="for a spec with its own code: the DIR `cadcam derive` wrote")
     rep.add_argument("--bundle", default=None, help="bundle directory: adds its architecture, Table 3 and figures")
     rep.add_argument("--no-verify", action="store_true", help="skip the autograd verification table")
-    rep.add_argument("--cases", type=int, default=20, help="random cases per verified function")
+    rep.add_argument("--cases", type=positive_int, default=20, help="random cases per verified function")
     rep.set_defaults(func=_report)
     der = sub.add_parser(
-        "derive", help="prove, regenerate cadcam_numeric/generated and check it; or derive a TOML spec"
+        "derive", help="prove, and check cadcam_numeric/generated against a fresh generation; or derive a TOML spec"
     )
     der.add_argument("spec", nargs="?", default=None, help="TOML architecture spec (then --out DIR is required)")
     der.add_argument("--out", default=None, help="where the spec's module, LaTeX and summary are written")
-    der.add_argument("--cases", type=int, default=20, help="random cases per check of the spec (default: %(default)s)")
+    der.add_argument(
+        "--cases", type=positive_int, default=20, help="random cases per check of the spec (default: %(default)s)"
+    )
     der.set_defaults(func=_derive)
     ver = sub.add_parser("verify", help="check the generated code (or a spec's) against PyTorch autograd")
     ver.add_argument("spec", nargs="?", default=None, help="TOML architecture spec: check its own code and chain")
     ver.add_argument("--derived", default=None, help="the spec's derive directory (default: generate in memory)")
     ver.add_argument("--json", action="store_true", help="machine-readable output")
-    ver.add_argument("--cases", type=int, default=20, help="random cases per function (default: %(default)s)")
+    ver.add_argument("--cases", type=positive_int, default=20, help="random cases per function (default: %(default)s)")
     ver.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     ver.set_defaults(func=_verify)
     ben = sub.add_parser(
@@ -410,7 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ben.add_argument("--quick", action="store_true", help="batches 1 and 2, one timed run: under 2 min on 2 cores")
     ben.add_argument("--batches", default=None, help="comma-separated batch sizes (default 1,8,32; +256 on a GPU)")
-    ben.add_argument("--repeats", type=int, default=None, help="timed runs after a warm-up (default 3; quick 1)")
+    ben.add_argument(
+        "--repeats", type=positive_int, default=None, help="timed runs after a warm-up (default 3; quick 1)"
+    )
     ben.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     ben.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     ben.add_argument("--no-report", action="store_true", help="do not time the report build")
@@ -420,13 +473,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_out(args: argparse.Namespace) -> bool:
+    """``--out`` must be a directory or not exist yet; returns whether it existed before the command."""
+    out = getattr(args, "out", None)
+    if out is None:
+        return True
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise CadcamInputError(f"--out: {out} is a file; expected a directory (existing or to be created)")
+    return path.exists()
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. The error boundary: bad input → exit 2 and one sentence naming the argument;
+    an output directory the command created is removed again when the command fails."""
     args = build_parser().parse_args(argv)
+    existed = True
+    status = 1
     try:
-        return int(args.func(args))
+        existed = _check_out(args)
+        status = int(args.func(args))
+        return status
     except CadcamInputError as exc:
         print(f"cadcam {args.command}: {exc}", file=sys.stderr)
-        return 2
+        status = 2
+        return status
+    finally:
+        if status not in (0, 3) and not existed:  # 3: report wrote its .tex, only the PDF is missing
+            import shutil
+
+            shutil.rmtree(args.out, ignore_errors=True)
 
 
 if __name__ == "__main__":

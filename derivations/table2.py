@@ -21,7 +21,7 @@ from derivations.blocks import first_layer_column_block
 from derivations.kernels import kernel_by_name
 from derivations.proof import ProofResult, prove_equal
 
-__all__ = ["TABLE2_CASES", "Table2Case", "prove_table2_case"]
+__all__ = ["TABLE2_CASES", "Table2Case", "prove_table2_case", "table2_proof_name"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,11 @@ class Table2Case:
 TABLE2_CASES: tuple[Table2Case, ...] = tuple(
     Table2Case(act, target) for act in ("sigmoid", "relu") for target in ("pca", "linear", "rbf")
 )
+
+
+def table2_proof_name(case: Table2Case) -> str:
+    """The name of the proof of one Table 2 case (how reports find its result)."""
+    return f"table2/{case.activation}/{case.target}"
 
 
 def prove_table2_case(case: Table2Case) -> ProofResult:
@@ -103,7 +108,7 @@ def prove_table2_case(case: Table2Case) -> ProofResult:
     chain = prove_equal("chain", "", elementwise, sp.Matrix.hstack(*closed))
     lemma = prove_activation_derivative(activation_by_name(case.activation))
     return ProofResult(
-        f"table2/{case.activation}/{case.target}",
+        table2_proof_name(case),
         f"Table 2, {case.name}: elementwise Jacobian equals the product of blocks",
         chain.holds and lemma.holds,
         f"generic-f chain ({chain.method}) + lemma {lemma.name} ({lemma.method})",

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import torch
+
 from cadcam_numeric.cli import main
 
 
@@ -17,13 +19,85 @@ def test_verify_json_every_row_passes(capsys):
     assert all(r["passed"] and r["cases"] == 3 and r["dtype"] == "float64" for r in doc["rows"])
 
 
-def test_verify_rejects_bad_cases(capsys):
+def _exit_code(argv: list[str]) -> int:
+    """main()'s status; argparse's own refusals (SystemExit) count as their exit code."""
     try:
-        main(["verify", "--cases", "0"])
-    except ValueError as exc:
-        assert "cases must be >= 1" in str(exc)
-    else:
-        raise AssertionError("cases=0 must be rejected")
+        return main(argv)
+    except SystemExit as exc:
+        return int(exc.code)
+
+
+def test_verify_rejects_bad_cases(capsys):
+    """cases=0 is bad input: exit 2 and one sentence naming --cases (was a ValueError traceback)."""
+    assert _exit_code(["verify", "--cases", "0"]) == 2
+    assert "argument --cases: expected an integer >= 1, got 0" in capsys.readouterr().err
+
+
+def test_bad_arguments_exit_2_naming_the_argument(tmp_path, capsys):
+    a_file = tmp_path / "taken.txt"
+    a_file.write_text("mine")
+    assert _exit_code(["evaluate", "--bundle", str(tmp_path), "--out", str(a_file)]) == 2
+    assert f"--out: {a_file} is a file; expected a directory" in capsys.readouterr().err
+    assert a_file.read_text() == "mine"
+    for argv in (
+        ["evaluate", "--bundle", str(tmp_path), "--out", str(tmp_path / "e"), "--steps", "-1"],
+        ["demo", "--out", str(tmp_path / "d"), "--epochs", "0"],
+    ):
+        assert _exit_code(argv) == 2
+        assert "expected an integer >= 1" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        out = tmp_path / "never"
+        assert _exit_code(["train", "--out", str(out), "--device", "cuda", "--epochs", "1"]) == 2
+        assert "--device: 'cuda' was asked for, but this machine has no CUDA device" in capsys.readouterr().err
+        assert not out.exists()  # nothing half-made left
+    assert _exit_code(["train", "--out", str(tmp_path / "t"), "--device", "tpu"]) == 2
+    assert "--device: 'tpu'" in capsys.readouterr().err
+
+
+def test_a_failed_train_leaves_no_output_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _exit_code(["train", "--data", f"folder:{tmp_path / 'missing'}", "--out", str(out)]) == 2
+    assert "missing" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_outputs_are_readable_by_others(tmp_path):
+    """safetensors writes 0600; a bundle handed on must be readable (0644 under umask 022)."""
+    import os
+
+    from cadcam_numeric.atomic import atomic_directory
+
+    old = os.umask(0o022)
+    try:
+        with atomic_directory(tmp_path / "bundle") as tmp:
+            private = tmp / "tensors.safetensors"
+            private.write_bytes(b"x")
+            os.chmod(private, 0o600)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "bundle" / "tensors.safetensors").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "bundle").stat().st_mode & 0o777 == 0o755
+
+
+def test_derive_checks_the_installed_code_and_never_writes(tmp_path, monkeypatch, capsys):
+    """A hand edit of generated code: `cadcam derive` exits 1 with the diff and leaves the edit in place
+    (it used to regenerate first and then report "in sync")."""
+    import shutil
+
+    import cadcam_numeric.cli as cli
+
+    copy = tmp_path / "generated"
+    shutil.copytree(cli.installed_generated_dir(), copy, ignore=shutil.ignore_patterns("__pycache__"))
+    blocks = copy / "blocks.py"
+    edited = blocks.read_text().replace("return fprime_delta.unsqueeze(-1) * weight", "return weight")
+    assert edited != blocks.read_text()
+    blocks.write_text(edited)
+    monkeypatch.setattr(cli, "installed_generated_dir", lambda: copy)
+    assert main(["derive"]) == 1
+    captured = capsys.readouterr()
+    assert "-    return weight" in captured.out and "+    return fprime_delta.unsqueeze(-1) * weight" in captured.out
+    assert "DRIFT" in captured.err and "Nothing was written" in captured.err
+    assert blocks.read_text() == edited  # the user's edit is still there
 
 
 def test_prove_command_reports_every_proof():
@@ -33,8 +107,3 @@ def test_prove_command_reports_every_proof():
     assert all(p["holds"] for p in proofs)
     assert any(p["name"] == "block/svm/rbf" for p in proofs)
     assert sum(p["name"].startswith("table2/") for p in proofs) == 6
-
-
-def test_help_lists_commands():
-    out = subprocess.run([sys.executable, "-m", "cadcam_numeric.cli", "--help"], capture_output=True, text=True)
-    assert out.returncode == 0 and "derive" in out.stdout and "verify" in out.stdout

@@ -119,3 +119,26 @@ def test_report_command_bad_inputs(tmp_path, capsys):
     assert main(["report", "--spec", str(spec), "--out", str(tmp_path / "r")]) == 2
     assert "unknown fields ['layers']" in capsys.readouterr().err
     assert main(["report", "--bundle", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+
+
+def test_table2_reports_each_case_and_proves_each_once(tmp_path, monkeypatch):
+    """A failing first case is reported as such, not masked by the last (issue 12, defect 3)."""
+    from dataclasses import replace
+
+    import derivations.prove_all as prove_all
+    from derivations.table2 import TABLE2_CASES, table2_proof_name
+
+    real, calls = prove_all.prove_table2_case, []
+
+    def first_case_fails(case):
+        calls.append(case)
+        result = real(case)
+        return replace(result, holds=False) if case is TABLE2_CASES[0] else result
+
+    monkeypatch.setattr(prove_all, "prove_table2_case", first_case_fails)
+    tex = render_tex(out=tmp_path, verify=False)
+    assert len(calls) == len(TABLE2_CASES)  # each case proved once
+    section = tex.split(r"\subsection*{The paper's Table 2 as special cases}")[1].split(r"\section")[0]
+    assert section.count(r"\textcolor{red}{NOT PROVED}") == 1
+    assert section.count("proved.") == len(TABLE2_CASES) - 1
+    assert table2_proof_name(TABLE2_CASES[0]).startswith("table2/")

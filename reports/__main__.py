@@ -6,6 +6,7 @@ the result; ``proofs_tests/test_report.py`` fails on any unintended difference.
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -18,6 +19,7 @@ def main(argv: list[str]) -> int:
     if argv != ["expected"]:
         print(__doc__)
         return 2
+    os.environ["SOURCE_DATE_EPOCH"] = "0"  # the date the drift test renders with
     with tempfile.TemporaryDirectory() as tmp:
         text = comparable(render_tex(out=Path(tmp), verify=False))
     EXPECTED.write_text(text, encoding="utf-8")

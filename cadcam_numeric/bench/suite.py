@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from cadcam_numeric.bench.problem import make_problem
 from cadcam_numeric.bench.routes import Routes
+from cadcam_numeric.devices import select_device
 
 __all__ = ["BenchConfig", "Timing", "run_suite", "to_markdown"]
 
@@ -154,7 +155,7 @@ def _peak_memory_mb(fn: Callable[[], object], device: torch.device) -> float | N
 
 
 def _memory_child(route: str, batch: int, config: BenchConfig) -> float | None:
-    device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = select_device(config.device)
     dtype = {"float32": torch.float32, "float64": torch.float64}[config.dtype]
     problem = make_problem(device, dtype, config.input_size, config.seed)
     routes = Routes(problem)
@@ -197,16 +198,17 @@ def _generate_once() -> None:
         write(Path(tmp))
 
 
-def _report_once(verify: bool) -> None:
-    from reports.build import build_report
-
-    with tempfile.TemporaryDirectory() as tmp:
-        build_report(Path(tmp), verify=verify, cases=5 if not verify else 20)
+#: Builds the derivation report into a directory (``reports`` sits above this package, so the CLI
+#: passes it in): ``build(out_dir, verify)``.
+ReportBuilder = Callable[[Path, bool], object]
 
 
-def run_suite(config: BenchConfig, log: Callable[[str], None] = print) -> BenchResult:
-    """Measure every route for every batch size (see the module docstring)."""
-    device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+def run_suite(
+    config: BenchConfig, log: Callable[[str], None] = print, report_builder: ReportBuilder | None = None
+) -> BenchResult:
+    """Measure every route for every batch size (see the module docstring); the report build is timed
+    when ``config.with_report`` and a ``report_builder`` is given."""
+    device = select_device(config.device)
     dtype = {"float32": torch.float32, "float64": torch.float64}[config.dtype]
     batches = config.resolved_batches(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "CPU")
@@ -243,8 +245,13 @@ def run_suite(config: BenchConfig, log: Callable[[str], None] = print) -> BenchR
         routes.close()
     log("bench: code generation and the report, once each")
     result.once_s["generate"] = _once("generate", _generate_once)
-    if config.with_report:
-        result.once_s["report"] = _once("report", lambda: _report_once(verify=not config.quick))
+    if config.with_report and report_builder is not None:
+
+        def report_once() -> None:
+            with tempfile.TemporaryDirectory() as tmp:
+                report_builder(Path(tmp), not config.quick)
+
+        result.once_s["report"] = _once("report", report_once)
     if device.type == "cpu":
         result.notes.append("CPU: no GPU was used; ratios on a GPU differ (the head is tiny next to VGG16).")
     return result

@@ -28,6 +28,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from cadcam_numeric.atomic import atomic_write, atomic_write_text
+from cadcam_numeric.devices import select_device
 from cadcam_numeric.engine.explain import METHOD_LABELS, explain, position_gradients, target_scores
 from cadcam_numeric.engine.maps import normalise, upsample
 from cadcam_numeric.errors import CadcamInputError
@@ -66,7 +67,7 @@ def run_evaluation(
     """Evaluate on ``n`` images; with ``correct_only`` (Decom-CAM's protocol) only images the CNN
     classifies correctly are kept (candidates are drawn until ``n`` are found or 10·n were tried)."""
     t0 = time.perf_counter()
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = select_device(device)
     bundle = load_bundle(bundle_dir, weights=weights, device=dev, derived=derived)
     size = bundle.backbone.input_size
     svm_name = svm or bundle.default_svm

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cadcam_numeric.devices import select_device
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.pipeline.bundle import load_bundle
 from cadcam_numeric.pipeline.data import IMAGE_SUFFIXES, _read_image, to_model_input
@@ -51,7 +52,7 @@ def explain_paths(
     ``cadcam derive SPEC --out DIR`` wrote; ``spec``: that spec's file, checked to be the one the
     bundle was made from.
     """
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = select_device(device)
     architecture = load_architecture_file(spec, derived) if spec is not None else None
     bundle = load_bundle(bundle_dir, weights=weights, device=dev, derived=derived, architecture=architecture)
     files = _collect(paths)

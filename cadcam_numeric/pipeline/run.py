@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from cadcam_numeric.atomic import atomic_directory, atomic_write, atomic_write_text
+from cadcam_numeric.devices import select_device
 from cadcam_numeric.engine.explain import explain
 from cadcam_numeric.engine.maps import normalise, upsample
 from cadcam_numeric.errors import CadcamInputError
@@ -163,7 +164,7 @@ def run_pipeline(
     out_dir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = select_device(config.device)
     torch.manual_seed(config.seed)
     data = load_data(config.data, config.seed, config.image_size, config.download)
     backbone = build_backbone(
