@@ -9,6 +9,7 @@ Imports no SymPy. Layout (one direction of data):
 * ``verification/``, ``spec/``, ``pipeline/``, ``bench/`` and the CLI build on those.
 """
 
+from cadcam_numeric.display import overlay
 from cadcam_numeric.engine import (
     CAMResult,
     ImageMaps,
@@ -18,7 +19,6 @@ from cadcam_numeric.engine import (
     explain,
     normalise,
     normalise_pca_pair,
-    overlay,
     position_gradients,
     target_scores,
     upsample,

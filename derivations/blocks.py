@@ -42,11 +42,11 @@ __all__ = [
 ]
 
 
-def _matrix(name: str, rows: int, cols: int) -> sp.Matrix:
+def symbol_matrix(name: str, rows: int, cols: int) -> sp.Matrix:
     return sp.Matrix(rows, cols, lambda i, j: sp.Symbol(f"{name}_{i + 1}{j + 1}", real=True))
 
 
-def _vector(name: str, n: int) -> sp.Matrix:
+def symbol_vector(name: str, n: int) -> sp.Matrix:
     return sp.Matrix(n, 1, lambda i, _: sp.Symbol(f"{name}_{i + 1}", real=True))
 
 
@@ -92,7 +92,7 @@ def prove_dense_block(act: Activation | None, d_out: int = 2, d_in: int = 3) -> 
     otherwise the elementwise side differentiates the textbook definition and the block side
     uses the generated f′.
     """
-    W, beta, q = _matrix("W", d_out, d_in), _vector("beta", d_out), _vector("q", d_in)
+    W, beta, q = symbol_matrix("W", d_out, d_in), symbol_vector("beta", d_out), symbol_vector("q", d_in)
     delta = W * q + beta
     if act is None:
         f, xi = sp.Function("f"), sp.Symbol("xi")
@@ -131,7 +131,7 @@ def first_layer_column_block(W1: sp.Matrix, t: int, positions: int, channels: in
 
 
 def _first_layer_setup(channels: int, positions: int, d1: int, channels_last: bool):
-    W1, beta = _matrix("W", d1, channels * positions), _vector("beta", d1)
+    W1, beta = symbol_matrix("W", d1, channels * positions), symbol_vector("beta", d1)
     F = [[sp.Symbol(f"x^{t + 1}_{i + 1}", real=True) for i in range(positions)] for t in range(channels)]
     if channels_last:
         x = sp.Matrix([F[t][i] for i in range(positions) for t in range(channels)])
@@ -182,7 +182,7 @@ def prove_position_sum(channels_last: bool, channels: int = 2, positions: int = 
 
 def prove_pca_block(variant: PCAVariant, b: int = 2, d: int = 3) -> ProofResult:
     """Eq. 23: ∂p/∂q_l = Vᵀ (whitened: diag(λ)^{−1/2} Vᵀ); the mean drops out."""
-    Vt, u, q = _matrix("V", b, d), _vector("u", d), _vector("q", d)
+    Vt, u, q = symbol_matrix("V", b, d), symbol_vector("u", d), symbol_vector("q", d)
     lam = sp.Matrix(b, 1, lambda i, _: sp.Symbol(f"lambda_{i + 1}", positive=True))
     lhs = variant.scores(Vt, u, lam, q).jacobian(q)
     return prove_equal(
@@ -197,8 +197,8 @@ def prove_pca_block(variant: PCAVariant, b: int = 2, d: int = 3) -> ProofResult:
 
 def prove_svm_block(kernel: Kernel, b: int = 2, n_support: int = 2) -> ProofResult:
     """Eq. 24–26: ∂a/∂p = Σ_i α_i c_i ∇_p K(p_i, p), with ∇K by the kernel's closed form."""
-    p = _vector("p", b)
-    svs = [_vector(f"s{i + 1}", b) for i in range(n_support)]
+    p = symbol_vector("p", b)
+    svs = [symbol_vector(f"s{i + 1}", b) for i in range(n_support)]
     coef = [sp.Symbol(f"alpha_{i + 1}", real=True) for i in range(n_support)]
     g = sp.Symbol("g", real=True)
     a = sum((c * kernel.value(s, p) for c, s in zip(coef, svs)), g)

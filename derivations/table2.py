@@ -80,16 +80,16 @@ def prove_table2_case(case: Table2Case) -> ProofResult:
     Fully expanding the composed sigmoid network instead and simplifying costs minutes; the two
     steps together are the same statement and take well under a second.
     """
-    from derivations.blocks import _matrix, _vector, prove_activation_derivative
+    from derivations.blocks import prove_activation_derivative, symbol_matrix, symbol_vector
 
     f, xi = sp.Function("f"), sp.Symbol("xi")
     fprime = lambda e: sp.Subs(sp.Derivative(f(xi), xi), xi, e)
     channels, positions = 2, 2
     x = [[sp.Symbol(f"x^{t + 1}_{i + 1}", real=True) for i in range(positions)] for t in range(channels)]
     xvec = sp.Matrix([x[t][i] for t in range(channels) for i in range(positions)])
-    W1, b1 = _matrix("W1", 2, channels * positions), _vector("beta1", 2)
-    W2, b2 = _matrix("W2", 2, 2), _vector("beta2", 2)
-    Vt, u = _matrix("V", 2, 2), _vector("u", 2)
+    W1, b1 = symbol_matrix("W1", 2, channels * positions), symbol_vector("beta1", 2)
+    W2, b2 = symbol_matrix("W2", 2, 2), symbol_vector("beta2", 2)
+    Vt, u = symbol_matrix("V", 2, 2), symbol_vector("u", 2)
     delta1 = W1 * xvec + b1
     delta2 = W2 * delta1.applyfunc(f) + b2
     p = Vt * (delta2.applyfunc(f) - u)
@@ -99,7 +99,7 @@ def prove_table2_case(case: Table2Case) -> ProofResult:
         out, closed = p, jac_p
     else:
         kernel = kernel_by_name(case.target)
-        svs = [_vector("s1", 2), _vector("s2", 2)]
+        svs = [symbol_vector("s1", 2), symbol_vector("s2", 2)]
         coefs = sp.symbols("alpha_1 alpha_2", real=True)
         a = sum((c * kernel.value(s, p) for c, s in zip(coefs, svs)), sp.Symbol("g", real=True))
         grad = sum((c * kernel.gradient_closed_form(s, p) for c, s in zip(coefs, svs)), sp.zeros(1, 2))

@@ -12,7 +12,7 @@ from cadcam_numeric.engine.explain import (
     position_gradients,
     target_scores,
 )
-from cadcam_numeric.engine.maps import normalise, normalise_pca_pair, overlay, upsample
+from cadcam_numeric.engine.maps import normalise, normalise_pca_pair, upsample
 from cadcam_numeric.engine.model_cam import ImageMaps, PCASVMGradCAM
 
 __all__ = [
@@ -24,7 +24,6 @@ __all__ = [
     "explain",
     "normalise",
     "normalise_pca_pair",
-    "overlay",
     "position_gradients",
     "target_scores",
     "upsample",

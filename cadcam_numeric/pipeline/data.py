@@ -117,7 +117,7 @@ def _digits() -> tuple[ImageSet, list[str]]:
     ]
 
 
-def _read_image(path: Path, size: int | None) -> np.ndarray:
+def read_image(path: Path, size: int | None) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as img:
@@ -138,7 +138,7 @@ def _folder(path: Path, size: int, classes: list[str] | None = None) -> tuple[Im
     for label, name in enumerate(classes):
         for file in sorted((path / name).rglob("*")) if (path / name).is_dir() else []:
             if file.suffix.lower() in IMAGE_SUFFIXES:
-                images.append(_read_image(file, size))
+                images.append(read_image(file, size))
                 labels.append(label)
     if not images:
         raise CadcamInputError(f"data: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {path}")

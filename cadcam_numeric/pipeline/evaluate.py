@@ -38,7 +38,7 @@ from cadcam_numeric.metrics import deletion_insertion, localisation_hits, pointi
 from cadcam_numeric.pipeline.bundle import load_bundle
 from cadcam_numeric.pipeline.data import load_data, to_model_input
 from cadcam_numeric.pipeline.localisation import make_localisation_set, scale_boxes
-from cadcam_numeric.pipeline.run import _csv, _markdown
+from cadcam_numeric.pipeline.run import rows_to_csv, rows_to_markdown
 
 __all__ = ["run_evaluation"]
 
@@ -171,8 +171,8 @@ def run_evaluation(
     )
     out_dir = Path(out_dir)
     files = {
-        "csv": atomic_write_text(out_dir / "evaluation.csv", _csv(rows)),
-        "md": atomic_write_text(out_dir / "evaluation.md", _markdown(rows)),
+        "csv": atomic_write_text(out_dir / "evaluation.csv", rows_to_csv(rows)),
+        "md": atomic_write_text(out_dir / "evaluation.md", rows_to_markdown(rows)),
         "curves": _plot(curves, out_dir / "evaluation_curves.png", data),
     }
     summary = {

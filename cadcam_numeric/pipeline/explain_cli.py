@@ -10,7 +10,7 @@ import torch
 from cadcam_numeric.devices import select_device
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.pipeline.bundle import load_bundle
-from cadcam_numeric.pipeline.data import IMAGE_SUFFIXES, _read_image, to_model_input
+from cadcam_numeric.pipeline.data import IMAGE_SUFFIXES, read_image, to_model_input
 from cadcam_numeric.pipeline.run import explain_images
 from cadcam_numeric.spec.architecture import load_architecture_file
 
@@ -61,7 +61,7 @@ def explain_paths(
     for start in range(0, len(files), MAX_IMAGES_PER_FIGURE):
         group = files[start : start + MAX_IMAGES_PER_FIGURE]
         try:
-            raw = torch.from_numpy(np.stack([_read_image(f, size) for f in group]))
+            raw = torch.from_numpy(np.stack([read_image(f, size) for f in group]))
         except OSError as exc:
             raise CadcamInputError(f"images: cannot read an image in {[str(f) for f in group]}: {exc}") from exc
         stem = "maps" if len(files) <= MAX_IMAGES_PER_FIGURE else f"maps_{start // MAX_IMAGES_PER_FIGURE + 1:03d}"

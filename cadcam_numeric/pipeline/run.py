@@ -62,14 +62,14 @@ class PipelineConfig:
     extra: dict = field(default_factory=dict)
 
 
-def _markdown(rows: list[dict]) -> str:
+def rows_to_markdown(rows: list[dict]) -> str:
     keys = list(rows[0])
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
-def _csv(rows: list[dict]) -> str:
+def rows_to_csv(rows: list[dict]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
@@ -241,8 +241,8 @@ def run_pipeline(
         architecture,
     )
     files = {"bundle": bundle_dir}
-    files["table3_csv"] = atomic_write_text(out_dir / "table3.csv", _csv(rows))
-    files["table3_md"] = atomic_write_text(out_dir / "table3.md", _markdown(rows))
+    files["table3_csv"] = atomic_write_text(out_dir / "table3.csv", rows_to_csv(rows))
+    files["table3_md"] = atomic_write_text(out_dir / "table3.md", rows_to_markdown(rows))
     files["fig5"] = fig5_validation_accuracy(
         history.val_accuracy, history.best_epoch, out_dir / "fig5_validation_accuracy.png"
     )
