@@ -7,7 +7,7 @@ Blocks (paper §4.3, Eq. 17–26; layout ``J[out, in]``):
 * dense + activation (Eq. 17–20):  ∂q_l/∂q_{l−1} = diag(f′(δ_l)) W_l;
 * flatten → first dense (Eq. 21–22):  ∂q_1/∂x^t = diag(f′(δ_1)) W_1^t, with W_1^t the column
   block of channel t (channel-major, PyTorch) or the strided columns (channels-last, Keras);
-* position sum (MATH.md §3 cost note):  Σ_i ∂q_1/∂x_i^t = diag(f′(δ_1)) W̄_1[:, t], W̄_1 = [W_1^t 1]_t;
+* position sum (derivations/NOTES.md §3 cost note):  Σ_i ∂q_1/∂x_i^t = diag(f′(δ_1)) W̄_1[:, t], W̄_1 = [W_1^t 1]_t;
 * PCA (Eq. 23):  ∂p/∂q_l = Vᵀ (whitened: diag(λ)^{−1/2} Vᵀ);
 * SVM decision (Eq. 24–26):  ∂a/∂p = Σ_i α_i c_i ∇_p K(p_i, p) for every kernel.
 
@@ -163,7 +163,7 @@ def prove_first_dense_block(channels_last: bool, channels: int = 2, positions: i
 
 
 def prove_position_sum(channels_last: bool, channels: int = 2, positions: int = 3, d1: int = 2) -> ProofResult:
-    """MATH.md §3: Σ_i ∂q_1/∂x_i^t = diag(f′(δ_1)) W̄_1[:, t] with W̄_1[:, t] = W_1^t 1."""
+    """derivations/NOTES.md §3: Σ_i ∂q_1/∂x_i^t = diag(f′(δ_1)) W̄_1[:, t] with W̄_1[:, t] = W_1^t 1."""
     W1, F, q1, fprime = _first_layer_setup(channels, positions, d1, channels_last)
     ones = sp.ones(positions, 1)
     lhs = sp.Matrix.hstack(*[q1.jacobian(sp.Matrix(F[t])) * ones for t in range(channels)])

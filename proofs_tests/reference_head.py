@@ -1,6 +1,6 @@
 """Independent autograd references for the engine tests: the whole head as torch modules.
 
-The SVM's oriented class scores (MATH.md §2 convention) are written here from scikit-learn's
+The SVM's oriented class scores (derivations/NOTES.md §2 convention) are written here from scikit-learn's
 documented attributes with plain loops, separately from ``cadcam_numeric.engine.svm``, and checked
 against scikit-learn's own ``decision_function`` before use.
 """
@@ -52,7 +52,7 @@ def _binary_decision(est, z):
 
 
 class ReferenceClassScores(nn.Module):
-    """a_c(p) for every class, oriented per MATH.md, from a fitted scikit-learn SVM."""
+    """a_c(p) for every class, oriented per derivations/NOTES.md, from a fitted scikit-learn SVM."""
 
     def __init__(self, svm):
         super().__init__()

@@ -3,7 +3,7 @@
 Random heads: 1–5 dense layers of random widths, random catalogue activations with random
 parameters, PCA (plain or whitened) after any layer before the last, any kernel. Checked:
 ∂y/∂x (Grad-CAM), ∂p/∂x (PCA-Grad-CAM), ∂a/∂x (SVM-Grad-CAM), all (N, K, D₀), and the
-position-summed channel weights via W̄₁ (the cost note of MATH.md §3).
+position-summed channel weights via W̄₁ (the cost note of derivations/NOTES.md §3).
 """
 
 from __future__ import annotations

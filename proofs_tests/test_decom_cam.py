@@ -65,7 +65,7 @@ def test_stage_two_weights_match_a_direct_computation(target):
                 return -p[:, 1]
             d = torch.from_numpy(svm.decision_function(p.numpy()))
             pred = torch.from_numpy(svm.predict(pca.transform(head[:3](backbone(images)).numpy())))
-            return torch.where(pred == 1, d, -d)  # binary orientation (MATH.md)
+            return torch.where(pred == 1, d, -d)  # binary orientation (derivations/NOTES.md)
 
     gains = torch.stack(
         [

@@ -143,7 +143,7 @@ def test_every_map_and_weight_matches_autograd(problem, method):
         close(result.pca_positive[:, b], signed.relu(), f"pca positive b={b} [{label}]")
         close(result.pca_negative[:, b], (-signed).relu(), f"pca negative b={b} [{label}]")
 
-    # SVM-Grad-CAM for the SVM's own prediction, oriented per MATH.md
+    # SVM-Grad-CAM for the SVM's own prediction, oriented per derivations/NOTES.md
     p = pca_module(features).detach()
     check_reference_matches_sklearn(svm, p)
     np.testing.assert_array_equal(np.asarray(result.svm_prediction.cpu()), svm.predict(p.numpy()))

@@ -8,7 +8,7 @@ For features F (N, T, M, N') and a head, with PCA on dense layer l and an SVM on
 
 with every Jacobian the product of generated blocks (Eq. 13, 15, 17–26): the rows of
 ∂y_c/∂q_L, ∂p/∂q_l = Vᵀ and ∂a/∂p ∂p/∂q_l are pulled back to q₁, multiplied by f′(δ₁) and by
-W̄₁ (position-summed first layer, once per head; MATH.md §3). Weights are the paper's plain
+W̄₁ (position-summed first layer, once per head; derivations/NOTES.md §3). Weights are the paper's plain
 sums (no 1/MN). ``method`` selects how the maps are formed from the same gradients:
 
 * ``"grad-cam"``  — as above;

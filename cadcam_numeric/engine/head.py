@@ -81,7 +81,7 @@ class Head:
         return pooled.flatten(1)
 
     def position_summed_weights(self) -> Tensor:
-        """W̄₁ (D₁, T) with the pooling's row sums folded in (MATH.md §3): once per head."""
+        """W̄₁ (D₁, T) with the pooling's row sums folded in (derivations/NOTES.md §3): once per head."""
         ho, wo = self.pooled_size
         r = self.pooling.row_sums(self.height, self.width, self.layers[0].weight)
         w1 = self.layers[0].weight

@@ -4,7 +4,7 @@ Supported: ``SVC`` (linear, poly, rbf, sigmoid; binary, or multi-class one-vs-on
 ``LinearSVC``, ``OneVsRestClassifier`` of those, each optionally inside a ``Pipeline`` after a
 ``StandardScaler``. Every estimator becomes one or more decision blocks
 d_k(p) = Σ_i D_{ki} K(s_i, z) + g_k on the (scaled) PCA scores z, and an orientation matrix O
-(classes × decisions) gives the class scores a_c = Σ_k O_{ck} d_k (MATH.md §2, convention):
+(classes × decisions) gives the class scores a_c = Σ_k O_{ck} d_k (derivations/NOTES.md §2, convention):
 
 * binary: a_{classes_[1]} = d, a_{classes_[0]} = −d;
 * one-vs-rest (``LinearSVC`` with > 2 classes, ``OneVsRestClassifier``): a_c = d_c;

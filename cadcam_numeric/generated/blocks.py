@@ -62,7 +62,7 @@ def first_layer_channel_blocks(
 def position_summed_first_layer(
     weight: Tensor, channels: int, positions: int, channels_last: bool = False
 ) -> Tensor:
-    """Wbar_1 = [W_1^1 1, ..., W_1^T 1] (MATH.md section 3): (D_1, T*MN) -> (D_1, T).
+    """Wbar_1 = [W_1^1 1, ..., W_1^T 1] (derivations/NOTES.md section 3): (D_1, T*MN) -> (D_1, T).
 
     Independent of the image: compute once per head. Then sum_i d y / d x_i^t = (J Wbar_1)[:, t].
     """

@@ -1,6 +1,6 @@
 """Decom-CAM (Yang et al. 2023) for the CNN class, each PCA component and the SVM decision.
 
-Stage 1 (MATH.md §6): S = ∂y_ℓ/∂A ⊙ A (T × M × N'), S* ∈ R^{T×MN} (channels as rows),
+Stage 1 (derivations/NOTES.md §6): S = ∂y_ℓ/∂A ⊙ A (T × M × N'), S* ∈ R^{T×MN} (channels as rows),
 S* = UΣVᵀ, keep the top p: the orthogonal feature maps F* = U′ᵀS* = Σ′V′ᵀ (p × MN; its *rows* are
 orthogonal — the paper says columns: erratum), reshaped to p × M × N'.
 Stage 2: H_i = bilinear upsample of F_i to the image, min–max to [0, 1]; I_b = Gaussian blur of the

@@ -1,7 +1,7 @@
 """Eigen-CAM (Muhammad & Yeasin 2020) and Eigen-Grad-CAM, batched on the tensor's device.
 
 With O ∈ R^{MN×T} the feature maps as positions × channels, O = UΣVᵀ, the map is O v₁ (the
-projection on the first right singular vector), reshaped to M × N'. MATH.md §5 conventions:
+projection on the first right singular vector), reshaped to M × N'. derivations/NOTES.md §5 conventions:
 
 * ``center=True`` (default) subtracts each channel's mean over positions first, as the
   best-known implementation (pytorch-grad-cam) does; the paper names no centring.

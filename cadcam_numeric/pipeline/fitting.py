@@ -1,7 +1,7 @@
 """PCA on dense layer l and the SVMs on its scores, fitted on training data only; Table 3.
 
 SVMs as the paper (C = 1, γ = 1, no tuning): linear and RBF, each on the raw PCA scores and on
-standardised scores (``StandardScaler`` fitted on the training scores). MATH.md §7: with ReLU
+standardised scores (``StandardScaler`` fitted on the training scores). derivations/NOTES.md §7: with ReLU
 features the scores can have a scale of tens, where γ = 1 puts every training point beyond
 d* = 1/√2 of every other and the RBF SVM can collapse toward chance; the standardised variant
 shows the fix. Table 3 reports both, so the effect is visible, not hidden.
