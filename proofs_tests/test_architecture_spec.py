@@ -163,7 +163,7 @@ def hand_kernel(p: torch.Tensor, s: torch.Tensor, gamma: float) -> torch.Tensor:
 
 
 class HandOvOScores(nn.Module):
-    """Oriented one-vs-one class scores a_c = Σ_{j≠c} ±d_cj (derivations/NOTES.md §2), from scikit-learn's attributes."""
+    """Oriented one-vs-one class scores a_c = Σ_{j≠c} ±d_cj (NOTES.md §2), from scikit-learn's attributes."""
 
     def __init__(self, pipeline, train_scores: np.ndarray):
         super().__init__()

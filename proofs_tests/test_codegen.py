@@ -8,7 +8,6 @@ import importlib.util
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import sympy as sp
@@ -38,11 +37,9 @@ def run_check(directory: Path) -> subprocess.CompletedProcess:
 
 
 def test_committed_generated_code_is_in_sync():
-    start = time.perf_counter()
     result = run_check(DEFAULT_OUTPUT)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "in sync" in result.stdout
-    assert time.perf_counter() - start < 30
 
 
 def test_check_fails_with_diff_after_hand_edit(tmp_path):

@@ -16,7 +16,7 @@ from torch import Tensor
 from cadcam_numeric.catalogue_types import ActivationCode
 from cadcam_numeric.generated.blocks import pca_block_jacobian, pca_scores, pullback_dense
 
-__all__ = ["DenseLayer", "HeadForward", "PCALayer", "channel_weights", "forward_dense", "identity_rows", "pullback"]
+__all__ = ["DenseLayer", "HeadForward", "PCALayer", "forward_dense", "identity_rows", "pullback"]
 
 
 @dataclass(frozen=True)
@@ -88,16 +88,6 @@ def pullback(g: Tensor, layers: list[DenseLayer], forward: HeadForward, top: int
         layer = layers[index]
         g = pullback_dense(g, layer.fprime(forward.deltas[index]), layer.weight)
     return g
-
-
-def channel_weights(g1: Tensor, first: DenseLayer, delta1: Tensor, wbar: Tensor) -> Tensor:
-    """Position-summed channel weights Σ_i ∂(·)/∂x_i^t = g₁ diag(f′(δ₁)) W̄₁ (Eq. 9, 10, 14).
-
-    ``g1``: (N, K, D₁) row vectors at q₁ (from :func:`pullback` with ``bottom=1``);
-    ``wbar``: (D₁, T) from ``position_summed_first_layer``, computed once per head.
-    Returns (N, K, T).
-    """
-    return (g1 * first.fprime(delta1).unsqueeze(-2)) @ wbar
 
 
 def identity_rows(n: int, width: int, like: Tensor) -> Tensor:
