@@ -24,6 +24,7 @@ import sympy as sp
 from derivations import activations as activation_catalogue
 from derivations import kernels as kernel_catalogue
 from derivations.activations import Activation, Z
+from derivations.block_formulas import dense_block_jacobian, explicit, pca_block_jacobian, pca_scores, pullback_dense
 from derivations.functions import to_elementary
 from derivations.kernels import Kernel
 from derivations.pca import PCA_VARIANTS, PCAVariant
@@ -37,7 +38,9 @@ __all__ = [
     "prove_dense_block",
     "prove_first_dense_block",
     "prove_pca_block",
+    "prove_pca_scores",
     "prove_position_sum",
+    "prove_pullback",
     "prove_svm_block",
 ]
 
@@ -104,7 +107,8 @@ def prove_dense_block(act: Activation | None, d_out: int = 2, d_in: int = 3) -> 
         fprime = [to_elementary(act.derivative).subs(Z, delta[i]) for i in range(d_out)]
         name = act.name
     elementwise = out.jacobian(q)
-    block = sp.diag(*fprime) * W
+    # the block side is the formula the generator prints (derivations.block_formulas)
+    block = explicit(dense_block_jacobian(d_out, d_in), {"fprime_delta": sp.Matrix(fprime), "weight": W})
     # Change of variables β_i = δ_i − (W q)_i (a bijection, since β is free): both sides become
     # functions of the plain symbols δ_i, which simplification and the sign split can handle.
     deltas = [sp.Symbol(f"delta_{i + 1}", real=True) for i in range(d_out)]
@@ -180,6 +184,40 @@ def prove_position_sum(channels_last: bool, channels: int = 2, positions: int = 
     )
 
 
+def prove_pullback(d_out: int = 2, d_in: int = 3, k: int = 2) -> ProofResult:
+    """The printed pullback g diag(f′(δ)) W equals g times the Jacobian of q = f(W q_prev + β)."""
+    W, beta, q = symbol_matrix("W", d_out, d_in), symbol_vector("beta", d_out), symbol_vector("q", d_in)
+    f, xi = sp.Function("f"), sp.Symbol("xi")
+    delta = W * q + beta
+    fprime = sp.Matrix([sp.Subs(sp.Derivative(f(xi), xi), xi, delta[i]) for i in range(d_out)])
+    g = symbol_matrix("g", k, d_out)
+    values = {"g": g, "fprime_delta": fprime, "weight": W}
+    return prove_equal(
+        "block/dense/pullback",
+        "pullback through a dense layer: g d q_l / d q_(l-1) = (g diag(f'(delta_l))) W_l",
+        g * delta.applyfunc(f).jacobian(q),
+        explicit(pullback_dense(k, d_out, d_in), values),
+        latex=r"\mathbf g\,\frac{\partial\mathbf q_l}{\partial\mathbf q_{l-1}}"
+        r"=\big(\mathbf g\operatorname{diag}(f'(\boldsymbol\delta_l))\big)W_l",
+    )
+
+
+def prove_pca_scores(variant: PCAVariant, b: int = 2, d: int = 3) -> ProofResult:
+    """The printed scores formula equals scikit-learn's transform written out elementwise (Eq. 5)."""
+    Vt, u, q = symbol_matrix("V", b, d), symbol_vector("u", d), symbol_vector("q", d)
+    lam = sp.Matrix(b, 1, lambda i, _: sp.Symbol(f"lambda_{i + 1}", positive=True))
+    values = {"components": Vt, "mean": u, "q": q, "explained_variance": lam}
+    return prove_equal(
+        f"block/pca_scores/{variant.name}",
+        f"PCA ({variant.name}) scores: p = {'diag(lambda)^(-1/2) ' if variant.whiten else ''}V^T (q - u)",
+        variant.scores(Vt, u, lam, q),
+        explicit(pca_scores(b, d, variant.whiten), values),
+        latex=r"\mathbf p="
+        + (r"\operatorname{diag}(\boldsymbol\lambda)^{-1/2}" if variant.whiten else "")
+        + r"V^\top(\mathbf q_l-\mathbf u)",
+    )
+
+
 def prove_pca_block(variant: PCAVariant, b: int = 2, d: int = 3) -> ProofResult:
     """Eq. 23: ∂p/∂q_l = Vᵀ (whitened: diag(λ)^{−1/2} Vᵀ); the mean drops out."""
     Vt, u, q = symbol_matrix("V", b, d), symbol_vector("u", d), symbol_vector("q", d)
@@ -189,7 +227,7 @@ def prove_pca_block(variant: PCAVariant, b: int = 2, d: int = 3) -> ProofResult:
         f"block/pca/{variant.name}",
         f"PCA ({variant.name}): d p / d q_l = {'diag(lambda)^(-1/2) ' if variant.whiten else ''}V^T",
         lhs,
-        variant.jacobian_closed_form(Vt, lam),
+        explicit(pca_block_jacobian(b, d, variant.whiten), {"components": Vt, "explained_variance": lam}),
         latex=r"\frac{\partial\mathbf p}{\partial\mathbf q_l}="
         + (r"\operatorname{diag}(\boldsymbol\lambda)^{-1/2}V^\top" if variant.whiten else r"V^\top"),
     )
@@ -230,12 +268,14 @@ def all_block_proofs() -> Iterator[ProofResult]:
         if act.kink_derivatives:
             yield prove_activation_kinks(act)
     yield prove_dense_block(None)
+    yield prove_pullback()
     for act in activation_catalogue.ACTIVATIONS:
         yield prove_dense_block(act)
     for channels_last in (False, True):
         yield prove_first_dense_block(channels_last)
         yield prove_position_sum(channels_last)
     for variant in PCA_VARIANTS:
+        yield prove_pca_scores(variant)
         yield prove_pca_block(variant)
     for kernel in kernel_catalogue.KERNELS:
         yield prove_svm_block(kernel)

@@ -29,12 +29,6 @@ class PCAVariant:
             p = sp.Matrix([p[b] / sp.sqrt(variance[b]) for b in range(p.rows)])
         return p
 
-    def jacobian_closed_form(self, components: sp.Matrix, variance: sp.Matrix) -> sp.Matrix:
-        """∂p/∂q (B × D) by the block formula."""
-        if not self.whiten:
-            return components
-        return sp.diag(*[1 / sp.sqrt(v) for v in variance]) * components
-
 
 PCA_VARIANTS: tuple[PCAVariant, ...] = (
     PCAVariant("plain", False, "p = V^T (q - u)  (sklearn PCA(whiten=False))"),

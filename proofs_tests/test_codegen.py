@@ -102,3 +102,34 @@ def test_adding_an_activation_is_one_entry_plus_generate(tmp_path, monkeypatch):
     code = module.ACTIVATIONS["relu6"]
     z = torch.tensor([-2.0, 0.0, 3.0, 6.0, 7.5, 1e3], dtype=torch.float64)
     check_against_autograd(code, torch.nn.ReLU6(), {}, z)
+
+
+def test_generated_blocks_are_the_proved_formulas_printed():
+    """Every return expression of generated/blocks.py is the matrix printer's output for the SymPy
+    formula its proof holds (issue 12, defect 2: the torch code used to be hand-written text)."""
+    import ast
+
+    from derivations.block_formulas import BLOCK_FORMULAS
+    from derivations.blocks import prove_dense_block, prove_pca_block, prove_pca_scores, prove_pullback
+    from derivations.codegen.matrix_printer import batched_torch
+    from derivations.pca import PCA_VARIANTS
+
+    tree = ast.parse((DEFAULT_OUTPUT / "blocks.py").read_text(encoding="utf-8"))
+    returns = {
+        fn.name: sorted(ast.unparse(node.value) for node in ast.walk(fn) if isinstance(node, ast.Return))
+        for fn in tree.body
+        if isinstance(fn, ast.FunctionDef)
+    }
+    printed = {
+        name: ast.unparse(ast.parse(batched_torch(f.expression), mode="eval").body)
+        for name, f in BLOCK_FORMULAS.items()
+    }
+    assert returns == {
+        "dense_block_jacobian": [printed["dense_block_jacobian"]],
+        "pullback_dense": [printed["pullback_dense"]],
+        "pca_scores": sorted([printed["pca_scores_whitened"], printed["pca_scores"]]),
+        "pca_block_jacobian": sorted([printed["pca_block_jacobian_whitened"], printed["pca_block_jacobian"]]),
+    }
+    proofs = [prove_dense_block(None), prove_pullback()]
+    proofs += [prove(v) for v in PCA_VARIANTS for prove in (prove_pca_scores, prove_pca_block)]
+    assert all(p.holds for p in proofs), [p.name for p in proofs if not p.holds]

@@ -23,10 +23,10 @@ from cadcam_numeric.engine.activation_modules import (
     supported_activation_modules,
 )
 from cadcam_numeric.engine.chain import DenseLayer
+from cadcam_numeric.engine.layout import position_summed_first_layer
 from cadcam_numeric.engine.pooling import POOLING_TYPES, Pooling
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.generated import ACTIVATIONS
-from cadcam_numeric.generated.blocks import position_summed_first_layer
 
 __all__ = ["ChannelsLast", "Head", "parse_head"]
 

@@ -21,12 +21,9 @@ import sympy as sp
 from derivations import activations as activation_catalogue
 from derivations import kernels as kernel_catalogue
 from derivations.activations import Activation
-from derivations.blocks import (
-    prove_dense_block,
-    prove_first_dense_block,
-    prove_pca_block,
-    prove_position_sum,
-)
+from derivations.block_formulas import BLOCK_FORMULAS
+from derivations.blocks import prove_dense_block, prove_pca_block, prove_pca_scores, prove_pullback
+from derivations.codegen.matrix_printer import batched_torch
 from derivations.codegen.printer import StableTorchPrinter, numeric_constants_to_floats
 from derivations.kernels import Kernel
 from derivations.pca import PCA_VARIANTS
@@ -206,13 +203,16 @@ def template_environment() -> jinja2.Environment:
 def render_all() -> dict[str, str]:
     """Every generated file's text, keyed by file name (nothing is written)."""
     env = template_environment()
+    # the proofs of exactly the formulas blocks.py prints; nothing is printed unless each holds
     block_proofs = [
         prove_dense_block(None),
-        prove_first_dense_block(False),
-        prove_first_dense_block(True),
-        prove_position_sum(False),
+        prove_pullback(),
+        *(prove_pca_scores(v) for v in PCA_VARIANTS),
         *(prove_pca_block(v) for v in PCA_VARIANTS),
     ]
+    unproved = [p.name for p in block_proofs if not p.holds]
+    if unproved:
+        raise RuntimeError(f"refusing to generate blocks.py: not proved: {unproved}")
     activations = [activation_context(a) for a in activation_catalogue.ACTIVATIONS]
     kernels = [kernel_context(k) for k in kernel_catalogue.KERNELS]
     activation_names = sorted(
@@ -235,6 +235,7 @@ def render_all() -> dict[str, str]:
         "activations": activations,
         "kernels": kernels,
         "proofs": [{"statement": p.statement} for p in block_proofs],
+        "block_code": {name: batched_torch(f.expression) for name, f in BLOCK_FORMULAS.items()},
     }
     rendered = {}
     for filename, template in OUTPUTS.items():

@@ -1,0 +1,89 @@
+"""The head's block formulas as SymPy matrix expressions: what the proofs hold and what the
+generator prints into ``cadcam_numeric/generated/blocks.py`` (one object, so what is proved is
+what runs).
+
+Each formula is built over ``MatrixSymbol``s named like the generated function's arguments
+(column vectors for vectors, as in the paper). :func:`explicit` substitutes concrete matrices for
+the proofs in :mod:`derivations.blocks`; :mod:`derivations.codegen.matrix_printer` prints the same
+expression as batched torch code. SymPy's matrix *calculus* is never used (it is unreliable on
+nested cases): only substitution and explicit evaluation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import sympy as sp
+from sympy import DiagMatrix, HadamardPower, MatrixSymbol
+
+__all__ = [
+    "BLOCK_FORMULAS",
+    "BlockFormula",
+    "dense_block_jacobian",
+    "explicit",
+    "pca_block_jacobian",
+    "pca_scores",
+    "pullback_dense",
+]
+
+Size = int | sp.Symbol
+
+
+def _inverse_sqrt(lam: MatrixSymbol) -> DiagMatrix:
+    return DiagMatrix(HadamardPower(lam, sp.Rational(-1, 2)))
+
+
+def dense_block_jacobian(d_out: Size, d_in: Size) -> sp.MatrixExpr:
+    """∂q_l/∂q_{l−1} = diag(f′(δ_l)) W_l (Eq. 17–20)."""
+    return DiagMatrix(MatrixSymbol("fprime_delta", d_out, 1)) * MatrixSymbol("weight", d_out, d_in)
+
+
+def pullback_dense(k: Size, d_out: Size, d_in: Size) -> sp.MatrixExpr:
+    """g diag(f′(δ_l)) W_l: K row vectors at q_l pulled back to q_{l−1} (Eq. 13, 15, right to left)."""
+    g = MatrixSymbol("g", k, d_out)
+    return g * DiagMatrix(MatrixSymbol("fprime_delta", d_out, 1)) * MatrixSymbol("weight", d_out, d_in)
+
+
+def pca_scores(b: Size, d: Size, whiten: bool) -> sp.MatrixExpr:
+    """p = Vᵀ(q − u) (Eq. 5); whitened diag(λ)^{−1/2} Vᵀ(q − u)."""
+    vt, q, u = MatrixSymbol("components", b, d), MatrixSymbol("q", d, 1), MatrixSymbol("mean", d, 1)
+    p = vt * (q - u)
+    return _inverse_sqrt(MatrixSymbol("explained_variance", b, 1)) * p if whiten else p
+
+
+def pca_block_jacobian(b: Size, d: Size, whiten: bool) -> sp.MatrixExpr:
+    """∂p/∂q_l = Vᵀ (Eq. 23); whitened diag(λ)^{−1/2} Vᵀ."""
+    vt = MatrixSymbol("components", b, d)
+    return _inverse_sqrt(MatrixSymbol("explained_variance", b, 1)) * vt if whiten else vt
+
+
+def explicit(formula: sp.MatrixExpr, values: Mapping[str, sp.Matrix]) -> sp.Matrix:
+    """The formula with each ``MatrixSymbol`` replaced by the explicit matrix named in ``values``."""
+    symbols = {s for s in formula.free_symbols if isinstance(s, MatrixSymbol)}
+    missing = sorted(s.name for s in symbols if s.name not in values)
+    if missing:
+        raise KeyError(f"explicit: no values for {missing}")
+    return sp.Matrix(formula.subs({s: sp.ImmutableMatrix(values[s.name]) for s in symbols}).doit())
+
+
+class BlockFormula:
+    """A formula with symbolic sizes, for printing (sizes never reach the generated code)."""
+
+    def __init__(self, name: str, expression: sp.MatrixExpr) -> None:
+        self.name, self.expression = name, expression
+
+
+_K, _DOUT, _DIN, _B, _D = sp.symbols("K D_out D_in B D", integer=True, positive=True)
+
+#: What ``blocks.py`` prints, by generated-function name (and the whitened variant).
+BLOCK_FORMULAS: dict[str, BlockFormula] = {
+    f.name: f
+    for f in (
+        BlockFormula("dense_block_jacobian", dense_block_jacobian(_DOUT, _DIN)),
+        BlockFormula("pullback_dense", pullback_dense(_K, _DOUT, _DIN)),
+        BlockFormula("pca_scores", pca_scores(_B, _D, whiten=False)),
+        BlockFormula("pca_scores_whitened", pca_scores(_B, _D, whiten=True)),
+        BlockFormula("pca_block_jacobian", pca_block_jacobian(_B, _D, whiten=False)),
+        BlockFormula("pca_block_jacobian_whitened", pca_block_jacobian(_B, _D, whiten=True)),
+    )
+}

@@ -1,0 +1,91 @@
+"""Print the block formulas (:mod:`derivations.block_formulas`) as batched torch code.
+
+Conventions of the generated code: a column vector of the formula (n × 1) is a tensor (..., n) —
+a batch of rows —; a matrix (r × c) is (..., r, c). The grammar is the one the block formulas use:
+
+* ``MatrixSymbol`` → its name (the generated function's argument);
+* ``q − u`` (``MatAdd``, with ``−1 ·`` factors) → ``(q - u)``;
+* ``HadamardPower(λ, −1/2)`` → ``torch.rsqrt(λ)``;
+* products, right to left when they end in a column vector (``A v`` → ``v @ Aᵀ``, ``diag(d) v`` →
+  ``v * d``), left to right otherwise (``diag(d) W`` → ``d.unsqueeze(-1) * W``, ``G diag(d)`` →
+  ``G * d.unsqueeze(-2)``, ``A B`` → ``A @ B``).
+
+Anything else is refused, so a formula the printer does not understand never becomes code.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy import DiagMatrix, HadamardPower, MatAdd, MatMul, MatrixSymbol
+
+__all__ = ["MatrixPrintError", "batched_torch"]
+
+
+class MatrixPrintError(ValueError):
+    """The expression is outside the grammar above."""
+
+
+def _is_vector(expr: sp.MatrixExpr) -> bool:
+    return expr.shape[1] == 1
+
+
+def _vector(expr: sp.Basic) -> str:
+    """An elementwise vector expression (..., n)."""
+    if isinstance(expr, MatrixSymbol):
+        return expr.name
+    if isinstance(expr, HadamardPower) and expr.exp == sp.Rational(-1, 2):
+        return f"torch.rsqrt({_vector(expr.base)})"
+    if isinstance(expr, MatAdd):
+        terms = []
+        for term in expr.args:
+            sign, inner = 1, term
+            if isinstance(term, MatMul) and len(term.args) == 2 and term.args[0] == -1:
+                sign, inner = -1, term.args[1]
+            terms.append((sign, _vector(inner)))
+        terms.sort(key=lambda t: t[0] < 0)  # positive terms first: (q - mean)
+        text = terms[0][1] if terms[0][0] == 1 else f"-{terms[0][1]}"
+        for sign, inner in terms[1:]:
+            text += f" {'+' if sign == 1 else '-'} {inner}"
+        return f"({text})"
+    if isinstance(expr, MatMul):
+        return batched_torch(expr)
+    raise MatrixPrintError(f"unsupported vector expression {expr!r}")
+
+
+def _factor(expr: sp.Basic) -> str:
+    if isinstance(expr, MatrixSymbol):
+        return expr.name
+    raise MatrixPrintError(f"unsupported matrix factor {expr!r}")
+
+
+def batched_torch(expr: sp.MatrixExpr) -> str:
+    """Batched torch code for one block formula (module docstring)."""
+    if not isinstance(expr, MatMul):
+        return _vector(expr) if _is_vector(expr) else _factor(expr)
+    coeff, factors = expr.as_coeff_mmul()
+    factors = list(factors.args) if isinstance(factors, MatMul) else list(factors)
+    if coeff != 1:
+        raise MatrixPrintError(f"unsupported scalar factor {coeff}")
+    if _is_vector(factors[-1]):  # a column vector at the right: evaluate right to left on rows
+        acc = _vector(factors[-1])
+        for factor in reversed(factors[:-1]):
+            if isinstance(factor, DiagMatrix):
+                acc = f"({acc} * {_vector(factor.args[0])})"
+            else:
+                acc = f"({acc} @ {_factor(factor)}.transpose(-1, -2))"
+        return acc[1:-1] if acc.startswith("(") and acc.endswith(")") else acc
+    first, *rest = factors
+    acc = None
+    pending_diag = _vector(first.args[0]) if isinstance(first, DiagMatrix) else None
+    if pending_diag is None:
+        acc = _factor(first)
+    for factor in rest:
+        if isinstance(factor, DiagMatrix):
+            if acc is None:
+                raise MatrixPrintError("two diagonal factors in a row")
+            acc = f"({acc} * {_vector(factor.args[0])}.unsqueeze(-2))"
+        elif acc is None:
+            acc = f"{pending_diag}.unsqueeze(-1) * {_factor(factor)}"
+        else:
+            acc = f"{acc} @ {_factor(factor)}"
+    return acc
