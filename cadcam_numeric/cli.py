@@ -1,8 +1,14 @@
 """The ``cadcam`` command line.
 
-cadcam derive   prove every block Jacobian and theorem; check the installed generated code against a fresh
-                generation (exit 1 with the diff on drift; only `python -m derivations generate` writes)
-cadcam verify   check every generated function against PyTorch autograd (table or --json)
+cadcam demo      the whole pipeline on the embedded digits, then the derivation report
+cadcam train     the same pipeline on a data source
+cadcam explain   maps for image files from a bundle
+cadcam evaluate  deletion/insertion AUC, pointing game and IoU for every map
+cadcam report    the LaTeX/PDF derivation report
+cadcam derive    prove every block Jacobian and theorem; check the installed generated code against a fresh
+                 generation (exit 1 with the diff on drift; only `python -m derivations generate` writes)
+cadcam verify    check every generated function against PyTorch autograd (table or --json)
+cadcam bench     timings against the backbone, autograd and pytorch-grad-cam
 """
 
 from __future__ import annotations
@@ -93,7 +99,7 @@ def _derive(args: argparse.Namespace) -> int:
     proofs = list(all_proofs())
     bad = [p.name for p in proofs if not p.holds]
     print(
-        f"proofs:   {len(proofs) - len(bad)}/{len(proofs)} block-Jacobian and Table 2 proofs hold "
+        f"proofs:   {len(proofs) - len(bad)}/{len(proofs)} proofs hold (activation lemmas, block Jacobians, Table 2) "
         f"({time.perf_counter() - start:.1f} s)"
     )
     theorems = all_theorems()
@@ -167,7 +173,10 @@ def _bench(args: argparse.Namespace) -> int:
             f"bench: needs the test extra ({exc.name or exc}); install it with pip install -e '.[test]'"
         ) from exc
 
-    batches = tuple(int(b) for b in args.batches.split(",")) if args.batches else None
+    try:
+        batches = tuple(int(b) for b in args.batches.split(",")) if args.batches else None
+    except ValueError:
+        raise CadcamInputError(f"--batches: expected comma-separated integers, got {args.batches!r}") from None
     if batches is not None and min(batches) < 1:
         raise CadcamInputError(f"--batches: expected positive integers, got {args.batches!r}")
     if args.repeats is not None and args.repeats < 1:

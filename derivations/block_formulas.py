@@ -1,6 +1,7 @@
 """The head's block formulas as SymPy matrix expressions: what the proofs hold and what the
-generator prints into ``cadcam_numeric/generated/blocks.py`` (one object, so what is proved is
-what runs).
+generator prints into ``cadcam_numeric/generated/blocks.py``: one constructor per block, called at
+small concrete sizes by the proofs and with symbolic sizes by the generator, so what is proved is
+what runs.
 
 Each formula is built over ``MatrixSymbol``s named like the generated function's arguments
 (column vectors for vectors, as in the paper). :func:`explicit` substitutes concrete matrices for

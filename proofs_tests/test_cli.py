@@ -92,8 +92,11 @@ def test_derive_checks_the_installed_code_and_never_writes(tmp_path, monkeypatch
     edited = blocks.read_text().replace("return fprime_delta.unsqueeze(-1) * weight", "return weight")
     assert edited != blocks.read_text()
     blocks.write_text(edited)
+    real = cli.installed_generated_dir()
+    before = {f.name: (f.read_bytes(), f.stat().st_mtime_ns) for f in real.glob("*.py")}
     monkeypatch.setattr(cli, "installed_generated_dir", lambda: copy)
     assert main(["derive"]) == 1
+    assert {f.name: (f.read_bytes(), f.stat().st_mtime_ns) for f in real.glob("*.py")} == before  # untouched
     captured = capsys.readouterr()
     assert "-    return weight" in captured.out and "+    return fprime_delta.unsqueeze(-1) * weight" in captured.out
     assert "DRIFT" in captured.err and "Nothing was written" in captured.err

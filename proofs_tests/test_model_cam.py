@@ -52,6 +52,13 @@ def test_vgg16_as_the_readme_writes_it(vgg16_problem):
     )
 
 
+def test_vgg16_from_avgpool_the_flatten_is_composed_in(vgg16_problem):
+    model, images, _, _ = vgg16_problem
+    with PCASVMGradCAM(model, target_layer=model.avgpool, head=model.classifier) as cam:
+        maps = cam(images[:1])
+    assert maps.gradcam.shape == (1, 64, 64)
+
+
 def test_a_head_that_does_not_fit_the_features_is_refused():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
     wrong = nn.Sequential(nn.Flatten(), nn.Linear(50, 3))

@@ -3,6 +3,8 @@ label type; plain integers and pytorch-grad-cam's ClassifierOutputTarget keep wo
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -56,6 +58,22 @@ def test_string_svm_labels(problem):
         explain(features, head, pca, 2, svm, svm_targets="emu")
     with pytest.raises(CadcamInputError, match=r"targets: 'dog' is not a class index of the CNN"):
         explain(features, head, targets="dog")
+    with pytest.raises(CadcamInputError, match=r"targets: SVMClassTarget given without an svm"):
+        explain(features, head, targets=SVMClassTarget("dog"))
+    with pytest.raises(CadcamInputError, match=r"targets: expected integer class indices for the CNN"):
+        explain(features, head, pca, 2, svm, targets=torch.tensor([2.0]))
+
+
+def test_one_registry_of_map_methods():
+    from typing import get_args
+
+    from cadcam_numeric.cli import build_parser
+    from cadcam_numeric.engine.explain import METHOD_LABELS, METHODS, Method
+
+    assert set(get_args(Method)) == set(METHODS) == set(METHOD_LABELS)
+    explain_parser = build_parser()._subparsers._group_actions[0].choices["explain"]
+    method = next(a for a in explain_parser._actions if a.dest == "method")
+    assert list(method.choices) == list(METHOD_LABELS)
 
 
 def test_component_target_in_decom_cam_and_gradients(problem):
@@ -65,7 +83,8 @@ def test_component_target_in_decom_cam_and_gradients(problem):
     assert grads.svm_target_index.tolist() == [0] * 12
     backbone = nn.Identity()
     images = features.float()
-    a = decom_cam(images, backbone, head.float(), pca, 2, svm, target=ComponentTarget(1, -1), p=2, blur_sigma=0.5)
+    head = copy.deepcopy(head).float()  # the module-scoped fixture stays float64
+    a = decom_cam(images, backbone, head, pca, 2, svm, target=ComponentTarget(1, -1), p=2, blur_sigma=0.5)
     b = decom_cam(
         images, backbone, head.float(), pca, 2, svm, target="pca", component=1, sign=-1.0, p=2, blur_sigma=0.5
     )

@@ -5,7 +5,7 @@ SVM-Grad-CAM of the SVM's predicted class, at image resolution and normalised (t
 shared ν_b scale). Routes:
 
 1. ``backbone``      — the VGG16 forward pass alone: the floor every route pays;
-2. ``explain``       — this project: :class:`~cadcam_numeric.model_cam.PCASVMGradCAM` (one model
+2. ``explain``       — this project: :class:`~cadcam_numeric.engine.model_cam.PCASVMGradCAM` (one model
                        forward, then the closed form);
 3. ``autograd``      — backbone forward, then autograd on the head: features detached, one head
                        forward with graph and one backward per target (class, p_1..p_3, SVM);

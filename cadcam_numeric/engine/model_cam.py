@@ -62,18 +62,22 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
 def compose_head(model: nn.Module, target_layer: nn.Module, head: nn.Module) -> nn.Module:
     """The part of ``model`` after ``target_layer`` that ends in ``head`` (module docstring).
 
-    Returns ``head`` itself unless both are direct children of ``model`` with children between
-    them; then ``nn.Sequential(*between, nn.Flatten(), *head)``.
+    Returns ``head`` itself unless both are direct children of ``model``, in that order, with
+    children between them or a head that starts with a ``Linear`` (the model flattens in its
+    ``forward``); then ``nn.Sequential(*between, nn.Flatten(), *head)``. The result is checked
+    against the model on every call.
     """
     children = list(model.children())
     index = {id(c): i for i, c in enumerate(children)}
     if id(target_layer) not in index or id(head) not in index:
         return head
     first, last = index[id(target_layer)], index[id(head)]
-    if last <= first + 1:
-        return head
     tail = list(head) if isinstance(head, nn.Sequential) else [head]
-    return nn.Sequential(*children[first + 1 : last], nn.Flatten(), *tail)
+    between = children[first + 1 : last]
+    needs_flatten = bool(tail) and isinstance(tail[0], nn.Linear)  # the model flattens in forward()
+    if last <= first or not (between or needs_flatten):
+        return head
+    return nn.Sequential(*between, *([nn.Flatten()] if not isinstance(tail[0], nn.Flatten) else []), *tail)
 
 
 class PCASVMGradCAM:

@@ -108,7 +108,11 @@ def resolve_targets(
     svm: list[object] | None = None
     if targets is not None:
         items = _broadcast(_as_list(targets, "targets"), n, "targets")
+        if any(isinstance(i, float | bool | np.floating | np.bool_) for i in items):
+            raise CadcamInputError(f"targets: expected integer class indices for the CNN, got {items[:3]}")
         if all(isinstance(i, SVMClassTarget) for i in items):
+            if svm_labels is None:
+                raise CadcamInputError("targets: SVMClassTarget given without an svm")
             svm = [i.label for i in items]
         else:
             indices = [_cnn_index(i) for i in items]

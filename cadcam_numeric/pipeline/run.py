@@ -157,7 +157,7 @@ def run_pipeline(
     """Run the whole pipeline into ``out_dir``; return a summary (also written as summary.json).
 
     ``architecture``: a loaded spec (``--spec``); its head, PCA and SVM are used (``config`` should
-    carry :func:`~cadcam_numeric.pipeline.architecture.pipeline_overrides`), the spec's SVM is
+    carry :func:`~cadcam_numeric.spec.architecture.pipeline_overrides`), the spec's SVM is
     fitted as ``"spec"`` beside the paper's four, and the bundle embeds the spec.
     """
     out_dir = Path(out_dir)

@@ -5,7 +5,7 @@ and activations, flatten order), fits PCA (position, components, whitening) and 
 (kind, kernel — built-in or the spec's own through :class:`ProfileKernel` —, C, parameters,
 scaler) beside the paper's four, and writes a bundle that embeds the spec's TOML text. Loading
 that bundle re-reads the spec and the generated module in DIR, which must regenerate byte for
-byte (:func:`cadcam_numeric.custom.load_custom_code`).
+byte (:func:`cadcam_numeric.spec.code.load_custom_code`).
 """
 
 from __future__ import annotations

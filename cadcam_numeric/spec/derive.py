@@ -7,7 +7,7 @@ Steps, each of which must succeed before anything is written:
    proof (custom forward = the user's expression, f′ = d/dz of it, each dense block, the PCA
    block, the SVM block) must hold;
 3. render ``cadcam_custom.py`` and run it in memory;
-4. verify it against autograd and SymPy (:func:`cadcam_numeric.custom.verify_custom`).
+4. verify it against autograd and SymPy (:func:`cadcam_numeric.spec.code.verify_custom`).
 
 Then DIR receives, as one directory swapped in whole: ``cadcam_custom.py``, ``derivation.tex``
 (every step in LaTeX, a standalone document) and ``summary.json`` (the derivation, the proofs,

@@ -2,7 +2,7 @@
 
 For each activation: the generated f against the PyTorch module and f′ against autograd, on
 random inputs plus the edge values 0, ±1e3 and the kinks. For each kernel: the generated
-decision gradient against autograd of :func:`cadcam_numeric.reference.reference_kernel`. For
+decision gradient against autograd of :func:`cadcam_numeric.verification.references.reference_kernel`. For
 the composed chain: ∂y/∂x, ∂p/∂x and ∂a/∂x of random heads against autograd through the
 reference modules. Float64 throughout; pass means ``|a − b| ≤ atol + rtol·|b|`` elementwise
 (rtol = 1e-10, atol = 1e-12); ``max_rel_error`` is the normwise ‖a − b‖∞ / ‖b‖∞ per case.
