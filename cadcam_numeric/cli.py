@@ -43,7 +43,7 @@ positive_int = _at_least(1)
 
 
 def _print_rows(rows: list) -> None:
-    from cadcam_numeric.verification.catalogue import ATOL, RTOL
+    from cadcam_numeric.verification.errors import ATOL, RTOL
 
     print(f"{'function':52} {'reference':42} {'cases':>5} {'max abs':>9} {'max rel':>9}  result")
     for r in rows:
@@ -130,7 +130,8 @@ def installed_generated_dir() -> Path:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from cadcam_numeric.verification.catalogue import ATOL, RTOL, verify_all
+    from cadcam_numeric.verification.catalogue import verify_all
+    from cadcam_numeric.verification.errors import ATOL, RTOL
 
     if args.spec:
         from cadcam_numeric.spec.architecture import load_architecture_file
@@ -140,9 +141,9 @@ def _verify(args: argparse.Namespace) -> int:
             arch = load_architecture_file(args.spec, args.derived)
             spec, code = arch.spec, arch.code
         else:  # nothing derived yet: check what `cadcam derive SPEC` would write
-            from cadcam_numeric.spec.derive import load_spec
+            from cadcam_numeric.spec.architecture import read_spec_file
 
-            spec = load_spec(args.spec)
+            _, spec = read_spec_file(args.spec)
             code = module_from_source(render_custom_source(spec), spec.sha256())
         rows = verify_custom(spec, code, cases=args.cases, seed=args.seed)
     else:
@@ -289,24 +290,19 @@ def _explain(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     try:
         from reports.build import build_report
-        from reports.spec import SpecError, load_spec
         from reports.view import view_of_architecture
     except ImportError as exc:
         print(f"cadcam report needs the derivation dependencies (sympy, jinja2): {exc}", file=sys.stderr)
         return 2
-    spec = None
-    if args.spec and Path(args.spec).suffix.lower() == ".toml":
-        from cadcam_numeric.spec.architecture import load_architecture_file
+    from cadcam_numeric.pipeline.bundle import read_bundle_document
+    from cadcam_numeric.spec.architecture import load_architecture_file
 
+    if args.bundle:  # validated as every command validates a bundle, also when --spec is given
+        read_bundle_document(Path(args.bundle))
+    view = None
+    if args.spec:
         arch = load_architecture_file(args.spec, args.derived)
-        spec = view_of_architecture(arch.spec, arch.code)
-    elif args.spec:
-        try:
-            spec = load_spec(Path(args.spec))
-        except SpecError as exc:
-            raise CadcamInputError(str(exc)) from exc
-    if args.bundle and not (Path(args.bundle) / "bundle.json").is_file():
-        raise CadcamInputError(f"bundle: {args.bundle} has no bundle.json (not a cadcam bundle)")
+        view = view_of_architecture(arch.spec, arch.code)
     command = (
         "cadcam report"
         + (f" --spec {args.spec}" if args.spec else "")
@@ -316,7 +312,7 @@ def _report(args: argparse.Namespace) -> int:
     )
     build = build_report(
         Path(args.out),
-        spec,
+        view,
         Path(args.bundle) if args.bundle else None,
         verify=not args.no_verify,
         cases=args.cases,
@@ -442,7 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="LaTeX/PDF derivation report (exit 3 when LaTeX is missing: .tex only)")
     rep.add_argument("--out", required=True, help="output directory for report.tex / report.pdf")
     rep.add_argument(
-        "--spec", default=None, help="architecture spec, TOML or JSON (default: the bundle's, else the paper's)"
+        "--spec",
+        default=None,
+        help="TOML architecture spec (default: the bundle's, else the paper's: derivations/examples/paper_head.toml)",
     )
     rep.add_argument("--derived", default=None, help="for a spec with its own code: the DIR `cadcam derive` wrote")
     rep.add_argument("--bundle", default=None, help="bundle directory: adds its architecture, Table 3 and figures")

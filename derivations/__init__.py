@@ -2,11 +2,15 @@
 
 SymPy is the single source of truth for every derivative the numeric package evaluates.
 This package imports no torch. Run ``python -m derivations --help`` for the commands.
+
+The catalogue names below load lazily, so that importing a SymPy-free submodule (the spec
+schema, :mod:`derivations.architecture`) does not import SymPy.
 """
 
-from derivations.activations import ACTIVATIONS, Activation, activation_by_name
-from derivations.kernels import KERNELS, Kernel, kernel_by_name
-from derivations.pca import PCA_VARIANTS, PCAVariant
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __all__ = [
     "ACTIVATIONS",
@@ -18,3 +22,20 @@ __all__ = [
     "activation_by_name",
     "kernel_by_name",
 ]
+
+_HOME = {
+    "ACTIVATIONS": "derivations.activations",
+    "Activation": "derivations.activations",
+    "activation_by_name": "derivations.activations",
+    "KERNELS": "derivations.kernels",
+    "Kernel": "derivations.kernels",
+    "kernel_by_name": "derivations.kernels",
+    "PCA_VARIANTS": "derivations.pca",
+    "PCAVariant": "derivations.pca",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        return getattr(importlib.import_module(_HOME[name]), name)
+    raise AttributeError(f"module 'derivations' has no attribute {name!r}")

@@ -38,8 +38,12 @@ the key and the allowed values. Example (``derivations/examples/custom_head.toml
     expression = "1 / (1 + gamma * rho)"
     parameters = { gamma = 1.0 }
 
-This module needs only the standard library to read and check the structure; expressions are
-parsed into SymPy by :func:`custom_activation` / :func:`custom_kernel`.
+This module needs only the standard library to read and check a spec: the built-in names it may
+use come in as a :class:`SpecCatalogue` (``cadcam_numeric`` passes the generated catalogue's
+names; without one, :func:`symbolic_catalogue` reads SymPy's). A spec that defines its own
+expressions also has its variable names checked against the expression parser's reserved names
+(which loads SymPy: such a spec needs it anyway, to be derived). Expressions are parsed into
+SymPy by :mod:`derivations.custom`.
 """
 
 from __future__ import annotations
@@ -49,17 +53,19 @@ import json
 import keyword
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 __all__ = [
     "ArchitectureSpec",
     "CustomActivationSpec",
     "CustomKernelSpec",
     "DenseSpec",
+    "SpecCatalogue",
     "SpecError",
-    "load_architecture",
     "parse_architecture",
+    "parse_architecture_text",
+    "symbolic_catalogue",
 ]
 
 BACKBONES = ("small_vgg", "vgg16")
@@ -91,6 +97,25 @@ def _free_name(name: str) -> bool:
 
 class SpecError(ValueError):
     """A spec that cannot describe a head: the message names the key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class SpecCatalogue:
+    """The built-in activations and kernels a spec may name, each with its parameter names."""
+
+    activations: Mapping[str, frozenset[str]]
+    kernels: Mapping[str, frozenset[str]]
+
+
+def symbolic_catalogue() -> SpecCatalogue:
+    """The names of the SymPy catalogue (imports SymPy)."""
+    from derivations.activations import ACTIVATIONS
+    from derivations.kernels import KERNELS
+
+    return SpecCatalogue(
+        {a.name: frozenset(p.name for p in a.parameters) for a in ACTIVATIONS},
+        {k.name: frozenset(p.name for p in k.parameters) for k in KERNELS},
+    )
 
 
 @dataclass(frozen=True)
@@ -298,16 +323,14 @@ def _custom_kernels(doc: dict, builtin: set[str]) -> dict[str, CustomKernelSpec]
     return out
 
 
-def parse_architecture(doc: dict) -> ArchitectureSpec:
-    """Validate a parsed TOML document (see the module docstring)."""
-    from derivations.activations import ACTIVATIONS
-    from derivations.kernels import KERNELS
-
+def parse_architecture(doc: dict, catalogue: SpecCatalogue | None = None) -> ArchitectureSpec:
+    """Validate a parsed TOML document (see the module docstring) against ``catalogue``'s names."""
     if not isinstance(doc, dict):
         raise SpecError("spec: expected a TOML document")
     _unknown(doc, {"name", "backbone", "head", "pca", "svm", "activations", "kernels", "training"}, "spec")
-    builtin_acts = {a.name: a for a in ACTIVATIONS}
-    builtin_kernels = {k.name: k for k in KERNELS}
+    catalogue = catalogue or symbolic_catalogue()
+    builtin_acts = dict(catalogue.activations)
+    builtin_kernels = dict(catalogue.kernels)
     custom_acts = _custom_activations(doc, set(builtin_acts))
     custom_kernels = _custom_kernels(doc, set(builtin_kernels))
 
@@ -337,7 +360,7 @@ def parse_architecture(doc: dict) -> ArchitectureSpec:
         activation = _choice(layer, "activation", where, allowed, "relu")
         params = _parameters(layer, where)
         if activation in builtin_acts:
-            known = {p.name for p in builtin_acts[activation].parameters}
+            known = set(builtin_acts[activation])
         else:
             known = set(custom_acts[activation].parameters)
         if set(params) - known:
@@ -362,7 +385,7 @@ def parse_architecture(doc: dict) -> ArchitectureSpec:
         raise SpecError(f"svm.kernel: linear_svc is linear; got kernel {kernel!r} (use kind = 'svc')")
     kernel_params = _parameters(svm, "svm")
     if kernel in builtin_kernels:
-        known = {p.name for p in builtin_kernels[kernel].parameters}
+        known = set(builtin_kernels[kernel])
     else:
         known = set(custom_kernels[kernel].parameters)
     if set(kernel_params) - known:
@@ -408,15 +431,15 @@ def parse_architecture(doc: dict) -> ArchitectureSpec:
     )
 
 
-def load_architecture(path: str | Path) -> ArchitectureSpec:
-    """Read and validate a TOML spec file (TOML only: nothing in it is executed)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"spec: cannot read {path} ({exc})") from exc
+def parse_architecture_text(
+    text: str, catalogue: SpecCatalogue | None = None, origin: str = "spec"
+) -> ArchitectureSpec:
+    """Decode TOML ``text`` and validate it (TOML only: nothing in it is executed)."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"spec: {path} is not valid TOML ({exc})") from exc
-    return parse_architecture(doc)
+        raise SpecError(f"{origin}: not valid TOML ({exc})") from exc
+    try:
+        return parse_architecture(doc, catalogue)
+    except SpecError as exc:
+        raise SpecError(f"{origin}: {exc}") from exc

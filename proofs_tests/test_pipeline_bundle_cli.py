@@ -83,6 +83,9 @@ def test_tampered_tensors_are_refused(trained, tmp_path):
         (lambda d: d["svms"]["rbf"].update(scheme="magic"), "scheme 'magic'"),
         (lambda d: d.update(default_svm="knn"), "default_svm 'knn'"),
         (lambda d: d["head"].update(widths=[41, 30, 20]), "do not fit the recorded architecture"),
+        (lambda d: d.pop("config"), "lacks 'config'"),
+        (lambda d: d["backbone"].update(feature_shape=[32, 8]), "feature_shape must be three positive integers"),
+        (lambda d: d["backbone"].update(feature_shape=[32, 9, 9]), r"feature_shape \[32, 9, 9\] is not what small_vgg"),
     ],
 )
 def test_incomplete_or_edited_json_is_refused(trained, tmp_path, edit, message):
@@ -92,6 +95,32 @@ def test_incomplete_or_edited_json_is_refused(trained, tmp_path, edit, message):
     (b / "bundle.json").write_text(json.dumps(doc))
     with pytest.raises(CadcamInputError, match=message):
         load_bundle(b)
+
+
+def test_the_bundle_records_its_feature_shape_and_the_report_reads_it_without_building(trained, monkeypatch):
+    from cadcam_numeric.pipeline import backbones
+    from reports.build import view_of_bundle
+
+    directory = trained[3]
+    doc = json.loads((directory / "bundle.json").read_text())
+    assert doc["backbone"]["feature_shape"] == [32, 8, 8]
+    monkeypatch.setattr(backbones, "build_backbone", lambda *a, **k: pytest.fail("the report built a backbone"))
+    view = view_of_bundle(directory)
+    assert view.feature_maps == (32, 8, 8)
+    spec = view.spec
+    assert (spec.widths, spec.classes, spec.pca_after, spec.n_components) == ((40, 30, 20), 10, 2, 3)
+    assert (spec.kernel, spec.scaler, view.svm_params) == ("rbf", True, {"gamma": 1.0})
+
+
+def test_the_report_validates_the_bundle_it_describes(trained, tmp_path):
+    from reports.build import view_of_bundle
+
+    b = copy_bundle(trained[3], tmp_path)
+    data = bytearray((b / "tensors.safetensors").read_bytes())
+    data[-5] ^= 0xFF
+    (b / "tensors.safetensors").write_bytes(bytes(data))
+    with pytest.raises(CadcamInputError, match="does not match the sha256"):
+        view_of_bundle(b)
 
 
 def test_missing_files_are_refused(trained, tmp_path):

@@ -34,11 +34,11 @@ def test_the_spec_loop_in_the_readme_parses_and_names_a_spec_that_exists():
     import shlex
 
     from cadcam_numeric.cli import build_parser
-    from derivations.architecture import load_architecture
+    from cadcam_numeric.spec.architecture import read_spec_file
 
     loop = next(b for b in readme_commands() if b.startswith("S="))
     spec = loop.splitlines()[0].removeprefix("S=")
-    assert load_architecture(ROOT / spec).activations
+    assert read_spec_file(ROOT / spec)[1].activations
     lines = [line.split("#")[0].replace("$S", spec) for line in loop.splitlines()[1:]]
     assert [shlex.split(line)[1] for line in lines] == ["derive", "verify", "demo", "explain", "report"]
     for line in lines:

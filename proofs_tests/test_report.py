@@ -9,9 +9,11 @@ import subprocess
 import pytest
 
 from cadcam_numeric.cli import main
-from reports.build import build_report, render_tex
+from cadcam_numeric.spec.architecture import spec_from_text
+from cadcam_numeric.spec.code import empty_code
+from reports.build import PAPER_SPEC, build_report, render_tex
 from reports.drift import EXPECTED, comparable
-from reports.spec import ReportSpec
+from reports.view import view_of_architecture
 
 HAVE_LATEX = shutil.which("latexmk") is not None and shutil.which("pdftotext") is not None
 needs_latex = pytest.mark.skipif(
@@ -89,13 +91,14 @@ def test_tex_of_the_default_spec_matches_the_committed_copy(tmp_path, monkeypatc
 
 
 def test_changing_activation_and_kernel_changes_derivations_and_verification(tmp_path):
-    relu = render_tex(ReportSpec(), tmp_path / "relu", verify=True, cases=2)
-    sig = render_tex(
-        ReportSpec(activation="sigmoid", svm_kernel="poly", svm_params={"gamma": 0.5, "coef0": 1.0, "degree": 3}),
-        tmp_path / "sig",
-        verify=True,
-        cases=2,
+    paper = PAPER_SPEC.read_text()
+    changed = paper.replace('activation = "relu"', 'activation = "sigmoid"').replace(
+        'kernel = "rbf"', 'kernel = "poly"'
     )
+    changed = changed.replace("{ gamma = 1.0 }", "{ gamma = 0.5, coef0 = 1.0, degree = 3 }")
+    relu = render_tex(None, tmp_path / "relu", verify=True, cases=2)
+    spec = spec_from_text(changed)
+    sig = render_tex(view_of_architecture(spec, empty_code(spec)), tmp_path / "sig", verify=True, cases=2)
     assert r"\sigma\!\left(z\right)" in sig.split(r"\subsection*{Blocks")[0]
     assert "this spec (sigmoid, poly)" in sig and "this spec (relu, rbf)" in relu
     assert "this spec (relu, rbf)" not in sig
@@ -111,13 +114,17 @@ def test_missing_latex_leaves_the_tex_and_says_what_to_install(tmp_path, monkeyp
 
 
 def test_report_command_bad_inputs(tmp_path, capsys):
-    spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps({"activation": "swishy"}))
+    spec = tmp_path / "spec.toml"
+    spec.write_text(PAPER_SPEC.read_text().replace('activation = "relu"', 'activation = "swishy"'))
     assert main(["report", "--spec", str(spec), "--out", str(tmp_path / "r"), "--no-verify"]) == 2
-    assert "spec.activation: 'swishy' is not in the catalogue" in capsys.readouterr().err
-    spec.write_text(json.dumps({"layers": 3}))
+    assert "head.dense[0].activation: 'swishy' is not allowed; allowed values: " in capsys.readouterr().err
+    spec.write_text(PAPER_SPEC.read_text() + "\nlayers = 3\n")
     assert main(["report", "--spec", str(spec), "--out", str(tmp_path / "r")]) == 2
-    assert "unknown fields ['layers']" in capsys.readouterr().err
+    assert "unknown key(s) ['layers']" in capsys.readouterr().err
+    spec.write_text(json.dumps({"activation": "relu"}))  # the JSON spec is gone: one spec, TOML
+    assert main(["report", "--spec", str(spec), "--out", str(tmp_path / "r")]) == 2
+    assert "not valid TOML" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
     assert main(["report", "--bundle", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import json
 import os
 import re
 import shutil
@@ -24,12 +23,13 @@ import sympy as sp
 
 from derivations.activations import Activation
 from derivations.latex import tex_escape
-from reports.spec import DEFAULT_SPEC, ReportSpec
-from reports.view import ArchitectureView, view_of_architecture, view_of_report_spec
+from reports.view import ArchitectureView, view_of_architecture
 
-__all__ = ["LATEX_PACKAGES", "ReportBuild", "build_report", "render_tex"]
+__all__ = ["LATEX_PACKAGES", "PAPER_SPEC", "ReportBuild", "build_report", "paper_view", "render_tex", "view_of_bundle"]
 
 TEMPLATES = Path(__file__).parent / "templates"
+#: the architecture a report describes when it is given neither a spec nor a bundle
+PAPER_SPEC = Path(__file__).resolve().parent.parent / "derivations" / "examples" / "paper_head.toml"
 LATEX_PACKAGES = "texlive-latex-base texlive-latex-recommended latexmk"
 LONG = 90  # LaTeX longer than this is scaled to the line width
 
@@ -107,19 +107,16 @@ def _activation_latex(a: Activation) -> dict[str, str]:
     }
 
 
-def _verification_rows(spec: ArchitectureView, cases: int, seed: int) -> list:
-    """The catalogue against autograd, plus this architecture's chain (or its own code and chain)."""
+def _verification_rows(view: ArchitectureView, cases: int, seed: int) -> list:
+    """``cadcam verify`` (the catalogue against autograd) plus ``cadcam verify SPEC`` (this
+    architecture's own functions and chain), run now."""
     from cadcam_numeric.verification.catalogue import verify_all
 
-    if spec.catalogue_chain is not None:
-        activation, kernel = spec.catalogue_chain
-        return verify_all(cases=cases, seed=seed, spec_activation=activation, spec_kernel=kernel)
-    rows = verify_all(cases=cases, seed=seed)
-    return rows + (spec.spec_rows(cases, seed) if spec.spec_rows is not None else [])
+    return verify_all(cases=cases, seed=seed) + view.verification_rows(cases, seed)
 
 
 def _context(
-    spec: ArchitectureView, verify: bool, cases: int, seed: int, bundle: Path | None, out: Path, command: str
+    view: ArchitectureView, verify: bool, cases: int, seed: int, bundle: Path | None, out: Path, command: str
 ) -> dict[str, object]:
     import sklearn
     import torch
@@ -132,21 +129,22 @@ def _context(
     from derivations.table2 import TABLE2_CASES, table2_proof_name
     from derivations.theorems import all_theorems
 
-    t, m, n = spec.feature_maps
-    m2, n2 = (m // 2, n // 2) if spec.pooling_in_head else (m, n)
+    spec = view.spec
+    t, m, n = view.feature_maps
+    m2, n2 = (m // 2, n // 2) if view.pooling_in_head else (m, n)
     widths = [t * m2 * n2, *spec.widths, spec.classes]
-    activations = [_activation_latex(a) for a in spec.distinct_activations]
+    activations = [_activation_latex(a) for a in view.distinct_activations]
     layers = [
         {
             "index": i,
             "inp": widths[i - 1],
             "out": widths[i],
             "pca": i == spec.pca_after,
-            "activation_latex": spec.activations[i - 1].latex_name if i <= len(spec.widths) else r"\mathrm{id}",
+            "activation_latex": view.activations[i - 1].latex_name if i <= len(spec.widths) else r"\mathrm{id}",
         }
         for i in range(1, len(widths))
     ]
-    kernel = spec.kernel
+    kernel = view.kernel
     grad = (
         r"k'(\mathbf p_i^\top\mathbf p)\,\mathbf p_i^\top"
         if kernel.kind == "dot_product"
@@ -203,7 +201,7 @@ def _context(
         )
     verification, passed = [], 0
     if verify:
-        for row in _verification_rows(spec, cases, seed):
+        for row in _verification_rows(view, cases, seed):
             passed += row.passed
             verification.append(
                 {
@@ -215,9 +213,9 @@ def _context(
                     "result": "pass" if row.passed else r"\textcolor{red}{FAIL}",
                 }
             )
-    gamma = spec.gamma
+    gamma = view.gamma
     _fig4(out / "fig4_degree_of_effect.png", gamma)
-    params = ", ".join(f"${sp.latex(sp.Symbol(k))}={v:g}$" for k, v in spec.svm_params.items())
+    params = ", ".join(f"${sp.latex(sp.Symbol(k))}={v:g}$" for k, v in view.svm_params.items())
     return {
         "spec_name": tex_escape(spec.name),
         "date": _date(),
@@ -226,7 +224,7 @@ def _context(
         "N": n,
         "M2": m2,
         "N2": n2,
-        "pooling_in_head": spec.pooling_in_head,
+        "pooling_in_head": view.pooling_in_head,
         "D0": widths[0],
         "layers": layers,
         "B": spec.n_components,
@@ -234,7 +232,7 @@ def _context(
         "pca_latex": (r"\operatorname{diag}(\boldsymbol\lambda)^{-1/2}" if spec.whiten else "")
         + r"V^\top(\mathbf q_{%d}-\mathbf u)" % spec.pca_after,
         "pca_jacobian_latex": (r"\operatorname{diag}(\boldsymbol\lambda)^{-1/2}" if spec.whiten else "") + r"V^\top",
-        "svm_input": "standardised PCA scores" if spec.standardised_scores else "the PCA scores",
+        "svm_input": "standardised PCA scores" if spec.scaler else "the PCA scores",
         "kernel_name": tex_escape(kernel.name),
         "kernel_latex": kernel.latex,
         "kernel_params": params,
@@ -248,7 +246,7 @@ def _context(
         "flatten_order": "channels-last, Keras" if spec.channels_last else "channel-major",
         "spec_steps": [
             {"title": tex_escape(st.title), "latex": r"\\ ".join(_fit(line) for line in st.latex.split(r"\\"))}
-            for st in spec.steps
+            for st in view.steps
         ],
         "spec_proofs": [
             {
@@ -256,7 +254,7 @@ def _context(
                 "statement": tex_escape(p.statement),
                 "result": ("proved" if p.holds else r"\textcolor{red}{NOT PROVED}") + f" ({tex_escape(p.method)})",
             }
-            for p in spec.spec_proofs
+            for p in view.spec_proofs
         ],
         "block_proofs": proofs,
         "chain_gradcam": chain_cls,
@@ -280,7 +278,7 @@ def _context(
             "sklearn": sklearn.__version__,
         },
         "catalogue_short": CATALOGUE_SHA256[:16],
-        "spec_hash_short": spec.sha256[:16],
+        "spec_hash_short": spec.sha256()[:16],
         "command": tex_escape(command),
         "catalogue": [
             {
@@ -359,7 +357,7 @@ def _bundle_context(bundle: Path, out: Path) -> dict[str, object]:
 
 
 def render_tex(
-    spec: ReportSpec | ArchitectureView = DEFAULT_SPEC,
+    view: ArchitectureView | None = None,
     out: Path = Path("."),
     verify: bool = True,
     cases: int = 20,
@@ -367,6 +365,8 @@ def render_tex(
     bundle: Path | None = None,
     command: str = "cadcam report --out DIR",
 ) -> str:
+    """The report's LaTeX for ``view`` (default: the paper's architecture, :data:`PAPER_SPEC`)."""
+    view = view if view is not None else paper_view()
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         undefined=jinja2.StrictUndefined,
@@ -382,30 +382,40 @@ def render_tex(
         autoescape=False,
     )
     out.mkdir(parents=True, exist_ok=True)
-    view = view_of_report_spec(spec) if isinstance(spec, ReportSpec) else spec
     return env.get_template("report.tex.j2").render(**_context(view, verify, cases, seed, bundle, out, command))
 
 
-def spec_of_bundle(bundle: Path, derived: Path | None = None) -> ReportSpec | ArchitectureView:
-    """The architecture recorded in a bundle (feature-map shape from the backbone definition);
-    a bundle made from a TOML spec gives that spec (``derived``: its derive directory)."""
-    from cadcam_numeric.pipeline.backbones import build_backbone
-    from reports.spec import spec_from_bundle
+def paper_view() -> ArchitectureView:
+    """The view of the paper's architecture (``derivations/examples/paper_head.toml``)."""
+    from cadcam_numeric.spec.architecture import load_architecture_file
 
-    doc = json.loads((Path(bundle) / "bundle.json").read_text(encoding="utf-8"))
+    arch = load_architecture_file(PAPER_SPEC, None)
+    return view_of_architecture(arch.spec, arch.code)
+
+
+def view_of_bundle(bundle: Path, derived: Path | None = None) -> ArchitectureView:
+    """The architecture a bundle records: the spec it embeds (``derived``: that spec's derive
+    directory, when it has code of its own), else the spec of its pipeline settings; the
+    feature-map shape as recorded. The bundle is validated first, as every command does."""
+    from cadcam_numeric.pipeline.bundle import read_bundle_document
+    from cadcam_numeric.spec.architecture import architecture_from_text, spec_of_pipeline_config
+    from cadcam_numeric.spec.code import empty_code
+
+    doc = read_bundle_document(Path(bundle))
+    shape = tuple(doc["backbone"]["feature_shape"])
     if doc.get("architecture"):
-        from cadcam_numeric.spec.architecture import architecture_from_text
-
         arch = architecture_from_text(doc["architecture"]["toml"], derived, "bundle: architecture")
-        return view_of_architecture(arch.spec, arch.code)
-    bb = doc["backbone"]
-    shape = build_backbone(bb["name"], bb["feature_layer"], random_weights=True, input_size=bb["input_size"])
-    return spec_from_bundle(doc, (shape.channels, shape.feature_size, shape.feature_size))
+        return view_of_architecture(arch.spec, arch.code, shape)
+    config = {**doc["config"], **doc["backbone"], **doc["head"], "backbone": doc["backbone"]["name"]}
+    config.update(pca_after=doc["pca"]["after"], n_components=doc["pca"]["n_components"], whiten=doc["pca"]["whiten"])
+    name = f"bundle: {doc['backbone']['name']} ({doc['config'].get('data', '')}), default SVM {doc['default_svm']}"
+    spec = spec_of_pipeline_config(config, doc["svms"][doc["default_svm"]], name)
+    return view_of_architecture(spec, empty_code(spec), shape)
 
 
 def build_report(
     out: Path,
-    spec: ReportSpec | ArchitectureView | None = None,
+    view: ArchitectureView | None = None,
     bundle: Path | None = None,
     verify: bool = True,
     cases: int = 20,
@@ -416,15 +426,15 @@ def build_report(
 ) -> ReportBuild:
     """Write ``out/report.tex`` (atomically) and, when LaTeX is installed, ``out/report.pdf``.
 
-    The architecture is ``spec``, else the bundle's, else the paper's (``DEFAULT_SPEC``);
+    The architecture is ``view``, else the bundle's, else the paper's (:data:`PAPER_SPEC`);
     ``derived`` is the derive directory of a bundle made from a spec with its own code.
     """
     from cadcam_numeric.atomic import atomic_write_text
 
     out = Path(out)
-    if spec is None:
-        spec = spec_of_bundle(bundle, derived) if bundle is not None else DEFAULT_SPEC
-    tex = atomic_write_text(out / "report.tex", render_tex(spec, out, verify, cases, seed, bundle, command))
+    if view is None:
+        view = view_of_bundle(bundle, derived) if bundle is not None else paper_view()
+    tex = atomic_write_text(out / "report.tex", render_tex(view, out, verify, cases, seed, bundle, command))
     if not pdf:
         return ReportBuild(tex, None, f"wrote {tex}")
     latexmk = shutil.which("latexmk")

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from cadcam_numeric.errors import CadcamInputError
 
-__all__ = ["CNN", "Backbone", "build_backbone", "small_vgg", "vgg16_features"]
+__all__ = ["CNN", "Backbone", "build_backbone", "feature_shape", "small_vgg", "vgg16_features"]
 
 VGG16_FILE = "vgg16-397923af.pth"
 
@@ -69,15 +69,28 @@ def small_vgg(feature_layer: str = "pool", input_size: int = 32) -> Backbone:
     ]
     if input_size % 4:
         raise CadcamInputError(f"input_size: the small backbone needs a multiple of 4, got {input_size}")
-    size = input_size // 2
+    size = feature_shape("small_vgg", feature_layer, input_size)[1]
     if feature_layer == "pool":
         layers.append(nn.MaxPool2d(2))
-        size //= 2
-    elif feature_layer != "conv":
-        raise CadcamInputError(f"feature_layer: expected 'pool' or 'conv', got {feature_layer!r}")
     return Backbone(
         "small_vgg", nn.Sequential(*layers), 32, size, feature_layer == "conv", input_size, True, "trained end to end"
     )
+
+
+def feature_shape(name: str, feature_layer: str, input_size: int) -> tuple[int, int, int]:
+    """(T, M, N′) of the feature maps, by arithmetic on the architecture (nothing is built):
+    each 2×2 max-pool floors the side to half; 3×3 convolutions with padding 1 keep it."""
+    if feature_layer not in ("pool", "conv"):
+        raise CadcamInputError(f"feature_layer: expected 'pool' or 'conv', got {feature_layer!r}")
+    pools = {"small_vgg": 2, "vgg16": 5}.get(name)
+    if pools is None:
+        raise CadcamInputError(f"backbone: expected 'small_vgg' or 'vgg16', got {name!r}")
+    side = input_size
+    for _ in range(pools - (feature_layer == "conv")):
+        side //= 2
+    if side < 1:
+        raise CadcamInputError(f"input_size: {input_size} px is too small for {name}'s {pools} poolings")
+    return (32 if name == "small_vgg" else 512, side, side)
 
 
 def _torch_cache_file() -> Path:
@@ -144,8 +157,7 @@ def vgg16_features(
     features = nn.Sequential(*layers).eval()
     for p in features.parameters():
         p.requires_grad_(False)
-    with torch.no_grad():
-        size = int(features(torch.zeros(1, 3, input_size, input_size)).shape[-1])
+    size = feature_shape("vgg16", feature_layer, input_size)[1]
     return Backbone("vgg16", features, 512, size, feature_layer == "conv", input_size, False, source, sha)
 
 

@@ -1,7 +1,8 @@
 """Bundles: everything needed to explain later, as ``bundle.json`` + ``tensors.safetensors``.
 
-No pickle anywhere: the JSON holds the spec (backbone id and weights source, head widths and
-activation, PCA position, each SVM's prediction scheme, kernels and parameters, class names),
+No pickle anywhere: the JSON holds the pipeline's settings (``config``), the backbone (id,
+weights source, feature-map shape), head widths and activation, PCA position, each SVM's
+prediction scheme, kernels and parameters, and the class names;
 the safetensors file holds every array (head weights, small-backbone weights, PCA, SVM support
 vectors and coefficients). Loading checks the format, the sha256 of the tensor file, every
 expected tensor and its shape, and the kernel names against the catalogue; it never executes
@@ -32,10 +33,10 @@ from cadcam_numeric.pipeline.backbones import CNN, Backbone, build_backbone
 from cadcam_numeric.pipeline.training import make_head
 from cadcam_numeric.spec.architecture import LoadedArchitecture, architecture_from_text, spec_from_text
 
-__all__ = ["Bundle", "load_bundle", "save_bundle"]
+__all__ = ["Bundle", "load_bundle", "read_bundle_document", "save_bundle"]
 
 FORMAT = "cadcam-bundle"
-VERSION = 1
+VERSION = 2  # 2: the pipeline settings under "config" (was "spec"); backbone.feature_shape recorded
 TENSORS = "tensors.safetensors"
 
 
@@ -48,7 +49,7 @@ class Bundle:
     svms: dict[str, SVMHead]
     default_svm: str
     class_names: list[str]
-    spec: dict
+    document: dict  # bundle.json as read
 
 
 def _sha256(path: Path) -> str:
@@ -59,7 +60,7 @@ def save_bundle(
     directory: Path,
     model: CNN,
     backbone: Backbone,
-    spec: dict,
+    config: dict,
     pca: PCA,
     pca_after: int,
     svms: dict[str, object],
@@ -112,20 +113,21 @@ def save_bundle(
             "version": VERSION,
             "cadcam_version": __version__,
             "catalogue_sha256": CATALOGUE_SHA256,
-            "spec": spec,
+            "config": config,
             "backbone": {
                 "name": backbone.name,
-                "feature_layer": spec["feature_layer"],
+                "feature_layer": config["feature_layer"],
                 "input_size": backbone.input_size,
+                "feature_shape": [backbone.channels, backbone.feature_size, backbone.feature_size],
                 "trainable": backbone.trainable,
                 "weights_source": backbone.weights_source,
                 "weights_sha256": backbone.weights_sha256,
             },
             "head": {
-                "widths": list(spec["widths"]),
-                "activation": spec["activation"],
+                "widths": list(config["widths"]),
+                "activation": config["activation"],
                 "n_classes": len(class_names),
-                "channels_last": bool(spec.get("channels_last", False)),
+                "channels_last": bool(config.get("channels_last", False)),
             },
             "architecture": None
             if architecture is None
@@ -159,6 +161,41 @@ def _tensor(tensors: dict[str, Tensor], key: str) -> Tensor:
     return tensors[key]
 
 
+def read_bundle_document(directory: Path) -> dict:
+    """``bundle.json``, validated: the format and version, the sections every reader needs, and
+    the sha256 of the tensor file it describes. Every command that reads a bundle starts here."""
+    directory = Path(directory)
+    meta = directory / "bundle.json"
+    if not meta.is_file():
+        raise CadcamInputError(f"bundle: {directory} has no bundle.json (not a cadcam bundle)")
+    try:
+        doc = json.loads(meta.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CadcamInputError(f"bundle: bundle.json is not valid JSON ({exc})") from exc
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise CadcamInputError("bundle: bundle.json is not a cadcam bundle (format field)")
+    if doc.get("version") != VERSION:
+        raise CadcamInputError(f"bundle: format version {doc.get('version')!r}; this cadcam reads version {VERSION}")
+    for key, kind in (("config", dict), ("backbone", dict), ("head", dict), ("pca", dict), ("svms", dict)):
+        _need(doc, key, kind, "bundle.json")
+    shape = _need(doc["backbone"], "feature_shape", list, "backbone")
+    if len(shape) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape):
+        raise CadcamInputError(f"bundle: backbone.feature_shape must be three positive integers, got {shape!r:.80}")
+    tensor_info = _need(doc, "tensors", dict, "bundle.json")
+    tensor_path = directory / TENSORS
+    if not tensor_path.is_file():
+        raise CadcamInputError(f"bundle: {TENSORS} is missing")
+    if _sha256(tensor_path) != _need(tensor_info, "sha256", str, "tensors"):
+        raise CadcamInputError(f"bundle: {TENSORS} does not match the sha256 recorded in bundle.json (modified?)")
+    arch_doc = doc.get("architecture")
+    if arch_doc is not None:
+        if not isinstance(arch_doc, dict) or not isinstance(arch_doc.get("toml"), str):
+            raise CadcamInputError("bundle: bundle.json.architecture must hold the spec's TOML text")
+        if spec_from_text(arch_doc["toml"], "bundle: architecture").sha256() != arch_doc.get("sha256"):
+            raise CadcamInputError("bundle: the embedded spec does not match its recorded sha256 (modified?)")
+    return doc
+
+
 def load_bundle(
     directory: Path,
     weights: str | Path | None = None,
@@ -173,25 +210,10 @@ def load_bundle(
     already loaded ``architecture``.
     """
     directory = Path(directory)
-    meta = directory / "bundle.json"
-    if not meta.is_file():
-        raise CadcamInputError(f"bundle: {directory} has no bundle.json (not a cadcam bundle)")
-    try:
-        doc = json.loads(meta.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CadcamInputError(f"bundle: bundle.json is not valid JSON ({exc})") from exc
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise CadcamInputError("bundle: bundle.json is not a cadcam bundle (format field)")
-    if doc.get("version") != VERSION:
-        raise CadcamInputError(f"bundle: format version {doc.get('version')!r}; this cadcam reads version {VERSION}")
-    tensor_info = _need(doc, "tensors", dict, "bundle.json")
+    doc = read_bundle_document(directory)
     tensor_path = directory / TENSORS
-    if not tensor_path.is_file():
-        raise CadcamInputError(f"bundle: {TENSORS} is missing")
-    if _sha256(tensor_path) != _need(tensor_info, "sha256", str, "tensors"):
-        raise CadcamInputError(f"bundle: {TENSORS} does not match the sha256 recorded in bundle.json (modified?)")
     tensors = load_file(str(tensor_path))
-    spec = _need(doc, "spec", dict, "bundle.json")
+    config = _need(doc, "config", dict, "bundle.json")
     bb = _need(doc, "backbone", dict, "bundle.json")
     head_doc = _need(doc, "head", dict, "bundle.json")
     class_names = _need(doc, "class_names", list, "bundle.json")
@@ -204,18 +226,18 @@ def load_bundle(
         weights=weights if weights is not None else (None if random_weights else recorded),
         random_weights=random_weights,
         input_size=_need(bb, "input_size", int, "backbone"),
-        seed=int(spec.get("seed", 0)),
+        seed=int(config.get("seed", 0)),
     )
     if name == "vgg16" and bb.get("weights_sha256") and backbone.weights_sha256 != bb["weights_sha256"]:
         raise CadcamInputError("weights: the VGG16 weights differ from those the bundle was trained with (sha256)")
+    if [backbone.channels, backbone.feature_size, backbone.feature_size] != bb["feature_shape"]:
+        raise CadcamInputError(
+            f"bundle: backbone.feature_shape {bb['feature_shape']} is not what {name} at "
+            f"{backbone.input_size} px gives ({backbone.channels}, {backbone.feature_size}, {backbone.feature_size})"
+        )
     arch_doc = doc.get("architecture")
     if arch_doc is not None:
-        if not isinstance(arch_doc, dict) or not isinstance(arch_doc.get("toml"), str):
-            raise CadcamInputError("bundle: bundle.json.architecture must hold the spec's TOML text")
-        embedded = spec_from_text(arch_doc["toml"], "bundle: architecture")
-        if embedded.sha256() != arch_doc.get("sha256"):
-            raise CadcamInputError("bundle: the embedded spec does not match its recorded sha256 (modified?)")
-        if architecture is not None and architecture.spec.sha256() != embedded.sha256():
+        if architecture is not None and architecture.spec.sha256() != arch_doc["sha256"]:
             raise CadcamInputError(
                 f"spec: the bundle was made from another spec ({arch_doc.get('name')!r}); pass that spec or none"
             )

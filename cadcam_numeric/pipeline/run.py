@@ -222,7 +222,7 @@ def run_pipeline(
     )
     rows = table3(pca, svms, train_out, test_out)
     timings["fit"] = time.perf_counter() - t
-    spec = {
+    settings = {
         **{k: v for k, v in asdict(config).items() if k != "extra"},
         "lr": lr,
         "momentum": momentum,
@@ -232,7 +232,7 @@ def run_pipeline(
         out_dir / "bundle",
         model,
         backbone,
-        spec,
+        settings,
         pca,
         config.pca_after,
         svms,
@@ -270,7 +270,7 @@ def run_pipeline(
     timings["explain"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     summary = {
-        "config": spec,
+        "config": settings,
         "table3": rows,
         "history": history.to_json(),
         "timings_s": timings,

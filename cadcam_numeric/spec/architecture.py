@@ -10,7 +10,6 @@ byte (:func:`cadcam_numeric.spec.code.load_custom_code`).
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,17 +22,22 @@ from torch import nn
 
 from cadcam_numeric.engine.profile_kernel import ProfileKernel
 from cadcam_numeric.errors import CadcamInputError
-from cadcam_numeric.spec.code import CustomCode, head_activation, kernel_parameters, load_custom_code
+from cadcam_numeric.generated import ACTIVATIONS, KERNELS
+from cadcam_numeric.spec.code import CustomCode, empty_code, head_activation, kernel_parameters, load_custom_code
+from derivations.architecture import SpecCatalogue, SpecError, parse_architecture, parse_architecture_text
 
-if TYPE_CHECKING:  # annotations only: importing derivations loads SymPy
+if TYPE_CHECKING:
     from derivations.architecture import ArchitectureSpec
 
 __all__ = [
     "LoadedArchitecture",
     "architecture_from_text",
+    "generated_catalogue",
     "load_architecture_file",
     "pipeline_overrides",
+    "read_spec_file",
     "spec_from_text",
+    "spec_of_pipeline_config",
 ]
 
 
@@ -63,16 +67,30 @@ class LoadedArchitecture:
         return make_pipeline(StandardScaler(), estimator) if spec.scaler else estimator
 
 
-def spec_from_text(text: str, origin: str = "spec") -> ArchitectureSpec:
-    """Validate TOML ``text`` into an ``ArchitectureSpec`` (errors become :class:`CadcamInputError`)."""
-    from derivations.architecture import SpecError, parse_architecture
+def generated_catalogue() -> SpecCatalogue:
+    """The built-in names a spec may use, read from the generated catalogue (no SymPy)."""
+    return SpecCatalogue(
+        {name: frozenset(code.parameters) for name, code in ACTIVATIONS.items()},
+        {name: frozenset(code.parameters) for name, code in KERNELS.items()},
+    )
 
+
+def spec_from_text(text: str, origin: str = "spec") -> ArchitectureSpec:
+    """Validate TOML ``text`` into an ``ArchitectureSpec`` — the one spec loader: every command
+    that reads a spec comes here; its errors become :class:`CadcamInputError` naming the key."""
     try:
-        return parse_architecture(tomllib.loads(text))
-    except tomllib.TOMLDecodeError as exc:
-        raise CadcamInputError(f"{origin}: not valid TOML ({exc})") from exc
+        return parse_architecture_text(text, generated_catalogue(), origin)
     except SpecError as exc:
-        raise CadcamInputError(f"{origin}: {exc}") from exc
+        raise CadcamInputError(str(exc)) from exc
+
+
+def read_spec_file(path: str | Path) -> tuple[str, ArchitectureSpec]:
+    """Read and validate a spec file: its text and its spec."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CadcamInputError(f"spec: cannot read {path} ({exc})") from exc
+    return text, spec_from_text(text, f"spec {path}")
 
 
 def architecture_from_text(text: str, derived: str | Path | None, origin: str = "spec") -> LoadedArchitecture:
@@ -87,17 +105,47 @@ def architecture_from_text(text: str, derived: str | Path | None, origin: str = 
             )
         code = load_custom_code(derived, spec)
     else:
-        code = CustomCode({}, {}, spec.sha256(), "")
+        code = empty_code(spec)
     return LoadedArchitecture(text, spec, code)
 
 
 def load_architecture_file(path: str | Path, derived: str | Path | None) -> LoadedArchitecture:
     """Read a spec file (TOML; nothing in it is executed) and its generated code."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CadcamInputError(f"spec: cannot read {path} ({exc})") from exc
+    text, _ = read_spec_file(path)
     return architecture_from_text(text, derived, f"spec {path}")
+
+
+def spec_of_pipeline_config(config: dict, svm: dict, name: str) -> ArchitectureSpec:
+    """The spec of a bundle trained without one: its recorded pipeline settings (``config``,
+    ``bundle.json``'s head/PCA/backbone fields merged) and its default SVM (``svm``), validated
+    by the same parser as a spec file."""
+    block = svm["blocks"][0]
+    params = {k: float(v) for k, v in block["params"].items()}
+    if block["kernel"] == "poly" and "degree" in params:
+        params["degree"] = int(params["degree"])
+    doc = {
+        "name": name,
+        "backbone": {
+            "name": config["backbone"],
+            "feature_layer": config["feature_layer"],
+            "input_size": int(config["input_size"]),
+        },
+        "head": {
+            "flatten": "channels_last" if config.get("channels_last") else "channel_major",
+            "classes": int(config["n_classes"]),
+            "dense": [{"width": int(w), "activation": config["activation"]} for w in config["widths"]],
+        },
+        "pca": {
+            "after": int(config["pca_after"]),
+            "components": int(config["n_components"]),
+            "whiten": bool(config["whiten"]),
+        },
+        "svm": {"kernel": block["kernel"], "scaler": bool(svm["scaler"]), "parameters": params},
+    }
+    try:
+        return parse_architecture(doc, generated_catalogue())
+    except SpecError as exc:
+        raise CadcamInputError(f"bundle: its recorded architecture is not a valid spec ({exc})") from exc
 
 
 def pipeline_overrides(spec: ArchitectureSpec) -> dict[str, object]:

@@ -7,7 +7,8 @@ code that runs is exactly what the generator writes from a whitelisted expressio
 :func:`verify_custom` is what ``derive`` runs before writing anything and what
 ``cadcam verify SPEC`` prints: every custom function against PyTorch autograd and against
 SymPy's 30-digit evaluation of the user's expression, and the spec's whole chain against
-autograd through an equivalent torch head. Float64; the tolerances of :mod:`cadcam_numeric.verification.catalogue`.
+autograd through an equivalent torch head (:func:`cadcam_numeric.verification.chain.chain_rows`,
+the one chain check, on :func:`spec_head`). Float64; the tolerances of :mod:`cadcam_numeric.verification.catalogue`.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ import torch
 from torch import Tensor, nn
 
 from cadcam_numeric.catalogue_types import ActivationCode, KernelCode
-from cadcam_numeric.engine.activation_modules import ExpressionActivation, activation_from_module, activation_module
-from cadcam_numeric.engine.chain import DenseLayer, PCALayer, forward_dense, identity_rows, pullback
+from cadcam_numeric.engine.activation_modules import ExpressionActivation, activation_module
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.generated import ACTIVATIONS, KERNELS
-from cadcam_numeric.verification.catalogue import ErrorAccumulator, VerificationRow, autograd_jacobian
-from cadcam_numeric.verification.references import ReferencePCA, ReferenceSVMDecision
+from cadcam_numeric.verification.chain import HeadUnderTest, KernelUnderTest, chain_rows
+from cadcam_numeric.verification.errors import ErrorAccumulator, VerificationRow, autograd_jacobian
+from cadcam_numeric.verification.references import ReferenceSVMDecision
 
 if TYPE_CHECKING:  # annotations only: importing derivations loads SymPy
     from derivations.architecture import ArchitectureSpec, DenseSpec
@@ -37,11 +38,13 @@ __all__ = [
     "BUILTIN_KERNEL_DEFAULTS",
     "CUSTOM_MODULE",
     "CustomCode",
+    "empty_code",
     "head_activation",
     "kernel_parameters",
     "load_custom_code",
     "module_from_source",
     "render_custom_source",
+    "spec_head",
     "verify_custom",
 ]
 
@@ -62,6 +65,11 @@ class CustomCode:
 
     def kernel(self, name: str) -> KernelCode:
         return self.kernels[name] if name in self.kernels else KERNELS[name]
+
+
+def empty_code(spec: ArchitectureSpec) -> CustomCode:
+    """The code of a spec that defines no activation or kernel of its own."""
+    return CustomCode({}, {}, spec.sha256(), "")
 
 
 def render_custom_source(spec: ArchitectureSpec, catalogue: CustomCatalogue | None = None) -> str:
@@ -230,75 +238,26 @@ class _Decision(nn.Module):
         return self.code.decision(p, self.s, self.dual, self.intercept, **self.params)
 
 
-class _Scaled(nn.Module):
-    def __init__(self, mean: Tensor, scale: Tensor) -> None:
-        super().__init__()
-        self.mean, self.scale = mean, scale
-
-    def forward(self, p: Tensor) -> Tensor:
-        return (p - self.mean) / self.scale
-
-
-def _chain_rows(spec: ArchitectureSpec, code: CustomCode, cases: int, gen: torch.Generator) -> list[VerificationRow]:
-    """Random small heads with exactly this spec's activations, PCA position and kernel."""
-    prefix = "this spec"
-    dy = ErrorAccumulator(f"{prefix}: dy/dx (Grad-CAM, Eq. 9)", "autograd through the torch head")
-    dp = ErrorAccumulator(f"{prefix}: dp/dx (PCA-Grad-CAM, Eq. 13)", "autograd through head + PCA module")
-    da = ErrorAccumulator(f"{prefix}: da/dx (SVM-Grad-CAM, Eq. 15)", "autograd through head + PCA + SVM")
-    kernel_code = code.kernel(spec.kernel)
+def spec_head(spec: ArchitectureSpec, code: CustomCode) -> HeadUnderTest:
+    """Random small heads with exactly this spec's activations (and their parameters), PCA
+    position, number of components (at most 3), whitening, scaler and kernel."""
     kparams = kernel_parameters(spec)
-    b = min(spec.n_components, 3)
-    for _ in range(cases):
-        widths = [8] + [max(b, 3) + i for i in range(len(spec.dense), 0, -1)] + [3]
-        modules: list[nn.Module] = [nn.Flatten()]
-        layers = []
-        for j, layer in enumerate(spec.dense):
-            lin = nn.Linear(widths[j], widths[j + 1]).double()
-            act = head_activation(spec, code, layer)
-            act_code, params = activation_from_module(act)
-            layers.append(DenseLayer(lin.weight.detach(), lin.bias.detach(), act_code, params))
-            modules += [lin, act]
-        out = nn.Linear(widths[len(spec.dense)], widths[-1]).double()
-        layers.append(DenseLayer(out.weight.detach(), out.bias.detach(), ACTIVATIONS["identity"], {}))
-        head = nn.Sequential(*modules, out)
-        features = torch.randn(3, 2, 2, 2, generator=gen, dtype=torch.float64)
-        x = features.flatten(1)
-        fwd = forward_dense(x, layers)
-        depth = len(layers)
-        dy.add(pullback(identity_rows(3, 3, x), layers, fwd, depth), autograd_jacobian(head, features))
-        a = spec.pca_after
-        variance = torch.rand(b, generator=gen, dtype=torch.float64) + 0.5 if spec.whiten else None
-        pca = PCALayer(
-            torch.randn(b, widths[a], generator=gen, dtype=torch.float64),
-            torch.randn(widths[a], generator=gen, dtype=torch.float64),
-            variance,
-        )
-        ref_pca = nn.Sequential(*list(head)[: 1 + 2 * a], ReferencePCA(pca.components, pca.mean, variance))
-        jac = pca.jacobian().expand(3, *pca.jacobian().shape)
-        dp.add(pullback(jac, layers, fwd, a), autograd_jacobian(ref_pca, features))
-        p = pca.scores(fwd.outputs[a - 1])
-        mean = (
-            torch.randn(b, generator=gen, dtype=torch.float64) if spec.scaler else torch.zeros(b, dtype=torch.float64)
-        )
-        scale = (
-            torch.rand(b, generator=gen, dtype=torch.float64) + 0.5
-            if spec.scaler
-            else torch.ones(b, dtype=torch.float64)
-        )
-        s = torch.randn(4, b, generator=gen, dtype=torch.float64)
-        dual = torch.randn(2, 4, generator=gen, dtype=torch.float64)
-        intercept = torch.zeros(2, dtype=torch.float64)
-        g = kernel_code.decision_gradient((p - mean) / scale, s, dual, **kparams) / scale @ pca.jacobian()
-        decision = (
-            ReferenceSVMDecision(spec.kernel, s, dual, intercept, **kparams)
-            if spec.kernel in KERNELS
-            else _Decision(kernel_code, s, dual, intercept, kparams)
-        )
-        da.add(
-            pullback(g, layers, fwd, a),
-            autograd_jacobian(nn.Sequential(ref_pca, _Scaled(mean, scale), decision), features),
-        )
-    return [dy.row(), dp.row(), da.row()]
+    if spec.kernel in KERNELS:
+        reference = lambda s, dual, intercept, params: ReferenceSVMDecision(spec.kernel, s, dual, intercept, **params)
+    else:
+        kernel_code = code.kernel(spec.kernel)
+        reference = lambda s, dual, intercept, params: _Decision(kernel_code, s, dual, intercept, params)
+    kernel = KernelUnderTest(spec.kernel, code.kernel(spec.kernel), lambda gen: dict(kparams), reference)
+    names = ", ".join(dict.fromkeys(layer.activation for layer in spec.dense))
+    return HeadUnderTest(
+        f"this spec ({names}, {spec.kernel})",
+        lambda case, gen: [head_activation(spec, code, layer) for layer in spec.dense],
+        lambda case: spec.pca_after,
+        min(spec.n_components, 3),
+        (kernel,),
+        whiten=spec.whiten,
+        scaler=spec.scaler,
+    )
 
 
 def verify_custom(spec: ArchitectureSpec, code: CustomCode, cases: int = 20, seed: int = 0) -> list[VerificationRow]:
@@ -306,4 +265,8 @@ def verify_custom(spec: ArchitectureSpec, code: CustomCode, cases: int = 20, see
     if cases < 1:
         raise ValueError(f"cases must be >= 1, got {cases}")
     gen = torch.Generator().manual_seed(seed)
-    return _activation_rows(spec, code, gen) + _kernel_rows(spec, code, gen) + _chain_rows(spec, code, cases, gen)
+    return (
+        _activation_rows(spec, code, gen)
+        + _kernel_rows(spec, code, gen)
+        + chain_rows(spec_head(spec, code), cases, gen)
+    )

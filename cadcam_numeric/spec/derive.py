@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING
 
 from cadcam_numeric.atomic import atomic_directory
 from cadcam_numeric.errors import CadcamInputError
+from cadcam_numeric.spec.architecture import read_spec_file
 from cadcam_numeric.spec.code import CUSTOM_MODULE, CustomCode, module_from_source, render_custom_source, verify_custom
-from cadcam_numeric.verification.catalogue import VerificationRow
+from cadcam_numeric.verification.errors import VerificationRow
 
 if TYPE_CHECKING:  # annotations only: importing derivations loads SymPy
-    from derivations.architecture import ArchitectureSpec
     from derivations.custom import ArchitectureDerivation
 
-__all__ = ["SpecDerivation", "derive_spec", "load_spec"]
+__all__ = ["SpecDerivation", "derive_spec"]
 
 
 @dataclass
@@ -47,16 +47,6 @@ class SpecDerivation:
         return self.derivation.holds and all(r.passed for r in self.rows)
 
 
-def load_spec(path: str | Path) -> ArchitectureSpec:
-    """Read a TOML architecture spec; a bad spec or expression becomes a :class:`CadcamInputError`."""
-    from derivations.architecture import SpecError, load_architecture
-
-    try:
-        return load_architecture(path)
-    except SpecError as exc:
-        raise CadcamInputError(str(exc)) from exc
-
-
 def derive_spec(spec_path: str | Path, out_dir: str | Path, cases: int = 20, seed: int = 0) -> SpecDerivation:
     """Run the four steps (module docstring); write DIR only when every proof and check passes."""
     from derivations.custom import derive_architecture
@@ -64,7 +54,7 @@ def derive_spec(spec_path: str | Path, out_dir: str | Path, cases: int = 20, see
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    spec = load_spec(spec_path)
+    _, spec = read_spec_file(spec_path)
     try:
         derivation = derive_architecture(spec)
     except ExpressionError as exc:
