@@ -40,6 +40,7 @@ def _at_least(low: int):
 
 
 positive_int = _at_least(1)
+non_negative_int = _at_least(0)
 
 
 def _print_rows(rows: list) -> None:
@@ -324,6 +325,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from cadcam_numeric.engine.targets import ClassTarget, SVMClassTarget
     from cadcam_numeric.pipeline.evaluate import run_evaluation
 
     summary = run_evaluation(
@@ -338,6 +340,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         weights=args.weights,
         correct_only=not args.all_images,
         derived=args.derived,
+        targets=None if args.target is None else ClassTarget(args.target),
+        svm_targets=None if args.svm_target is None else SVMClassTarget(args.svm_target),
     )
     kept = "correctly classified" if summary["correct_only"] else "all"
     print(
@@ -434,6 +438,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--weights", default=None, help="VGG16 weights file, if it moved since training")
     ev.add_argument("--device", default=None)
     ev.add_argument("--derived", default=None, help="for a bundle made from a spec with its own code: DIR of derive")
+    ev.add_argument(
+        "--target",
+        type=non_negative_int,
+        default=None,
+        help="explain this CNN class in every image (default: predicted)",
+    )
+    ev.add_argument("--svm-target", default=None, help="explain this SVM label in every image (default: predicted)")
     ev.set_defaults(func=_evaluate)
     rep = sub.add_parser("report", help="LaTeX/PDF derivation report (exit 3 when LaTeX is missing: .tex only)")
     rep.add_argument("--out", required=True, help="output directory for report.tex / report.pdf")

@@ -233,6 +233,48 @@ def test_localisation_set_boxes_are_exact_and_seeded():
     assert scale_boxes(torch.tensor([[5, 5, 15, 20]]), 40, 32).tolist() == [[4, 4, 12, 16]]
 
 
+def test_evaluate_explains_and_scores_the_chosen_targets(trained, tmp_path, monkeypatch, capsys):
+    """`evaluate` with a CNN class and an SVM label: the maps are those `explain` gives for them,
+    and the deletion/insertion curves follow those targets' scores, not the predictions'."""
+    import cadcam_numeric.pipeline.evaluate as evaluation
+    from cadcam_numeric import normalise, target_scores, upsample
+    from cadcam_numeric.engine.targets import ClassTarget, SVMClassTarget
+
+    seen, real = [], evaluation.deletion_insertion
+
+    def spy(score, images, maps, baseline, steps):
+        seen.append((score, images, maps))
+        return real(score, images, maps, baseline, steps)
+
+    monkeypatch.setattr(evaluation, "deletion_insertion", spy)
+    summary = evaluation.run_evaluation(
+        trained[3], tmp_path / "e", data="digits", n=4, steps=2, correct_only=False,
+        targets=ClassTarget(3), svm_targets=SVMClassTarget("5"),
+    )  # fmt: skip
+    assert (summary["targets"], summary["svm_targets"]) == ("CNN class 3", "SVM label 5")
+    bundle = load_bundle(trained[3])
+    images = seen[0][1]
+    index = torch.arange(len(images))
+    svm = bundle.svms[bundle.default_svm]
+    with torch.no_grad():
+        features = bundle.model.backbone(images)
+        r = explain(features, bundle.model.head, bundle.pca, 2, svm, targets=3, svm_targets=5)
+        scores = target_scores(features, bundle.model.head, bundle.pca, 2, svm)
+    (class_score, _, class_map), (svm_score, _, svm_map) = seen[0][:3], seen[1][:3]
+    assert torch.allclose(class_score(images, index), torch.softmax(scores.logits, 1)[:, 3])
+    assert torch.allclose(svm_score(images, index), scores.svm_scores[:, svm.class_index(np.array([5] * 4), "svm")[0]])
+    assert torch.allclose(class_map, normalise(upsample(r.gradcam, (32, 32))))
+    assert torch.allclose(svm_map, normalise(upsample(r.svm, (32, 32))))
+    with pytest.raises(CadcamInputError, match="svm_targets: 'dog' is not a label of the SVM"):
+        evaluation.run_evaluation(trained[3], tmp_path / "f", data="digits", n=2, svm_targets=SVMClassTarget("dog"))
+    with pytest.raises(CadcamInputError, match="one target for all images"):
+        evaluation.run_evaluation(trained[3], tmp_path / "f", data="digits", n=2, targets=[1, 2])
+    with pytest.raises(SystemExit) as exit_:
+        main(["evaluate", "--bundle", str(trained[3]), "--out", str(tmp_path / "g"), "--target", "-1"])
+    assert exit_.value.code == 2 and "--target: expected an integer >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "f").exists() and not (tmp_path / "g").exists()
+
+
 def test_evaluate_command_covers_every_method(trained, tmp_path, capsys):
     out = tmp_path / "eval"
     assert (

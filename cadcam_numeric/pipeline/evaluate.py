@@ -31,6 +31,7 @@ from cadcam_numeric.atomic import atomic_write, atomic_write_text
 from cadcam_numeric.devices import select_device
 from cadcam_numeric.engine.explain import METHOD_LABELS, explain, position_gradients, target_scores
 from cadcam_numeric.engine.maps import normalise, upsample
+from cadcam_numeric.engine.targets import SVMClassTarget, resolve_targets
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.methods.decom import decom_cam, gaussian_blur
 from cadcam_numeric.methods.eigen import eigen_cam, eigen_grad_cam
@@ -63,9 +64,20 @@ def run_evaluation(
     weights: str | None = None,
     correct_only: bool = True,
     derived: str | Path | None = None,
+    targets: object = None,
+    svm_targets: object = None,
 ) -> dict[str, object]:
     """Evaluate on ``n`` images; with ``correct_only`` (Decom-CAM's protocol) only images the CNN
-    classifies correctly are kept (candidates are drawn until ``n`` are found or 10·n were tried)."""
+    classifies correctly are kept (candidates are drawn until ``n`` are found or 10·n were tried).
+
+    ``targets`` / ``svm_targets``: what every map explains, one target for all images, as in
+    :func:`~cadcam_numeric.engine.explain.explain` (an integer or :class:`ClassTarget` of the CNN,
+    an :class:`SVMClassTarget`; default: each image's predictions). The scores the deletion and
+    insertion curves follow are those of the explained targets.
+    """
+    for name, value in (("targets", targets), ("svm_targets", svm_targets)):
+        if isinstance(value, list | tuple | np.ndarray | Tensor):
+            raise CadcamInputError(f"{name}: evaluate takes one target for all images, got a sequence")
     t0 = time.perf_counter()
     dev = select_device(device)
     bundle = load_bundle(bundle_dir, weights=weights, device=dev, derived=derived)
@@ -102,8 +114,15 @@ def run_evaluation(
         with torch.no_grad():
             return target_scores(model.backbone(x), head, pca, layer, svm_head)
 
+    if isinstance(svm_targets, SVMClassTarget):
+        svm_targets = SVMClassTarget(_svm_label(svm_targets.label, svm_head.classes))
+    chosen = resolve_targets(targets, svm_targets, len(images), len(bundle.class_names), svm_head.classes)
+    targets, svm_targets = chosen.cnn, chosen.svm
     methods: list[_Method] = []
-    per_method = {m: explain(features, head, pca, layer, svm_head, method=m) for m in METHOD_LABELS}
+    per_method = {
+        m: explain(features, head, pca, layer, svm_head, targets=targets, svm_targets=svm_targets, method=m)
+        for m in METHOD_LABELS
+    }
     r = per_method["grad-cam"]
     cls, svm_idx = r.cnn_target, svm_head.class_index(np.asarray(r.svm_target.cpu()), "svm").to(dev)
 
@@ -127,11 +146,13 @@ def run_evaluation(
             methods.append(_Method(f"PCA-{label} P{b + 1}+", "pca", prep(res.pca_positive[:, b]), pca_score(b, 1.0)))
             methods.append(_Method(f"PCA-{label} P{b + 1}-", "pca", prep(res.pca_negative[:, b]), pca_score(b, -1.0)))
     methods.append(_Method("Eigen-CAM", "class", prep(eigen_cam(features)), class_prob))
-    grads = position_gradients(features, head, pca, layer, svm_head)
+    grads = position_gradients(features, head, pca, layer, svm_head, targets=targets, svm_targets=svm_targets)
     methods.append(
         _Method("Eigen-Grad-CAM (class)", "class", prep(eigen_grad_cam(features, grads.gradcam)), class_prob)
     )
-    decom = decom_cam(images, model.backbone, head, pca, layer, None, target="class", p=10, blur_sigma=sigma)
+    decom = decom_cam(
+        images, model.backbone, head, pca, layer, None, target="class", targets=cls, p=10, blur_sigma=sigma
+    )
     methods.append(_Method("Decom-CAM (class)", "class", decom.saliency, class_prob))
 
     rows, curves = [], {}
@@ -181,6 +202,8 @@ def run_evaluation(
         "candidates": len(predicted),
         "steps": steps,
         "svm": svm_name,
+        "targets": "predicted classes" if targets is None else f"CNN class {int(cls[0])}",
+        "svm_targets": "predicted labels" if svm_targets is None else f"SVM label {svm_targets[0].item()!r}",
         "correct_only": correct_only,
         "cnn_accuracy": round(accuracy, 4),
         "svm_accuracy_on_kept": round(svm_accuracy, 4),
@@ -190,6 +213,17 @@ def run_evaluation(
     }
     atomic_write_text(out_dir / "evaluation.json", json.dumps(summary, indent=2))
     return summary
+
+
+def _svm_label(label: object, classes: np.ndarray) -> object:
+    """``label`` as the SVM has it: itself, or the class whose text it is (``"3"`` → 3, from the CLI)."""
+    known = list(np.asarray(classes).tolist())
+    if label in known:
+        return label
+    matches = [c for c in known if str(c) == str(label)]
+    if not matches:
+        raise CadcamInputError(f"svm_targets: {label!r} is not a label of the SVM; it has {known}")
+    return matches[0]
 
 
 FAMILY_TITLES = {
