@@ -34,6 +34,7 @@ def test_quick_bench_writes_every_measurement(tmp_path, capsys):
     assert agreement["class map: pytorch-grad-cam vs explain (max abs)"] < 1e-4
     assert agreement["SVM map: pytorch-grad-cam vs explain (max abs)"] < 1e-4
     assert agreement["Eigen-CAM: package vs ours, up to sign (max abs)"] < 1e-4
+    assert doc["input_size"] == 96 and "VGG16 at 96×96 px (pool5 512×3×3)" in markdown  # quick: small images
     for heading in ("| batch | 1 backbone | 2 explain |", "Head only", "Eigen-CAM (ours)", "peak memory"):
         assert heading in markdown
 

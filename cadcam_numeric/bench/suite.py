@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from cadcam_numeric.bench.problem import make_problem
 from cadcam_numeric.bench.routes import Routes
 from cadcam_numeric.devices import select_device
+from cadcam_numeric.pipeline.backbones import feature_shape
 
 __all__ = ["BenchConfig", "Timing", "run_suite", "to_markdown"]
 
@@ -46,7 +47,7 @@ class BenchConfig:
     quick: bool = False
     device: str | None = None
     dtype: str = "float32"
-    input_size: int = 200
+    input_size: int | None = None  # default 200 (the paper's); quick: 96 (pool5 512×3×3)
     with_report: bool = True
     decom_max_batch: int = 8  # Decom-CAM runs p + 1 = 11 backbone passes per call: small batches only on a CPU
     seed: int = 0
@@ -57,6 +58,9 @@ class BenchConfig:
         if self.quick:
             return (1, 2)
         return (1, 8, 32, 256) if device.type == "cuda" else (1, 8, 32)
+
+    def resolved_input_size(self) -> int:
+        return self.input_size or (96 if self.quick else 200)
 
 
 @dataclass
@@ -157,7 +161,7 @@ def _peak_memory_mb(fn: Callable[[], object], device: torch.device) -> float | N
 def _memory_child(route: str, batch: int, config: BenchConfig) -> float | None:
     device = select_device(config.device)
     dtype = {"float32": torch.float32, "float64": torch.float64}[config.dtype]
-    problem = make_problem(device, dtype, config.input_size, config.seed)
+    problem = make_problem(device, dtype, config.resolved_input_size(), config.seed)
     routes = Routes(problem)
     images = problem.images(batch, config.seed)
     try:
@@ -215,9 +219,14 @@ def run_suite(
     if device.type == "cpu":
         name = f"{name} ({torch.get_num_threads()} threads)"
     result = BenchResult(
-        str(device), name, config.dtype, config.input_size, {**asdict(config), "batches": batches}, _versions()
+        str(device),
+        name,
+        config.dtype,
+        config.resolved_input_size(),
+        {**asdict(config), "batches": batches},
+        _versions(),
     )
-    problem = make_problem(device, dtype, config.input_size, config.seed)
+    problem = make_problem(device, dtype, config.resolved_input_size(), config.seed)
     routes = Routes(problem)
     try:
         routes_per_batch = (*E2E, *HEAD, "eigen_cam", "eigen_cam_pkg", "decom_cam")
@@ -322,9 +331,10 @@ def _fmt(value: float | None, unit: str = "") -> str:
 def to_markdown(result: BenchResult) -> str:
     """The tables the README shows: end to end, head only, Eigen/Decom-CAM, memory, one-off costs."""
     batches = result.config["batches"]
+    t, m, n = feature_shape("vgg16", "pool", result.input_size)
     lines = [
         f"Device: **{result.device_name}** ({result.device}), {result.dtype}, VGG16 at "
-        f"{result.input_size}×{result.input_size} px (pool5 512×6×6), head 40-30-20-10, PCA B = 3 on layer 2, "
+        f"{result.input_size}×{result.input_size} px (pool5 {t}×{m}×{n}), head 40-30-20-10, PCA B = 3 on layer 2, "
         f"RBF SVM (10 classes, one-vs-one); median of {result.config['repeats']} run(s) after a warm-up, ms. "
         "Versions: " + ", ".join(f"{k} {v}" for k, v in result.versions.items()) + ".",
         "",
