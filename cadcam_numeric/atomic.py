@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import tempfile
@@ -9,7 +10,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_directory", "atomic_write", "atomic_write_bytes", "atomic_write_text", "finalize_directory"]
+from cadcam_numeric.errors import CadcamInputError
+
+__all__ = [
+    "MARKER",
+    "atomic_directory",
+    "atomic_write",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "check_replaceable",
+    "finalize_directory",
+]
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
@@ -54,26 +65,61 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
+#: the file every directory cadcam writes whole carries: only such a directory is ever replaced
+MARKER = ".cadcam-output"
+
+
+def check_replaceable(target: Path, argument: str = "out") -> None:
+    """Refuse, before any work, to replace what cadcam did not make: a file, or a non-empty
+    directory without :data:`MARKER`. An empty directory, or one cadcam wrote, is replaceable."""
+    target = Path(target)
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise CadcamInputError(f"{argument}: {target} exists and is not a directory; give a new or empty directory")
+    if target.is_dir() and any(target.iterdir()) and not (target / MARKER).is_file():
+        raise CadcamInputError(
+            f"{argument}: {target} is a non-empty directory cadcam did not write (no {MARKER} file); "
+            "cadcam replaces only its own output folders. Give a new or empty directory."
+        )
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
 @contextmanager
-def atomic_directory(target: Path) -> Iterator[Path]:
+def atomic_directory(target: Path, argument: str = "out") -> Iterator[Path]:
     """Yield a temporary sibling of ``target`` to fill; on success it replaces ``target`` whole.
 
-    On any error the temporary directory is removed and an existing ``target`` is left as it was.
+    ``target`` must be new, empty, or a directory cadcam wrote (:func:`check_replaceable`,
+    checked before and again at the swap); it then carries :data:`MARKER`. The swap is one atomic
+    exchange where the OS offers it (two renames elsewhere). On any error the temporary directory
+    is removed and an existing ``target`` is left as it was.
     """
     target = Path(target)
+    check_replaceable(target, argument)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
     try:
         yield tmp
+        (tmp / MARKER).write_text("written whole by cadcam; cadcam may replace this directory\n", encoding="utf-8")
         finalize_directory(tmp)
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            target.rename(old)
+        check_replaceable(target, argument)
+        if not target.exists():
             tmp.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
+        elif _exchange(tmp, target):
+            shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old content
         else:
+            old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
+            target.rename(old / "d")
             tmp.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

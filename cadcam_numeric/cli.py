@@ -14,6 +14,7 @@ cadcam bench     timings against the backbone, autograd and pytorch-grad-cam
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 import time
@@ -392,6 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cadcam", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument(
+        "--debug", action="store_true", help="on an unexpected error, show the Python traceback instead of one line"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = sub.add_parser("demo", help="the whole pipeline on the embedded digits (no download), then the report")
     _add_pipeline_options(demo)
@@ -502,6 +506,19 @@ def _check_out(args: argparse.Namespace) -> bool:
     return path.exists()
 
 
+def _unexpected(args: argparse.Namespace, exc: BaseException) -> int:
+    """Anything not anticipated: exit 1 with one line (``--debug``: the traceback)."""
+    if args.debug:
+        raise exc
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    print(
+        f"cadcam {args.command}: internal error: {type(exc).__name__}: {message[:300]} "
+        "(a bug in cadcam, or input it does not anticipate; rerun with `cadcam --debug ...` for the traceback)",
+        file=sys.stderr,
+    )
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command. The error boundary: bad input → exit 2 and one sentence naming the argument;
     an output directory the command created is removed again when the command fails."""
@@ -516,6 +533,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cadcam {args.command}: {exc}", file=sys.stderr)
         status = 2
         return status
+    except (PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
+        where = exc.filename or getattr(args, "out", None) or "a path"
+        print(f"cadcam {args.command}: cannot write or read {where} ({exc.strerror or exc})", file=sys.stderr)
+        status = 2
+        return status
+    except OSError as exc:
+        if exc.errno not in (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENAMETOOLONG):
+            return _unexpected(args, exc)
+        print(f"cadcam {args.command}: cannot write {exc.filename or args.out} ({exc.strerror})", file=sys.stderr)
+        status = 2
+        return status
+    except KeyboardInterrupt:
+        print(f"cadcam {args.command}: interrupted; nothing half-written was kept", file=sys.stderr)
+        status = 130
+        return status
+    except Exception as exc:
+        return _unexpected(args, exc)
     finally:
         if status not in (0, 3) and not existed:  # 3: report wrote its .tex, only the PDF is missing
             import shutil

@@ -53,6 +53,7 @@ import json
 import keyword
 import re
 import tomllib
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
@@ -65,6 +66,7 @@ __all__ = [
     "SpecError",
     "parse_architecture",
     "parse_architecture_text",
+    "plain_text_problem",
     "symbolic_catalogue",
 ]
 
@@ -240,12 +242,27 @@ def _boolean(doc: dict, key: str, where: str, default: bool) -> bool:
     return value
 
 
+def plain_text_problem(value: str) -> str | None:
+    """Why ``value`` is not plain one-line text, or None: control, format and private-use
+    characters and line or paragraph separators (``\r``, ``\n``, ``\x0b``, ``\x0c``,
+    ``\x1c``–``\x1e``, ``\x85``, U+2028, U+2029, NUL, …) are refused, so that no spec string can
+    end a line of anything it is printed into."""
+    for position, char in enumerate(value):
+        category = unicodedata.category(char)
+        if category[0] == "C" or category in ("Zl", "Zp"):
+            return f"character {position + 1} is {unicodedata.name(char, repr(char))} ({category})"
+    return None
+
+
 def _string(doc: dict, key: str, where: str, default: str | None = None, limit: int = 1000) -> str:
     value = doc.get(key, default)
     if value is None:
         raise SpecError(f"{where}.{key}: missing (a string is required)")
     if not isinstance(value, str) or len(value) > limit:
         raise SpecError(f"{where}.{key}: expected a string of at most {limit} characters, got {value!r:.80}")
+    problem = plain_text_problem(value)
+    if problem:
+        raise SpecError(f"{where}.{key}: expected plain one-line text; {problem}")
     return value
 
 
@@ -393,8 +410,14 @@ def parse_architecture(doc: dict, catalogue: SpecCatalogue | None = None) -> Arc
             f"svm.parameters: {sorted(set(kernel_params) - known)} are not parameters of kernel {kernel} "
             f"(it takes {sorted(known) or 'none'})"
         )
-    if kernel == "poly" and "degree" in kernel_params and kernel_params["degree"] != int(kernel_params["degree"]):
-        raise SpecError(f"svm.parameters.degree: expected an integer, got {kernel_params['degree']}")
+    if (
+        kernel == "poly"
+        and "degree" in kernel_params
+        and (kernel_params["degree"] != int(kernel_params["degree"]) or kernel_params["degree"] < 1)
+    ):
+        raise SpecError(f"svm.parameters.degree: expected an integer >= 1, got {kernel_params['degree']}")
+    if kernel in builtin_kernels and kernel_params.get("gamma", 1.0) <= 0:
+        raise SpecError(f"svm.parameters.gamma: expected a positive number, got {kernel_params['gamma']}")
 
     training = _table(doc, "training", "", required=False)
     _unknown(training, {"data", "epochs", "seed", "lr", "momentum"}, "training")

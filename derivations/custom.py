@@ -90,7 +90,7 @@ def custom_activation(spec: CustomActivationSpec) -> Activation:
     forward = stabilise(definition)
     return Activation(
         spec.name,
-        f"f({spec.variable}) = {spec.expression}",
+        f"user-defined, f(z) = {sp.sstr(definition)}",  # printed by SymPy from the parse: no user text
         spec.torch_module or EXPRESSION_ACTIVATION,
         forward,
         definition=to_elementary(definition),  # σ, softplus, expm1 written out: the proofs' reference

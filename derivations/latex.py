@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 __all__ = ["tex_escape"]
 
 _ESCAPES = {
@@ -22,6 +24,36 @@ _ESCAPES = {
 }
 
 
+#: combining accents LaTeX's default fonts can put on an ASCII letter
+_ACCENTS = {
+    "\u0300": "`",
+    "\u0301": "'",
+    "\u0302": "^",
+    "\u0303": "~",
+    "\u0308": '"',
+    "\u030a": "r",
+    "\u0327": "c",
+    "\u030c": "v",
+    "\u0304": "=",
+}
+
+
+def _unicode(ch: str) -> str:
+    return r"\texttt{[U+%04X]}" % ord(ch)
+
+
 def tex_escape(text: object) -> str:
-    """Plain text for LaTeX: special characters escaped; '/' may break a line (long identifiers)."""
-    return "".join(_ESCAPES.get(ch, ch) for ch in str(text))
+    """Plain text for LaTeX: special characters escaped; '/' may break a line (long identifiers).
+
+    Any text typesets with pdflatex's default fonts: an accented Latin letter becomes its accent
+    command (é → \\'{e}), every other non-ASCII or control character its code point, [U+XXXX].
+    """
+    out: list[str] = []
+    for ch in unicodedata.normalize("NFKD", str(text)):
+        if ch in _ACCENTS and out and len(out[-1]) == 1 and out[-1].isascii() and out[-1].isalpha():
+            out[-1] = "\\" + _ACCENTS[ch] + "{" + out[-1] + "}"
+        elif ch.isascii() and ch.isprintable():
+            out.append(_ESCAPES.get(ch, ch))
+        else:
+            out.append(_unicode(ch))
+    return "".join(out)

@@ -14,7 +14,9 @@ import datetime as dt
 import os
 import re
 import shutil
+import stat
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +32,9 @@ __all__ = ["LATEX_PACKAGES", "PAPER_SPEC", "ReportBuild", "build_report", "paper
 TEMPLATES = Path(__file__).parent / "templates"
 #: the architecture a report describes when it is given neither a spec nor a bundle
 PAPER_SPEC = Path(__file__).resolve().parent.parent / "derivations" / "examples" / "paper_head.toml"
-LATEX_PACKAGES = "texlive-latex-base texlive-latex-recommended latexmk"
+LATEX_PACKAGES = "texlive-latex-base texlive-latex-recommended"
 LONG = 90  # LaTeX longer than this is scaled to the line width
+MAX_FIGURE_BYTES = 50 << 20  # a bundle's figure larger than this is left out
 
 
 @dataclass
@@ -333,6 +336,21 @@ FIGURES = (
 )
 
 
+def _own_regular_file(folder: Path, name: str) -> bytes | None:
+    """The bytes of ``folder/name`` if it is a regular file of that folder — not a symbolic link,
+    not a FIFO or device, not resolving outside ``folder`` — else None (it is left out)."""
+    path = folder / name
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode) or not path.resolve().is_relative_to(folder.resolve()):
+            return None
+        data = fh.read(MAX_FIGURE_BYTES + 1)
+    return data if len(data) <= MAX_FIGURE_BYTES else None
+
+
 def _bundle_context(bundle: Path, out: Path) -> dict[str, object]:
     run_dir = Path(bundle).resolve().parent
     table = run_dir / "table3.csv"
@@ -349,9 +367,9 @@ def _bundle_context(bundle: Path, out: Path) -> dict[str, object]:
             ]
     figures = []
     for name, width, caption in FIGURES:
-        src = run_dir / name
-        if src.is_file():
-            shutil.copyfile(src, out / name)
+        data = _own_regular_file(run_dir, name)
+        if data is not None:
+            (out / name).write_bytes(data)
             figures.append({"file": name, "width": width, "caption": caption})
     return {"path": tex_escape(str(bundle)), "table3": rows, "figures": figures}
 
@@ -413,6 +431,39 @@ def view_of_bundle(bundle: Path, derived: Path | None = None) -> ArchitectureVie
     return view_of_architecture(spec, empty_code(spec), shape)
 
 
+def _latex_env(work: Path) -> dict[str, str]:
+    """pdflatex's environment: no shell escape, reads and writes only below the working directory
+    (``openin_any``/``openout_any`` paranoid), font caches in the private working directory (so a
+    missing or read-only ``HOME`` does not break the build), reproducible dates."""
+    return {
+        **os.environ,
+        "FORCE_SOURCE_DATE": "1",
+        "openin_any": "p",
+        "openout_any": "p",
+        "shell_escape": "f",
+        "HOME": os.environ.get("HOME") or str(work),
+        "TEXMFVAR": str(work / ".texmf-var"),
+    }
+
+
+def _pdflatex(work: Path) -> subprocess.CompletedProcess:
+    """pdflatex directly (no latexmk: it would read a Perl ``latexmkrc``), rerun until the
+    cross-references and longtable widths settle (at most 4 passes)."""
+    command = [
+        shutil.which("pdflatex") or "pdflatex",
+        "-interaction=nonstopmode",
+        "-halt-on-error",
+        "-no-shell-escape",
+        "report.tex",
+    ]
+    for _ in range(4):
+        result = subprocess.run(command, cwd=work, capture_output=True, text=True, env=_latex_env(work), timeout=600)
+        log = (work / "report.log").read_text(errors="replace") if (work / "report.log").is_file() else ""
+        if result.returncode != 0 or not re.search(r"Rerun to get|Label\(s\) may have changed|Rerun LaTeX", log):
+            break
+    return result
+
+
 def build_report(
     out: Path,
     view: ArchitectureView | None = None,
@@ -424,38 +475,47 @@ def build_report(
     command: str = "cadcam report --out DIR",
     derived: Path | None = None,
 ) -> ReportBuild:
-    """Write ``out/report.tex`` (atomically) and, when LaTeX is installed, ``out/report.pdf``.
+    """Write ``out/report.tex`` and, when LaTeX is installed, ``out/report.pdf``, with their figures.
 
     The architecture is ``view``, else the bundle's, else the paper's (:data:`PAPER_SPEC`);
-    ``derived`` is the derive directory of a bundle made from a spec with its own code.
+    ``derived`` is the derive directory of a bundle made from a spec with its own code. Everything
+    is built in a fresh private temporary directory (nothing in ``out`` is read or run) and moved
+    into ``out`` only when the build succeeded, each file atomically; a ``report.pdf`` left from an
+    earlier build is removed when this build makes none, so the PDF beside the ``.tex`` is always
+    this build's.
     """
-    from cadcam_numeric.atomic import atomic_write_text
+    from cadcam_numeric.atomic import atomic_write_bytes
 
     out = Path(out)
     if view is None:
         view = view_of_bundle(bundle, derived) if bundle is not None else paper_view()
-    tex = atomic_write_text(out / "report.tex", render_tex(view, out, verify, cases, seed, bundle, command))
+    with tempfile.TemporaryDirectory(prefix="cadcam-report-") as tmp:
+        work = Path(tmp)
+        (work / "report.tex").write_text(render_tex(view, work, verify, cases, seed, bundle, command), "utf-8")
+        have_latex = shutil.which("pdflatex") is not None
+        if pdf and have_latex:
+            result = _pdflatex(work)
+            if result.returncode != 0 or not (work / "report.pdf").is_file():
+                log = (
+                    (work / "report.log").read_text(errors="replace")[-3000:] if (work / "report.log").is_file() else ""
+                )
+                raise RuntimeError(f"pdflatex failed on report.tex (nothing was written to {out}):\n{log}")
+        made_pdf = (work / "report.pdf").is_file()
+        published = [*sorted(work.glob("*.png")), work / "report.tex", *([work / "report.pdf"] if made_pdf else [])]
+        out.mkdir(parents=True, exist_ok=True)
+        for f in published:
+            atomic_write_bytes(out / f.name, f.read_bytes())
+    tex, pdf_path = out / "report.tex", out / "report.pdf"
+    if not made_pdf:
+        pdf_path.unlink(missing_ok=True)
     if not pdf:
         return ReportBuild(tex, None, f"wrote {tex}")
-    latexmk = shutil.which("latexmk")
-    if latexmk is None or shutil.which("pdflatex") is None:
+    if not have_latex:
         return ReportBuild(
             tex,
             None,
             f"LaTeX is not installed, so only {tex} was written. Install it with "
             f"`apt-get install -y --no-install-recommends {LATEX_PACKAGES}` and rerun "
-            f"(or run `latexmk -pdf report.tex` in {out}).",
+            f"(or run `pdflatex report.tex` twice in {out}).",
         )
-    env = dict(os.environ, FORCE_SOURCE_DATE="1")
-    result = subprocess.run(
-        [latexmk, "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-quiet", "report.tex"],
-        cwd=out,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    pdf_path = out / "report.pdf"
-    if result.returncode != 0 or not pdf_path.is_file():
-        log = (out / "report.log").read_text(errors="replace")[-3000:] if (out / "report.log").is_file() else ""
-        raise RuntimeError(f"pdflatex failed on {tex}:\n{result.stdout[-2000:]}\n{log}")
     return ReportBuild(tex, pdf_path, f"wrote {tex} and {pdf_path}")

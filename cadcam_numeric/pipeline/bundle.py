@@ -13,7 +13,9 @@ loading verifies them. A bundle directory is written whole (temporary directory,
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +40,9 @@ __all__ = ["Bundle", "load_bundle", "read_bundle_document", "save_bundle"]
 FORMAT = "cadcam-bundle"
 VERSION = 2  # 2: the pipeline settings under "config" (was "spec"); backbone.feature_shape recorded
 TENSORS = "tensors.safetensors"
+MAX_JSON_BYTES = 64 << 20
+MAX_TENSOR_BYTES = 8 << 30
+MAX_HEAD_WEIGHTS = 500_000_000  # 2 GB of float32: the largest head a bundle may describe
 
 
 @dataclass
@@ -161,6 +166,53 @@ def _tensor(tensors: dict[str, Tensor], key: str) -> Tensor:
     return tensors[key]
 
 
+def _integer_in(value: object, low: int, high: int, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise CadcamInputError(f"bundle: {where} must be an integer in {low}..{high}, got {value!r:.40}")
+    return value
+
+
+def _check_sizes(doc: dict) -> None:
+    """Bound every size bundle.json states before anything is allocated from it."""
+    bb, head = doc["backbone"], doc["head"]
+    _integer_in(bb.get("input_size"), 8, 1024, "backbone.input_size")
+    for i, v in enumerate(bb["feature_shape"]):
+        _integer_in(v, 1, 1 << 20, f"backbone.feature_shape[{i}]")
+    widths = head.get("widths")
+    if not isinstance(widths, list) or not 1 <= len(widths) <= 64:
+        raise CadcamInputError("bundle: head.widths must be a list of 1 to 64 layer widths")
+    widths = [_integer_in(w, 1, 65536, f"head.widths[{i}]") for i, w in enumerate(widths)]
+    classes = _integer_in(head.get("n_classes"), 2, 100_000, "head.n_classes")
+    t, m, n = bb["feature_shape"]
+    sizes = [t * m * n, *widths, classes]
+    weights = sum(a * b for a, b in itertools.pairwise(sizes))
+    if weights > MAX_HEAD_WEIGHTS:
+        raise CadcamInputError(f"bundle: the head would hold {weights:,} weights, more than {MAX_HEAD_WEIGHTS:,}")
+
+
+def _check_values(tensors: dict[str, Tensor]) -> None:
+    """Every tensor finite: a NaN or Inf weight gives NaN maps or a silently different prediction."""
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CadcamInputError(f"bundle: tensor {name!r} holds NaN or Inf values")
+
+
+def _kernel_parameter(kernel: object, key: str, value: object, where: str) -> float | int:
+    """A kernel parameter from bundle.json: a known name, a finite number, γ > 0, integer degree ≥ 1."""
+    infos = kernel.parameters  # type: ignore[attr-defined]
+    if key not in infos:
+        raise CadcamInputError(f"bundle: {where}: {key!r} is not a parameter of this kernel ({sorted(infos)})")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise CadcamInputError(f"bundle: {where}.{key} must be a finite number, got {value!r:.40}")
+    if key == "gamma" and value <= 0:
+        raise CadcamInputError(f"bundle: {where}.gamma must be > 0, got {value!r}")
+    if infos[key].integer:
+        if value != int(value) or value < 1:
+            raise CadcamInputError(f"bundle: {where}.{key} must be an integer >= 1, got {value!r}")
+        return int(value)
+    return float(value)
+
+
 def read_bundle_document(directory: Path) -> dict:
     """``bundle.json``, validated: the format and version, the sections every reader needs, and
     the sha256 of the tensor file it describes. Every command that reads a bundle starts here."""
@@ -168,10 +220,12 @@ def read_bundle_document(directory: Path) -> dict:
     meta = directory / "bundle.json"
     if not meta.is_file():
         raise CadcamInputError(f"bundle: {directory} has no bundle.json (not a cadcam bundle)")
+    if not meta.is_file() or meta.stat().st_size > MAX_JSON_BYTES:
+        raise CadcamInputError(f"bundle: bundle.json is not a regular file of at most {MAX_JSON_BYTES >> 20} MiB")
     try:
         doc = json.loads(meta.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CadcamInputError(f"bundle: bundle.json is not valid JSON ({exc})") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise CadcamInputError(f"bundle: bundle.json is not valid JSON ({type(exc).__name__})") from exc
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise CadcamInputError("bundle: bundle.json is not a cadcam bundle (format field)")
     if doc.get("version") != VERSION:
@@ -181,10 +235,13 @@ def read_bundle_document(directory: Path) -> dict:
     shape = _need(doc["backbone"], "feature_shape", list, "backbone")
     if len(shape) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape):
         raise CadcamInputError(f"bundle: backbone.feature_shape must be three positive integers, got {shape!r:.80}")
+    _check_sizes(doc)
     tensor_info = _need(doc, "tensors", dict, "bundle.json")
     tensor_path = directory / TENSORS
     if not tensor_path.is_file():
         raise CadcamInputError(f"bundle: {TENSORS} is missing")
+    if tensor_path.stat().st_size > MAX_TENSOR_BYTES:
+        raise CadcamInputError(f"bundle: {TENSORS} is larger than {MAX_TENSOR_BYTES >> 30} GiB")
     if _sha256(tensor_path) != _need(tensor_info, "sha256", str, "tensors"):
         raise CadcamInputError(f"bundle: {TENSORS} does not match the sha256 recorded in bundle.json (modified?)")
     arch_doc = doc.get("architecture")
@@ -212,7 +269,11 @@ def load_bundle(
     directory = Path(directory)
     doc = read_bundle_document(directory)
     tensor_path = directory / TENSORS
-    tensors = load_file(str(tensor_path))
+    try:
+        tensors = load_file(str(tensor_path))
+    except Exception as exc:  # safetensors raises its own error type for a bad header
+        raise CadcamInputError(f"bundle: {TENSORS} is not a valid safetensors file ({exc})") from exc
+    _check_values(tensors)
     config = _need(doc, "config", dict, "bundle.json")
     bb = _need(doc, "backbone", dict, "bundle.json")
     head_doc = _need(doc, "head", dict, "bundle.json")
@@ -276,8 +337,9 @@ def load_bundle(
             kernel = _need(block, "kernel", str, f"svms.{svm_name}.blocks[{i}]")
             if kernel not in kernels:
                 raise CadcamInputError(f"bundle: svms.{svm_name} uses kernel {kernel!r}, not in the catalogue")
+            where = f"svms.{svm_name}.blocks[{i}].params"
             params = {
-                k: (int(v) if kernels[kernel].parameters[k].integer else float(v))
+                k: _kernel_parameter(kernels[kernel], k, v, where)
                 for k, v in _need(block, "params", dict, f"svms.{svm_name}.blocks[{i}]").items()
             }
             blocks.append(

@@ -117,14 +117,48 @@ def _digits() -> tuple[ImageSet, list[str]]:
     ]
 
 
-def read_image(path: Path, size: int | None) -> np.ndarray:
+#: the most pixels an image file may hold (PIL's own bomb limit is a warning below 2x this)
+MAX_IMAGE_PIXELS = 64_000_000
+#: the most bytes the arrays of a MedMNIST ``.npz`` may unpack to
+MAX_NPZ_BYTES = 4 << 30
+
+
+def _to_8bit_rgb(img) -> object:
+    """The image as 8-bit RGB, scaled from its real bit depth: 16-bit and 32-bit integer images
+    by their type's range, float images from [0, 1]; palette, grey, CMYK and alpha by PIL."""
     from PIL import Image
 
-    with Image.open(path) as img:
-        img = img.convert("RGB")
-        if size is not None:
-            img = img.resize((size, size), Image.BILINEAR)
-        return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        array = np.asarray(img).astype(np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or array.max(initial=0) <= 65535 else 2.0**32 - 1
+        return Image.fromarray(np.round(np.clip(array, 0, top) * (255.0 / top)).astype(np.uint8)).convert("RGB")
+    if img.mode == "F":
+        array = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(array).all() or array.min(initial=0) < 0 or array.max(initial=0) > 1:
+            raise ValueError("a float image must hold finite values in [0, 1]")
+        return Image.fromarray(np.round(array * 255.0).astype(np.uint8)).convert("RGB")
+    return img.convert("RGB")
+
+
+def read_image(path: Path, size: int | None) -> np.ndarray:
+    """One image file as uint8 (3, H, W), resized to ``size`` when given; any file PIL cannot read
+    as an image, or larger than :data:`MAX_IMAGE_PIXELS`, is refused by name."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.width * img.height > MAX_IMAGE_PIXELS:
+                    raise ValueError(f"{img.width}x{img.height} px is more than {MAX_IMAGE_PIXELS:,} pixels")
+                img = _to_8bit_rgb(img)
+                if size is not None:
+                    img = img.resize((size, size), Image.BILINEAR)
+                return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise CadcamInputError(f"image: cannot read {path} as an image ({type(exc).__name__}: {exc})") from exc
 
 
 def _folder(path: Path, size: int, classes: list[str] | None = None) -> tuple[ImageSet, list[str]]:
@@ -137,7 +171,7 @@ def _folder(path: Path, size: int, classes: list[str] | None = None) -> tuple[Im
     images, labels = [], []
     for label, name in enumerate(classes):
         for file in sorted((path / name).rglob("*")) if (path / name).is_dir() else []:
-            if file.suffix.lower() in IMAGE_SUFFIXES:
+            if file.suffix.lower() in IMAGE_SUFFIXES and file.is_file():  # regular files only (no FIFOs)
                 images.append(read_image(file, size))
                 labels.append(label)
     if not images:
@@ -170,19 +204,55 @@ def _torchvision(name: str, root: Path, download: bool) -> tuple[ImageSet, Image
     return sets[0], sets[1], list(ds.classes)
 
 
+def _npz_headers(file: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shape and dtype of every array of an ``.npz``, read from the .npy headers (nothing is unpacked)."""
+    import zipfile
+
+    headers = {}
+    try:
+        with zipfile.ZipFile(file) as archive:
+            for info in archive.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with archive.open(info) as fh:
+                    major, _ = np.lib.format.read_magic(fh)
+                    read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read(fh)
+                headers[info.filename.removesuffix(".npy")] = (tuple(shape), np.dtype(dtype))
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise CadcamInputError(f"data: {file} is not a readable .npz file ({exc})") from exc
+    return headers
+
+
 def _medmnist(file: Path) -> tuple[ImageSet, ImageSet, ImageSet, list[str]]:
     if not file.is_file():
         raise CadcamInputError(f"data: MedMNIST file {file} does not exist")
+    headers = _npz_headers(file)
+    missing = {f"{s}_{k}" for s in ("train", "val", "test") for k in ("images", "labels")} - set(headers)
+    if missing:
+        raise CadcamInputError(f"data: {file} is not a MedMNIST file; missing arrays {sorted(missing)}")
+    total = sum(int(np.prod(shape)) * dtype.itemsize for shape, dtype in headers.values())
+    if total > MAX_NPZ_BYTES:
+        raise CadcamInputError(f"data: {file} unpacks to {total / 2**30:.1f} GiB, more than {MAX_NPZ_BYTES >> 30} GiB")
+    for split in ("train", "val", "test"):
+        (ishape, idtype), (lshape, ldtype) = headers[f"{split}_images"], headers[f"{split}_labels"]
+        if idtype != np.uint8 or len(ishape) not in (3, 4) or (len(ishape) == 4 and ishape[-1] not in (1, 3)):
+            raise CadcamInputError(
+                f"data: {file}: {split}_images must be uint8 (N, H, W) or (N, H, W, 1|3), got {idtype} {ishape}"
+            )
+        if ldtype.kind not in "iu" or int(np.prod(lshape)) != ishape[0]:
+            raise CadcamInputError(
+                f"data: {file}: {split}_labels must hold one integer per image ({ishape[0]}), got {ldtype} {lshape}"
+            )
     with np.load(file, allow_pickle=False) as npz:
-        missing = {f"{s}_{k}" for s in ("train", "val", "test") for k in ("images", "labels")} - set(npz.files)
-        if missing:
-            raise CadcamInputError(f"data: {file} is not a MedMNIST file; missing arrays {sorted(missing)}")
         sets = []
         for split in ("train", "val", "test"):
             images = np.asarray(npz[f"{split}_images"])
             images = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
             labels = np.asarray(npz[f"{split}_labels"]).reshape(-1).astype(np.int64)
-            sets.append(ImageSet(torch.from_numpy(images.astype(np.uint8)), torch.from_numpy(labels)))
+            if labels.size and labels.min() < 0:
+                raise CadcamInputError(f"data: {file}: {split}_labels holds negative labels")
+            sets.append(ImageSet(torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels)))
     n_classes = int(max(int(s.labels.max()) for s in sets)) + 1
     return sets[0], sets[1], sets[2], [str(i) for i in range(n_classes)]
 

@@ -23,11 +23,14 @@ def _collect(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            # regular files only: a FIFO or device named x.png would block the reader forever
+            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         elif path.is_file():
             if path.suffix.lower() not in IMAGE_SUFFIXES:
                 raise CadcamInputError(f"images: {path} is not an image ({', '.join(sorted(IMAGE_SUFFIXES))})")
             files.append(path)
+        elif path.exists():
+            raise CadcamInputError(f"images: {path} is not a regular file or a folder")
         else:
             raise CadcamInputError(f"images: {path} does not exist")
     if not files:

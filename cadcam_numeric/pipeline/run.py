@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cadcam_numeric.atomic import atomic_directory, atomic_write, atomic_write_text
+from cadcam_numeric.atomic import atomic_directory, atomic_write, atomic_write_text, check_replaceable
 from cadcam_numeric.devices import select_device
 from cadcam_numeric.engine.explain import explain
 from cadcam_numeric.engine.maps import normalise, upsample
@@ -161,6 +161,8 @@ def run_pipeline(
     fitted as ``"spec"`` beside the paper's four, and the bundle embeds the spec.
     """
     out_dir = Path(out_dir)
+    for folder in ("bundle", "test_images"):  # refuse before training, not after
+        check_replaceable(out_dir / folder, "out")
     out_dir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()

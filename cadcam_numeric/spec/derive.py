@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cadcam_numeric.atomic import atomic_directory
+from cadcam_numeric.atomic import atomic_directory, check_replaceable
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.spec.architecture import read_spec_file
 from cadcam_numeric.spec.code import CUSTOM_MODULE, CustomCode, module_from_source, render_custom_source, verify_custom
@@ -54,6 +54,7 @@ def derive_spec(spec_path: str | Path, out_dir: str | Path, cases: int = 20, see
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    check_replaceable(Path(out_dir), "out")  # before the work, not after
     _, spec = read_spec_file(spec_path)
     try:
         derivation = derive_architecture(spec)

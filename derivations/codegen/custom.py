@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derivations.architecture import ArchitectureSpec
+from derivations.architecture import ArchitectureSpec, plain_text_problem
 from derivations.codegen.render import (
     activation_context,
     format_source,
@@ -43,7 +43,6 @@ def render_custom_module(spec: ArchitectureSpec, catalogue: CustomCatalogue | No
         template_environment()
         .get_template("custom.py.j2")
         .render(
-            spec_name=spec.name.replace('"', "'").replace("\n", " "),
             spec_sha256=spec.sha256(),
             sympy_version=sp.__version__,
             ruff_version=ruff_version(),
@@ -52,4 +51,9 @@ def render_custom_module(spec: ArchitectureSpec, catalogue: CustomCatalogue | No
             exports=exports,
         )
     )
-    return format_source(source, CUSTOM_MODULE)
+    source = format_source(source, CUSTOM_MODULE)
+    for line_number, line in enumerate(source.split("\n"), 1):  # the last guard: nothing may end a line but \n
+        problem = plain_text_problem(line)
+        if problem:
+            raise ValueError(f"{CUSTOM_MODULE}: line {line_number}: {problem}; refusing to write it")
+    return source

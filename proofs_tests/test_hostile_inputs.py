@@ -1,0 +1,372 @@
+"""Files a user is handed, and careless input (issue 13): nothing runs, nothing of theirs is deleted
+or leaked, nothing silently wrong, every refusal exit 2 naming what was wrong."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import struct
+import subprocess
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from cadcam_numeric.atomic import MARKER
+from cadcam_numeric.cli import main
+from cadcam_numeric.errors import CadcamInputError
+from cadcam_numeric.pipeline.bundle import load_bundle
+from cadcam_numeric.pipeline.data import load_data, read_image
+from cadcam_numeric.spec.architecture import spec_from_text
+from proofs_tests.test_pipeline_bundle_cli import trained  # noqa: F401 - the module's fitted bundle fixture
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER = (ROOT / "derivations" / "examples" / "paper_head.toml").read_text()
+HAVE_PDFLATEX = shutil.which("pdflatex") is not None
+needs_latex = pytest.mark.skipif(not HAVE_PDFLATEX, reason="pdflatex not installed")
+
+
+def copy_of(bundle: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "bundle"
+    shutil.copytree(bundle, target)
+    return target
+
+
+def rewrite_tensors(bundle: Path, edit) -> None:
+    """Edit the tensors and re-record their sha256 (a consistent but hostile bundle)."""
+    import hashlib
+
+    tensors = load_file(str(bundle / "tensors.safetensors"))
+    edit(tensors)
+    save_file(tensors, str(bundle / "tensors.safetensors"))
+    doc = json.loads((bundle / "bundle.json").read_text())
+    doc["tensors"]["sha256"] = hashlib.sha256((bundle / "tensors.safetensors").read_bytes()).hexdigest()
+    (bundle / "bundle.json").write_text(json.dumps(doc))
+
+
+def rewrite_json(bundle: Path, edit) -> None:
+    doc = json.loads((bundle / "bundle.json").read_text())
+    edit(doc)
+    (bundle / "bundle.json").write_text(json.dumps(doc))
+
+
+# --- code execution ------------------------------------------------------------------------------
+
+
+@needs_latex
+def test_a_latexmkrc_in_the_output_folder_is_never_run(tmp_path):
+    from reports.build import build_report
+
+    out, marker = tmp_path / "out", tmp_path / "marker"
+    out.mkdir()
+    for name in ("latexmkrc", ".latexmkrc"):
+        (out / name).write_text(f'system("touch {marker}");\n')
+    (out / "texmf.cnf").write_text("shell_escape = t\n")
+    build = build_report(out, verify=False)
+    assert build.pdf is not None and build.pdf.is_file()
+    assert not marker.exists()
+    assert not list(out.glob("*.log")) and not list(out.glob("*.aux"))  # built elsewhere, only results moved in
+
+
+@needs_latex
+def test_the_pdf_builds_without_home_and_with_any_text_in_names(tmp_path, monkeypatch):
+    from reports.build import build_report
+    from reports.view import view_of_architecture
+
+    monkeypatch.delenv("HOME", raising=False)
+    spec = spec_from_text(PAPER.replace('name = "paper:', 'name = "Müller & 漢字 🙂 50% $x$ paper:'))
+    from cadcam_numeric.spec.code import empty_code
+
+    build = build_report(tmp_path / "r", view_of_architecture(spec, empty_code(spec)), verify=False)
+    assert build.pdf is not None
+    text = subprocess.run(["pdftotext", str(build.pdf), "-"], capture_output=True, text=True).stdout
+    import unicodedata
+
+    assert "Müller & [U+6F22][U+5B57] [U+1F642] 50% $x$ paper" in unicodedata.normalize("NFC", text)
+
+
+def test_a_report_without_pdf_removes_the_stale_pdf_of_an_earlier_build(tmp_path, monkeypatch):
+    from reports.build import build_report
+
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "report.pdf").write_bytes(b"%PDF-1.5 from an earlier build")
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    build = build_report(out, verify=False)
+    assert build.pdf is None and build.tex.is_file() and not (out / "report.pdf").exists()
+
+
+# --- data loss and leaks -------------------------------------------------------------------------
+
+
+def test_out_never_deletes_a_users_folder_or_file(tmp_path, capsys):
+    spec = ROOT / "derivations" / "examples" / "paper_head.toml"
+    home = tmp_path / "home"
+    (home / "sub").mkdir(parents=True)
+    (home / "thesis.txt").write_text("years of work")
+    (tmp_path / "sibling.txt").write_text("unrelated")
+    assert main(["derive", str(spec), "--out", str(home)]) == 2
+    assert "is a non-empty directory cadcam did not write" in capsys.readouterr().err
+    assert (home / "thesis.txt").read_text() == "years of work" and (home / "sub").is_dir()
+    assert (tmp_path / "sibling.txt").exists()
+    afile = tmp_path / "notes.txt"
+    afile.write_text("mine")
+    assert main(["derive", str(spec), "--out", str(afile)]) == 2
+    assert afile.read_text() == "mine"
+    capsys.readouterr()
+    own = tmp_path / "derived"
+    assert main(["derive", str(spec), "--out", str(own)]) == 0
+    assert (own / MARKER).is_file()
+    assert main(["derive", str(spec), "--out", str(own)]) == 0  # cadcam's own output: replaced on a rerun
+
+
+def test_train_refuses_a_foreign_bundle_folder_before_training(tmp_path, capsys):
+    out = tmp_path / "run"
+    (out / "bundle").mkdir(parents=True)
+    (out / "bundle" / "mine.txt").write_text("not cadcam's")
+    assert main(["demo", "--out", str(out), "--epochs", "1", "--no-report"]) == 2
+    assert "run/bundle is a non-empty directory cadcam did not write" in capsys.readouterr().err
+    assert (out / "bundle" / "mine.txt").read_text() == "not cadcam's"
+    assert not (out / "summary.json").exists()
+
+
+def test_the_report_copies_only_the_bundles_own_regular_figures(trained, tmp_path):  # noqa: F811
+    from reports.build import build_report
+
+    run = tmp_path / "run"
+    bundle = copy_of(trained[3], run)
+    secret = tmp_path / "secret.png"
+    Image.new("RGB", (4, 4), (255, 0, 0)).save(secret)
+    secret.chmod(0o600)
+    (run / "fig6_contribution_ratios.png").symlink_to(secret)
+    os.mkfifo(run / "fig7_pca_scatter.png")  # would block a reader forever
+    Image.new("RGB", (4, 4)).save(run / "fig5_validation_accuracy.png")
+    build = build_report(tmp_path / "r", bundle=bundle, verify=False, pdf=False)
+    copied = sorted(p.name for p in (tmp_path / "r").glob("fig[5-8]*.png"))
+    assert copied == ["fig5_validation_accuracy.png"]
+    assert "fig6_contribution_ratios" not in build.tex.read_text()
+
+
+# --- bundles: values and sizes --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t["head.1.weight"].__setitem__((0, 0), float("nan")), "tensor 'head.1.weight' holds NaN or Inf"),
+        (lambda t: t["pca.mean"].__setitem__(0, float("inf")), "tensor 'pca.mean' holds NaN or Inf"),
+        (
+            lambda t: t["svm.rbf.block0.support_vectors"].__setitem__((0, 0), float("nan")),
+            "tensor 'svm.rbf.block0.support_vectors' holds NaN",
+        ),
+    ],
+)
+def test_non_finite_tensors_are_refused_by_name(trained, tmp_path, edit, message):  # noqa: F811
+    bundle = copy_of(trained[3], tmp_path)
+    rewrite_tensors(bundle, edit)
+    with pytest.raises(CadcamInputError, match=message):
+        load_bundle(bundle)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (-1.0, "gamma must be > 0"),
+        (0.0, "gamma must be > 0"),
+        ("1.0", "gamma must be a finite number"),
+        (True, "gamma must be a finite number"),
+    ],
+)
+def test_kernel_parameters_are_checked_on_load(trained, tmp_path, value, message):  # noqa: F811
+    bundle = copy_of(trained[3], tmp_path)
+    rewrite_json(bundle, lambda d: d["svms"]["rbf"]["blocks"][0]["params"].update(gamma=value))
+    with pytest.raises(CadcamInputError, match=message):
+        load_bundle(bundle)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d["head"].update(widths=[10**9, 30, 20]), r"head.widths\[0\] must be an integer in 1..65536"),
+        (lambda d: d["head"].update(widths=[65536, 65536, 65536]), "the head would hold .* weights, more than"),
+        (lambda d: d["backbone"].update(input_size=2000), "backbone.input_size must be an integer in 8..1024"),
+        (lambda d: d["head"].update(n_classes=-3), "head.n_classes must be an integer in 2..100000"),
+    ],
+)
+def test_sizes_are_bounded_before_anything_is_allocated(trained, tmp_path, edit, message):  # noqa: F811
+    import resource
+
+    bundle = copy_of(trained[3], tmp_path)
+    rewrite_json(bundle, edit)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CadcamInputError, match=message):
+        load_bundle(bundle)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB: nothing big allocated
+
+
+def test_broken_files_of_a_bundle_are_refused_not_crashed_on(trained, tmp_path):  # noqa: F811
+    bundle = copy_of(trained[3], tmp_path)
+    import hashlib
+
+    header = struct.pack("<Q", 10**12) + b"{}"  # a safetensors header that claims a terabyte
+    (bundle / "tensors.safetensors").write_bytes(header)
+    rewrite_json(
+        bundle, lambda d: d["tensors"].update(sha256=hashlib.sha256(header).hexdigest())
+    )  # consistent sha: the parser itself must refuse
+    with pytest.raises(CadcamInputError, match="not a valid safetensors file"):
+        load_bundle(bundle)
+    (bundle / "bundle.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(CadcamInputError, match=r"bundle.json is not valid JSON|not a cadcam bundle"):
+        load_bundle(bundle)
+
+
+def test_spec_kernel_parameters_must_make_sense():
+    with pytest.raises(CadcamInputError, match=r"svm.parameters.gamma: expected a positive number"):
+        spec_from_text(PAPER.replace("gamma = 1.0", "gamma = -1.0"))
+    poly = PAPER.replace('kernel = "rbf"', 'kernel = "poly"').replace("{ gamma = 1.0 }", "{ degree = 0 }")
+    with pytest.raises(CadcamInputError, match=r"svm.parameters.degree: expected an integer >= 1"):
+        spec_from_text(poly)
+
+
+# --- images and datasets -------------------------------------------------------------------------
+
+
+def test_a_16_bit_png_is_scaled_not_clipped(tmp_path):
+    ramp = (np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)  # 0 .. 65520
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+    image = read_image(tmp_path / "deep.png", None)
+    expected = np.round(ramp / 65535 * 255).astype(np.uint8)
+    assert np.array_equal(image[0], expected) and np.array_equal(image[0], image[2])
+    assert (image == 255).mean() < 0.01  # before: 99.5 % saturated
+
+
+def test_float_images_must_lie_in_0_1(tmp_path):
+    Image.fromarray(np.full((8, 8), 0.5, dtype=np.float32)).save(tmp_path / "half.tiff")
+    assert int(read_image(tmp_path / "half.tiff", None)[0, 0, 0]) == 128
+    Image.fromarray(np.full((8, 8), np.nan, dtype=np.float32)).save(tmp_path / "nan.tiff")
+    with pytest.raises(CadcamInputError, match=r"nan.tiff as an image .*finite values in \[0, 1\]"):
+        read_image(tmp_path / "nan.tiff", None)
+
+
+def test_corrupt_and_bomb_images_are_refused_by_name(tmp_path):
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    with pytest.raises(CadcamInputError, match=r"image: cannot read .*bad.png"):
+        read_image(tmp_path / "bad.png", 32)
+    big = io.BytesIO()
+    Image.new("1", (20000, 20000)).save(big, "PNG")  # 400 M pixels in a few kB
+    (tmp_path / "bomb.png").write_bytes(big.getvalue())
+    with pytest.raises(CadcamInputError, match=r"bomb.png"):
+        read_image(tmp_path / "bomb.png", 32)
+
+
+def test_a_fifo_among_images_is_skipped_not_waited_on(trained, tmp_path):  # noqa: F811
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.new("RGB", (32, 32), (10, 200, 30)).save(folder / "ok.png")
+    os.mkfifo(folder / "x.png")
+    out = tmp_path / "maps"
+    assert main(["explain", str(folder), "--bundle", str(trained[3]), "--out", str(out)]) == 0
+    assert np.load(out / "maps.npz")["gradcam"].shape[0] == 1
+    assert main(["explain", str(folder / "x.png"), "--bundle", str(trained[3]), "--out", str(tmp_path / "m2")]) == 2
+
+
+def _npz_with_header(path: Path, arrays: dict[str, tuple[tuple[int, ...], str]]) -> None:
+    """An .npz whose members claim the given shapes but hold no data (a decompression bomb's header)."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, (shape, dtype) in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array_header_1_0(
+                buffer, {"descr": np.dtype(dtype).str, "fortran_order": False, "shape": shape}
+            )
+            archive.writestr(f"{name}.npy", buffer.getvalue())
+
+
+def test_medmnist_files_are_checked_before_they_are_unpacked(tmp_path):
+    bomb = tmp_path / "bomb.npz"
+    arrays = {f"{s}_{k}": ((100_000, 224, 224, 3), "u1") for s in ("train", "val", "test") for k in ("images",)}
+    arrays.update({f"{s}_labels": ((100_000, 1), "i8") for s in ("train", "val", "test")})
+    _npz_with_header(bomb, arrays)
+    with pytest.raises(CadcamInputError, match=r"unpacks to 42.1 GiB"):
+        load_data(f"medmnist:{bomb}")
+    nan = tmp_path / "nan.npz"
+    images = np.full((4, 8, 8), np.nan, dtype=np.float32)
+    labels = np.zeros((4, 1), dtype=np.int64)
+    np.savez(
+        nan,
+        **{f"{s}_images": images for s in ("train", "val", "test")},
+        **{f"{s}_labels": labels for s in ("train", "val", "test")},
+    )
+    with pytest.raises(CadcamInputError, match="train_images must be uint8"):
+        load_data(f"medmnist:{nan}")
+    mismatched = tmp_path / "mismatched.npz"
+    good = np.zeros((4, 8, 8), dtype=np.uint8)
+    np.savez(
+        mismatched,
+        **{f"{s}_images": good for s in ("train", "val", "test")},
+        **{f"{s}_labels": np.zeros((3, 1), np.int64) for s in ("train", "val", "test")},
+    )
+    with pytest.raises(CadcamInputError, match="train_labels must hold one integer per image"):
+        load_data(f"medmnist:{mismatched}")
+
+
+# --- the error boundary ----------------------------------------------------------------------------
+
+
+def test_an_unexpected_error_is_one_line_and_exit_1_and_debug_shows_it(tmp_path, monkeypatch, capsys):
+    import cadcam_numeric.cli as cli
+
+    def boom(args):
+        raise ZeroDivisionError("deep inside")
+
+    monkeypatch.setattr(cli, "_verify", boom)
+    parser = cli.build_parser
+    monkeypatch.setattr(cli, "build_parser", lambda: _with_func(parser(), "verify", boom))
+    assert main(["verify"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error: ZeroDivisionError: deep inside" in err and "--debug" in err
+    assert "Traceback" not in err
+    with pytest.raises(ZeroDivisionError):
+        main(["--debug", "verify"])
+
+
+def _with_func(parser, command, func):
+    for action in parser._subparsers._group_actions:
+        action.choices[command].set_defaults(func=func)
+    return parser
+
+
+def test_a_read_only_output_is_exit_2_naming_it(tmp_path, capsys):
+    if os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    assert main(["derive", str(ROOT / "derivations/examples/paper_head.toml"), "--out", str(ro / "d")]) == 2
+    assert str(ro) in capsys.readouterr().err
+
+
+def test_torch_tensors_in_a_bundle_are_never_unpickled(trained, tmp_path):  # noqa: F811
+    bundle = copy_of(trained[3], tmp_path)
+    marker = tmp_path / "marker"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"x": Payload()}, bundle / "tensors.safetensors")
+    import hashlib
+
+    rewrite_json(
+        bundle,
+        lambda d: d["tensors"].update(sha256=hashlib.sha256((bundle / "tensors.safetensors").read_bytes()).hexdigest()),
+    )
+    with pytest.raises(CadcamInputError):
+        load_bundle(bundle)
+    assert not marker.exists()
