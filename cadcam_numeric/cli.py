@@ -549,7 +549,13 @@ def main(argv: list[str] | None = None) -> int:
         status = 130
         return status
     except Exception as exc:
-        return _unexpected(args, exc)
+        from derivations.errors import DerivationInputError  # SymPy-free
+
+        if not isinstance(exc, DerivationInputError):
+            return _unexpected(args, exc)
+        print(f"cadcam {args.command}: {exc}", file=sys.stderr)
+        status = 2
+        return status
     finally:
         if status not in (0, 3) and not existed:  # 3: report wrote its .tex, only the PDF is missing
             import shutil

@@ -57,6 +57,8 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
+from derivations.errors import DerivationInputError
+
 __all__ = [
     "ArchitectureSpec",
     "CustomActivationSpec",
@@ -97,7 +99,7 @@ def _free_name(name: str) -> bool:
     return not (keyword.iskeyword(name) or name in _TAKEN or re.fullmatch(r"t\d+", name))
 
 
-class SpecError(ValueError):
+class SpecError(DerivationInputError):
     """A spec that cannot describe a head: the message names the key and what is allowed."""
 
 

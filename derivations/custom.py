@@ -24,6 +24,7 @@ from derivations.blocks import (
     prove_pca_block,
     prove_svm_block,
 )
+from derivations.budget import run_within_budget
 from derivations.expressions import parse_expression
 from derivations.functions import Sigmoid, Softplus, to_elementary
 from derivations.kernels import Kernel, KernelParameter, U, kernel_by_name
@@ -39,6 +40,7 @@ __all__ = [
     "custom_catalogue",
     "custom_kernel",
     "derive_architecture",
+    "parse_custom_catalogue",
     "stabilise",
 ]
 
@@ -126,7 +128,15 @@ class CustomCatalogue:
 
 
 def custom_catalogue(spec: ArchitectureSpec) -> CustomCatalogue:
-    """Every activation and kernel the spec defines (used or not), parsed and stabilised."""
+    """Every activation and kernel the spec defines (used or not), parsed and stabilised — under
+    the derivation budget (:mod:`derivations.budget`) when the spec has expressions of its own."""
+    if not (spec.activations or spec.kernels):
+        return parse_custom_catalogue(spec)
+    return run_within_budget(parse_custom_catalogue, spec, what=f"parsing {_expressions(spec)}")
+
+
+def parse_custom_catalogue(spec: ArchitectureSpec) -> CustomCatalogue:
+    """:func:`custom_catalogue` in this process, without the budget (for work already budgeted)."""
     values = {n: dict(a.parameters) for n, a in spec.activations.items()}
     values |= {n: dict(k.parameters) for n, k in spec.kernels.items()}
     return CustomCatalogue(
@@ -354,10 +364,25 @@ def derive_architecture(spec: ArchitectureSpec) -> ArchitectureDerivation:
 
     Proofs: each custom activation's stable forward equals the user's expression and its f′
     equals d/dz of it; the dense block for every activation the head uses; the PCA block
-    (plain or whitened); the SVM block for the spec's kernel.
+    (plain or whitened); the SVM block for the spec's kernel. A spec with expressions of its own
+    is derived under the budget of :mod:`derivations.budget` (an overrun: ``BudgetExceeded``).
     """
+    if not (spec.activations or spec.kernels):
+        return _derive_architecture(spec)
+    return run_within_budget(_derive_architecture, spec, what=f"deriving {_expressions(spec)}")
+
+
+def _expressions(spec: ArchitectureSpec) -> str:
+    """The spec's own expressions, for a message: ``activations.a = '...', kernels.k = '...'``."""
+    items = [f"activations.{n} = {a.expression!r}" for n, a in sorted(spec.activations.items())]
+    items += [f"kernels.{n} = {k.expression!r}" for n, k in sorted(spec.kernels.items())]
+    text = ", ".join(items)
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _derive_architecture(spec: ArchitectureSpec) -> ArchitectureDerivation:
     start = time.perf_counter()
-    catalogue = custom_catalogue(spec)
+    catalogue = parse_custom_catalogue(spec)
     proofs: list[ProofResult] = []
     for act in catalogue.activations:
         proofs += [prove_activation_forward(act), prove_activation_derivative(act)]

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 
+from derivations.errors import DerivationInputError
 from derivations.functions import Sigmoid, Softplus
 
 __all__ = [
@@ -103,7 +104,7 @@ def reserved_names() -> frozenset[str]:
     return frozenset(FUNCTIONS) | frozenset(CONSTANTS)
 
 
-class ExpressionError(ValueError):
+class ExpressionError(DerivationInputError):
     """An expression outside the whitelist; the message points at the offending token."""
 
     def __init__(self, text: str, position: int, message: str, where: str = "expression") -> None:
@@ -111,6 +112,16 @@ class ExpressionError(ValueError):
         caret = " " * min(position, len(shown)) + "^"
         super().__init__(f"{where}: {message} (at character {position + 1})\n  {shown}\n  {caret}")
         self.position = position
+
+    def __reduce__(self) -> tuple:  # pickled whole (it crosses the budget's process boundary)
+        return (_rebuild_expression_error, (str(self), self.position))
+
+
+def _rebuild_expression_error(message: str, position: int) -> ExpressionError:
+    error = ExpressionError.__new__(ExpressionError)
+    Exception.__init__(error, message)
+    error.position = position
+    return error
 
 
 @dataclass(frozen=True)

@@ -96,3 +96,81 @@ def test_verify_and_derive_on_a_payload_spec_exit_2_and_create_nothing(tmp_path,
     finally:
         os.chdir(cwd)
     assert not marker.exists() and not (tmp_path / "derived").exists()
+
+
+# --- resource exhaustion ---------------------------------------------------------------------------
+
+
+def _allocate(gib: int) -> int:
+    return len(bytearray(gib << 30))
+
+
+def _sleep(seconds: float) -> float:
+    import time
+
+    time.sleep(seconds)
+    return seconds
+
+
+def test_the_budget_stops_time_and_memory_overruns_and_names_the_work():
+    import time
+
+    from derivations.budget import Budget, BudgetExceeded, run_within_budget
+
+    assert run_within_budget(_sleep, 0.01, what="nap", budget=Budget(10, 256)) == 0.01
+    start = time.perf_counter()
+    with pytest.raises(BudgetExceeded, match=r"^a long nap: SymPy needed more than 1 s"):
+        run_within_budget(_sleep, 30, what="a long nap", budget=Budget(1, 256))
+    assert time.perf_counter() - start < 10
+    with pytest.raises(BudgetExceeded, match=r"^a big list: SymPy needed more than 100 MiB"):
+        run_within_budget(_allocate, 8, what="a big list", budget=Budget(30, 100))
+    from derivations.custom import parse_custom_catalogue
+
+    bad = spec_from_text(EXAMPLE.replace("tanh(log", "tanhh(log"))
+    with pytest.raises(ExpressionError, match="tanhh"):  # the child's errors come back as themselves
+        run_within_budget(parse_custom_catalogue, bad, what="x")
+
+
+def test_a_high_power_is_derived_without_expanding_it(tmp_path):
+    """`(1 + rho)**64` used to expand into a polynomial in every coordinate (5.5 GiB and growing):
+    the SVM block is now proved for a generic profile k plus the one-variable lemma k' = dk/du."""
+    import time
+
+    from derivations.custom import derive_architecture
+
+    spec = spec_from_text(EXAMPLE.replace('expression = "1 / (1 + gamma * rho)"', 'expression = "(1 + rho)**64"'))
+    start = time.perf_counter()
+    derivation = derive_architecture(spec)
+    assert derivation.holds and time.perf_counter() - start < 30
+    svm = next(p for p in derivation.proofs if p.name == "block/svm/inverse_quadratic")
+    assert svm.method.startswith("generic-k chain identity")
+
+
+def test_a_wrong_kernel_gradient_or_profile_derivative_is_not_proved():
+    import sympy as sp
+
+    from derivations.blocks import prove_svm_block
+    from derivations.kernels import Kernel, U
+
+    class WrongGradient(Kernel):
+        def gradient_closed_form(self, s, p):  # 3 k'(ρ)(p − s) instead of 2 k'(ρ)(p − s)
+            return super().gradient_closed_form(s, p) * sp.Rational(3, 2)
+
+    class WrongDerivative(Kernel):
+        @property
+        def profile_derivative(self):
+            return -2 * sp.exp(-U)
+
+    assert prove_svm_block(Kernel("ok", "stationary", sp.exp(-U), (), "", "")).holds
+    assert not prove_svm_block(WrongGradient("bad", "stationary", sp.exp(-U), (), "", "")).holds
+    assert not prove_svm_block(WrongDerivative("bad", "stationary", sp.exp(-U), (), "", "")).holds
+
+
+def test_deriving_a_slow_expression_is_refused_naming_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CADCAM_DERIVE_SECONDS", "3")
+    spec = tmp_path / "slow.toml"
+    spec.write_text(EXAMPLE.replace("x * tanh(log(1 + exp(x)))", "max(x,1)*max(x,2)*max(x,3)"))
+    assert main(["derive", str(spec), "--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert "activations.mish_log = 'max(x,1)*max(x,2)*max(x,3)'" in err and "more than 3 s" in err
+    assert not (tmp_path / "d").exists()

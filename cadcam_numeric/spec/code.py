@@ -141,16 +141,31 @@ def head_activation(spec: ArchitectureSpec, code: CustomCode, layer: DenseSpec) 
 # verification
 
 
-def _sympy_values(expression: object, variable: object, params: dict, points: list[float]) -> Tensor:
-    """The expression at each point, evaluated by SymPy to 30 digits (σ, softplus, expm1 written out)."""
+def _sympy_values(expression: object, variable: object, params: dict, points: list[float], where: str) -> Tensor:
+    """The expression at each point, evaluated by SymPy to 30 digits (σ, softplus, expm1 written
+    out), under the derivation budget; a value SymPy cannot evaluate is refused naming the point."""
+    from derivations.budget import run_within_budget
+
+    return torch.tensor(
+        run_within_budget(_evaluate_at, expression, variable, params, points, where, what=f"evaluating {where}"),
+        dtype=torch.float64,
+    )
+
+
+def _evaluate_at(expression: object, variable: object, params: dict, points: list[float], where: str) -> list[float]:
     from derivations.functions import to_elementary
 
     expression = to_elementary(expression)
     values = []
     for x in points:
-        value = expression.subs({variable: x, **params}).evalf(30)
-        values.append(float(value) if value.is_real else float("nan"))
-    return torch.tensor(values, dtype=torch.float64)
+        try:
+            value = expression.subs({variable: x, **params}).evalf(30)
+            values.append(float(value) if value.is_real else float("nan"))
+        except (OverflowError, ValueError, TypeError, ZeroDivisionError) as exc:
+            raise CadcamInputError(
+                f"{where}: SymPy cannot evaluate the expression at {x:g} ({type(exc).__name__}: {exc})"
+            ) from None
+    return values
 
 
 def _activation_rows(spec: ArchitectureSpec, code: CustomCode, gen: torch.Generator) -> list[VerificationRow]:
@@ -174,7 +189,7 @@ def _activation_rows(spec: ArchitectureSpec, code: CustomCode, gen: torch.Genera
         fwd = ErrorAccumulator(f"custom.{name}", "SymPy: the spec's expression at 30 digits")
         fwd.add(
             act_code.forward(torch.tensor(points, dtype=torch.float64), **defaults),
-            _sympy_values(act.elementary_definition, Z, symbols, points),
+            _sympy_values(act.elementary_definition, Z, symbols, points, f"activations.{name}.expression"),
         )
         der = ErrorAccumulator(f"custom.{name}_derivative", "autograd of the generated f")
         for scale in (0.1, 1.0, 10.0):
@@ -213,7 +228,7 @@ def _kernel_rows(spec: ArchitectureSpec, code: CustomCode, gen: torch.Generator)
         prof = ErrorAccumulator(f"custom.{name}_profile", "SymPy: the spec's expression at 30 digits")
         prof.add(
             kernel_code.profile(torch.tensor(points, dtype=torch.float64), **params),
-            _sympy_values(kernel.profile, U, symbols, points),
+            _sympy_values(kernel.profile, U, symbols, points, f"kernels.{name}.expression"),
         )
         grad = ErrorAccumulator(f"custom.{name}_decision_gradient", "autograd of the generated decision")
         for _ in range(10):

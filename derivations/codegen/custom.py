@@ -10,6 +10,7 @@ from __future__ import annotations
 import sympy as sp
 
 from derivations.architecture import ArchitectureSpec, plain_text_problem
+from derivations.budget import run_within_budget
 from derivations.codegen.render import (
     activation_context,
     format_source,
@@ -17,7 +18,7 @@ from derivations.codegen.render import (
     ruff_version,
     template_environment,
 )
-from derivations.custom import CustomCatalogue, custom_catalogue
+from derivations.custom import CustomCatalogue, parse_custom_catalogue
 
 __all__ = ["CUSTOM_MODULE", "render_custom_module"]
 
@@ -26,8 +27,13 @@ CUSTOM_MODULE = "cadcam_custom.py"
 
 
 def render_custom_module(spec: ArchitectureSpec, catalogue: CustomCatalogue | None = None) -> str:
-    """The text of ``cadcam_custom.py`` for ``spec`` (nothing is written)."""
-    catalogue = catalogue or custom_catalogue(spec)
+    """The text of ``cadcam_custom.py`` for ``spec`` (nothing is written), printed under the
+    derivation budget (:mod:`derivations.budget`)."""
+    return run_within_budget(_render, spec, catalogue, what=f"generating the code of spec {spec.sha256()[:12]}")
+
+
+def _render(spec: ArchitectureSpec, catalogue: CustomCatalogue | None) -> str:
+    catalogue = catalogue or parse_custom_catalogue(spec)
     activations = [activation_context(a) for a in catalogue.activations]
     kernels = [kernel_context(k) for k in catalogue.kernels]
     exports = sorted(
