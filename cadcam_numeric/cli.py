@@ -501,8 +501,15 @@ def _check_out(args: argparse.Namespace) -> bool:
     if out is None:
         return True
     path = Path(out)
+    if not out.strip() or any(ch in out for ch in "\x00\r\n"):
+        raise CadcamInputError(f"--out: {out!r} is not a usable directory name")
     if path.exists() and not path.is_dir():
         raise CadcamInputError(f"--out: {out} is a file; expected a directory (existing or to be created)")
+    resolved = path.resolve()
+    if resolved == Path(resolved.anchor) or resolved == Path.home().resolve():
+        raise CadcamInputError(
+            f"--out: {out} is the filesystem root or your home directory; give a folder for the outputs"
+        )
     return path.exists()
 
 

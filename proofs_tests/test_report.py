@@ -15,11 +15,10 @@ from reports.build import PAPER_SPEC, build_report, render_tex
 from reports.drift import EXPECTED, comparable
 from reports.view import view_of_architecture
 
-HAVE_LATEX = shutil.which("latexmk") is not None and shutil.which("pdftotext") is not None
+HAVE_LATEX = shutil.which("pdflatex") is not None and shutil.which("pdftotext") is not None
 needs_latex = pytest.mark.skipif(
     not HAVE_LATEX,
-    reason="LaTeX/poppler not installed (apt-get install "
-    "texlive-latex-base texlive-latex-recommended latexmk poppler-utils)",
+    reason="LaTeX/poppler not installed (apt-get install texlive-latex-base texlive-latex-recommended poppler-utils)",
 )
 
 

@@ -1,4 +1,4 @@
-"""Build the derivation report: derivations → LaTeX (``report.tex``) → PDF (latexmk/pdflatex).
+"""Build the derivation report: derivations → LaTeX (``report.tex``) → PDF (pdflatex, in a private temporary directory).
 
 Data flows one way: this module reads ``derivations`` (the symbolic proofs, theorems and
 catalogue) and ``cadcam_numeric`` (the verification run and, with a bundle, the pipeline's

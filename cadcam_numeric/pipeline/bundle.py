@@ -160,10 +160,31 @@ def _need(doc: dict, key: str, kind: type | tuple, where: str) -> object:
     return doc[key]
 
 
-def _tensor(tensors: dict[str, Tensor], key: str) -> Tensor:
+def _tensor(tensors: dict[str, Tensor], key: str, shape: tuple[int | None, ...] | None = None) -> Tensor:
+    """A tensor of the bundle; with ``shape`` (None: any size there) its shape is checked too."""
     if key not in tensors:
         raise CadcamInputError(f"bundle: {TENSORS} lacks tensor '{key}' (incomplete or tampered bundle)")
-    return tensors[key]
+    tensor = tensors[key]
+    if shape is not None and (
+        tensor.dim() != len(shape) or any(want is not None and got != want for got, want in zip(tensor.shape, shape))
+    ):
+        expected = "(" + ", ".join("*" if v is None else str(v) for v in shape) + ")"
+        raise CadcamInputError(f"bundle: tensor '{key}' has shape {tuple(tensor.shape)}, expected {expected}")
+    return tensor
+
+
+def _svm_classes(value: object, where: str) -> np.ndarray:
+    """An SVM's labels: at least two distinct scalars (numbers or strings) of one kind."""
+    if not isinstance(value, list) or len(value) < 2 or len(value) > 100_000:
+        raise CadcamInputError(f"bundle: {where}.classes must list 2 to 100000 labels")
+    kinds = {type(v) for v in value}
+    if not (kinds <= {int} or kinds <= {str} or kinds <= {int, float}) or any(
+        isinstance(v, float) and not math.isfinite(v) for v in value
+    ):
+        raise CadcamInputError(f"bundle: {where}.classes must be numbers or strings, one kind, got {value!r:.80}")
+    if len(set(value)) != len(value):
+        raise CadcamInputError(f"bundle: {where}.classes repeats a label")
+    return np.asarray(value)
 
 
 def _integer_in(value: object, low: int, high: int, where: str) -> int:
@@ -323,13 +344,16 @@ def load_bundle(
         raise CadcamInputError(f"bundle: weights do not fit the recorded architecture ({exc})") from exc
     model.to(device).eval()
     pca_doc = _need(doc, "pca", dict, "bundle.json")
+    widths = list(head_doc["widths"])
+    after = _integer_in(pca_doc.get("after"), 1, len(widths), "pca.after")
+    b = _integer_in(pca_doc.get("n_components"), 1, widths[after - 1], "pca.n_components")
     pca = PCALayer(
-        _tensor(tensors, "pca.components"),
-        _tensor(tensors, "pca.mean"),
-        tensors.get("pca.explained_variance") if pca_doc.get("whiten") else None,
+        _tensor(tensors, "pca.components", (b, widths[after - 1])),
+        _tensor(tensors, "pca.mean", (widths[after - 1],)),
+        _tensor(tensors, "pca.explained_variance", (b,)) if pca_doc.get("whiten") is True else None,
     )
-    if pca.components.shape[0] != pca_doc.get("n_components"):
-        raise CadcamInputError("bundle: pca.components does not match pca.n_components in bundle.json")
+    if pca.explained_variance is not None and bool((pca.explained_variance <= 0).any()):
+        raise CadcamInputError("bundle: tensor 'pca.explained_variance' must be positive (it is divided by)")
     svms = {}
     for svm_name, s in _need(doc, "svms", dict, "bundle.json").items():
         blocks = []
@@ -342,27 +366,35 @@ def load_bundle(
                 k: _kernel_parameter(kernels[kernel], k, v, where)
                 for k, v in _need(block, "params", dict, f"svms.{svm_name}.blocks[{i}]").items()
             }
-            blocks.append(
-                DecisionBlock(
-                    kernels[kernel],
-                    *(
-                        _tensor(tensors, f"svm.{svm_name}.block{i}.{part}")
-                        for part in ("support_vectors", "dual_coef", "intercept")
-                    ),
-                    params,
-                )
-            )
+            prefix = f"svm.{svm_name}.block{i}"
+            support = _tensor(tensors, f"{prefix}.support_vectors", (None, b))
+            dual = _tensor(tensors, f"{prefix}.dual_coef", (None, support.shape[0]))
+            intercept = _tensor(tensors, f"{prefix}.intercept", (dual.shape[0],))
+            blocks.append(DecisionBlock(kernels[kernel], support, dual, intercept, params))
         scheme = _need(s, "scheme", str, f"svms.{svm_name}")
         if scheme not in ("binary", "ovr", "ovo"):
             raise CadcamInputError(f"bundle: svms.{svm_name}.scheme {scheme!r} is not binary/ovr/ovo")
+        classes = _svm_classes(s.get("classes"), f"svms.{svm_name}")
+        decisions = sum(block.dual_coef.shape[0] for block in blocks)
+        orientation = _tensor(tensors, f"svm.{svm_name}.orientation", (len(classes), decisions))
+        scaler = [
+            _tensor(tensors, f"svm.{svm_name}.{part}", (b,)) if f"svm.{svm_name}.{part}" in tensors else None
+            for part in ("scaler_mean", "scaler_scale")
+        ]
+        if scaler[1] is not None and bool((scaler[1] == 0).any()):
+            raise CadcamInputError(
+                f"bundle: tensor 'svm.{svm_name}.scaler_scale' must not hold zeros (it is divided by)"
+            )
+        if _integer_in(s.get("n_features"), 1, 1 << 20, f"svms.{svm_name}.n_features") != b:
+            raise CadcamInputError(f"bundle: svms.{svm_name}.n_features must be the number of PCA components ({b})")
         svms[svm_name] = SVMHead(
             scheme,
             blocks,
-            _tensor(tensors, f"svm.{svm_name}.orientation"),
-            np.asarray(_need(s, "classes", list, f"svms.{svm_name}")),
-            tensors.get(f"svm.{svm_name}.scaler_mean"),
-            tensors.get(f"svm.{svm_name}.scaler_scale"),
-            int(_need(s, "n_features", int, f"svms.{svm_name}")),
+            orientation,
+            classes,
+            scaler[0],
+            scaler[1],
+            b,
             bool(s.get("zero_is_positive", False)),
             bool(s.get("break_ties", False)),
         )

@@ -95,6 +95,12 @@ def explain_images(
     with torch.no_grad():
         features = bundle.model.backbone(images.to(device))
     result = explain(features, bundle.model.head, bundle.pca, bundle.pca_after, bundle.svms[svm_name], method=method)
+    for name in ("gradcam", "svm", "pca_positive", "pca_negative", "class_weights", "pca_weights", "svm_weights"):
+        if not bool(torch.isfinite(getattr(result, name)).all()):
+            raise CadcamInputError(
+                f"bundle: the {name} of these images is not finite (NaN or Inf): the bundle's weights overflow "
+                f"{features.dtype} on them; nothing was written"
+            )
     size = tuple(images.shape[-2:])
     grad = normalise(upsample(result.gradcam, size)).cpu().numpy()
     svm_map = normalise(upsample(result.svm, size)).cpu().numpy()
