@@ -153,6 +153,9 @@ def save_bundle(
 
 
 def _need(doc: dict, key: str, kind: type | tuple, where: str) -> object:
+    """``doc[key]``, which must exist and be of ``kind``; ``doc`` itself must be a JSON object."""
+    if not isinstance(doc, dict):
+        raise CadcamInputError(f"bundle: {where} must be a JSON object, got {type(doc).__name__}")
     if key not in doc:
         raise CadcamInputError(f"bundle: {where} lacks '{key}' (incomplete bundle.json)")
     if not isinstance(doc[key], kind):
@@ -209,6 +212,21 @@ def _check_sizes(doc: dict) -> None:
     weights = sum(a * b for a, b in itertools.pairwise(sizes))
     if weights > MAX_HEAD_WEIGHTS:
         raise CadcamInputError(f"bundle: the head would hold {weights:,} weights, more than {MAX_HEAD_WEIGHTS:,}")
+    for where, value, kinds in (
+        ("backbone.name", bb.get("name"), (str,)),
+        ("backbone.feature_layer", bb.get("feature_layer"), (str,)),
+        ("backbone.weights_source", bb.get("weights_source", ""), (str,)),
+        ("backbone.weights_sha256", bb.get("weights_sha256"), (str, type(None))),
+        ("head.activation", head.get("activation"), (str,)),
+        ("head.channels_last", head.get("channels_last", False), (bool,)),
+        ("config.seed", doc["config"].get("seed", 0), (int,)),
+        ("default_svm", doc.get("default_svm"), (str,)),
+    ):
+        if not isinstance(value, kinds) or (int in kinds and isinstance(value, bool)):
+            raise CadcamInputError(f"bundle: {where} has the wrong type ({type(value).__name__})")
+    names = doc.get("class_names")
+    if not isinstance(names, list) or len(names) != classes or not all(isinstance(c, str) for c in names):
+        raise CadcamInputError(f"bundle: class_names must list head.n_classes ({classes}) strings")
 
 
 def _check_values(tensors: dict[str, Tensor]) -> None:
