@@ -20,6 +20,7 @@ from cadcam_numeric.engine import (
     normalise,
     normalise_pca_pair,
     position_gradients,
+    split_classifier,
     target_scores,
     upsample,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "normalise_pca_pair",
     "overlay",
     "position_gradients",
+    "split_classifier",
     "target_scores",
     "upsample",
 ]

@@ -82,6 +82,18 @@ def check_replaceable(target: Path, argument: str = "out") -> None:
         )
 
 
+def claim_directory(path: Path, argument: str = "out") -> Path:
+    """Make ``path`` cadcam's output folder: it must be new, empty, or already cadcam's (its
+    :data:`MARKER`), so that no file of yours in it is overwritten or deleted; it then carries
+    the marker. Returns ``path``."""
+    path = Path(path)
+    check_replaceable(path, argument)
+    path.mkdir(parents=True, exist_ok=True)
+    if not (path / MARKER).is_file():
+        (path / MARKER).write_text("written by cadcam; cadcam may replace what it wrote here\n", encoding="utf-8")
+    return path
+
+
 def _exchange(a: Path, b: Path) -> bool:
     """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
     try:

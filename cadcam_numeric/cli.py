@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from cadcam_numeric.atomic import claim_directory
 from cadcam_numeric.engine.explain import METHOD_LABELS
 from cadcam_numeric.errors import CadcamInputError
 
@@ -496,7 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_out(args: argparse.Namespace) -> bool:
-    """``--out`` must be a directory or not exist yet; returns whether it existed before the command."""
+    """``--out`` must be new, empty, or a folder cadcam wrote (``atomic.MARKER``); it is created and
+    marked as cadcam's. Returns whether it existed before the command."""
     out = getattr(args, "out", None)
     if out is None:
         return True
@@ -510,7 +512,9 @@ def _check_out(args: argparse.Namespace) -> bool:
         raise CadcamInputError(
             f"--out: {out} is the filesystem root or your home directory; give a folder for the outputs"
         )
-    return path.exists()
+    existed = path.exists()
+    claim_directory(path, "--out")  # new, empty or cadcam's own: nothing of yours is overwritten
+    return existed
 
 
 def _unexpected(args: argparse.Namespace, exc: BaseException) -> int:
@@ -548,7 +552,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         if exc.errno not in (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENAMETOOLONG):
             return _unexpected(args, exc)
-        print(f"cadcam {args.command}: cannot write {exc.filename or args.out} ({exc.strerror})", file=sys.stderr)
+        where = exc.filename or getattr(args, "out", None) or "a path"
+        print(f"cadcam {args.command}: cannot write {where} ({exc.strerror})", file=sys.stderr)
         status = 2
         return status
     except KeyboardInterrupt:

@@ -203,6 +203,22 @@ ACTIVATIONS: tuple[Activation, ...] = (
         kink_derivatives=((lo, sp.S.Zero), (hi, sp.S.Zero)),
         latex_name=r"\mathrm{hardtanh}",
     ),
+    Activation(
+        "relu6",
+        "f(z) = min(max(z, 0), 6)",
+        "torch.nn.ReLU6",
+        sp.Piecewise((sp.S.Zero, z <= 0), (sp.Integer(6), z >= 6), (z, True)),
+        kink_derivatives=((sp.S.Zero, sp.S.Zero), (sp.Integer(6), sp.S.Zero)),
+        latex_name=r"\mathrm{ReLU6}",
+    ),
+    Activation(
+        "hardswish",
+        "f(z) = z * min(max(z + 3, 0), 6) / 6",
+        "torch.nn.Hardswish",
+        sp.Piecewise((sp.S.Zero, z <= -3), (z, z >= 3), (z * (z + 3) / 6, True)),
+        kink_derivatives=((sp.Integer(-3), sp.S.Zero), (sp.Integer(3), sp.S.One)),
+        latex_name=r"\mathrm{Hardswish}",
+    ),
 )
 
 

@@ -415,9 +415,9 @@ def parse_architecture(doc: dict, catalogue: SpecCatalogue | None = None) -> Arc
     if (
         kernel == "poly"
         and "degree" in kernel_params
-        and (kernel_params["degree"] != int(kernel_params["degree"]) or kernel_params["degree"] < 1)
+        and (kernel_params["degree"] != int(kernel_params["degree"]) or not 1 <= kernel_params["degree"] <= 100)
     ):
-        raise SpecError(f"svm.parameters.degree: expected an integer >= 1, got {kernel_params['degree']}")
+        raise SpecError(f"svm.parameters.degree: expected an integer in 1..100, got {kernel_params['degree']}")
     if kernel in builtin_kernels and kernel_params.get("gamma", 1.0) <= 0:
         raise SpecError(f"svm.parameters.gamma: expected a positive number, got {kernel_params['gamma']}")
 

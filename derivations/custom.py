@@ -113,7 +113,7 @@ def custom_kernel(spec: CustomKernelSpec) -> Kernel:
         "stationary" if spec.kind == "stationary" else "dot_product",
         stabilise(profile),
         parameters,
-        f"K(s, p) = k({what}), k({spec.variable}) = {spec.expression}",
+        f"K(s, p) = k({what}), k(u) = {sp.sstr(profile)}",  # printed by SymPy from the parse: no user text
         sp.latex(profile.subs(U, sp.Symbol("RHO"))).replace("RHO", latex_var),
     )
 

@@ -233,7 +233,12 @@ def autograd_map(module: nn.Module, features: torch.Tensor, select) -> torch.Ten
 
 def test_derive_verify_explain_maps_equal_autograd(derived, capsys):
     # derive wrote the module, its LaTeX and a summary; verify passes on the written module
-    assert sorted(p.name for p in derived.iterdir()) == [CUSTOM_MODULE, "derivation.tex", "summary.json"]
+    assert sorted(p.name for p in derived.iterdir()) == [
+        ".cadcam-output",
+        CUSTOM_MODULE,
+        "derivation.tex",
+        "summary.json",
+    ]
     assert main(["verify", str(EXAMPLE), "--derived", str(derived), "--cases", "3"]) == 0
     assert "9 passed, 0 failed" in capsys.readouterr().out
 
@@ -325,7 +330,7 @@ def test_cli_loop_demo_explain_report_on_the_example_spec(derived, tmp_path, cap
     args = ["demo", "--spec", str(EXAMPLE), "--derived", str(derived), "--out", str(run), "--epochs", "1"]
     assert main([*args, "--no-report"]) == 0
     assert "Spec SVM (inverse_quadratic, standardised scores)" in (run / "table3.md").read_text()
-    assert sorted(p.name for p in (run / "test_images").iterdir())[0] == "true0_test24.png"
+    assert sorted(p.name for p in (run / "test_images").glob("*.png"))[0] == "true0_test24.png"
     image = tmp_path / "digit.png"
     from PIL import Image
 

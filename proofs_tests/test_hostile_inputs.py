@@ -65,6 +65,7 @@ def test_a_latexmkrc_in_the_output_folder_is_never_run(tmp_path):
 
     out, marker = tmp_path / "out", tmp_path / "marker"
     out.mkdir()
+    (out / MARKER).write_text("a folder cadcam wrote, where someone then planted files\n")
     for name in ("latexmkrc", ".latexmkrc"):
         (out / name).write_text(f'system("touch {marker}");\n')
     (out / "texmf.cnf").write_text("shell_escape = t\n")
@@ -96,6 +97,7 @@ def test_a_report_without_pdf_removes_the_stale_pdf_of_an_earlier_build(tmp_path
 
     out = tmp_path / "r"
     out.mkdir()
+    (out / MARKER).write_text("cadcam's\n")
     (out / "report.pdf").write_bytes(b"%PDF-1.5 from an earlier build")
     monkeypatch.setattr(shutil, "which", lambda name: None)
     build = build_report(out, verify=False)
@@ -103,6 +105,19 @@ def test_a_report_without_pdf_removes_the_stale_pdf_of_an_earlier_build(tmp_path
 
 
 # --- data loss and leaks -------------------------------------------------------------------------
+
+
+def test_out_never_overwrites_a_users_files(trained, tmp_path, capsys):  # noqa: F811
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "maps.png").write_bytes(b"my figure")
+    Image.new("RGB", (32, 32)).save(tmp_path / "x.png")
+    assert main(["explain", str(tmp_path / "x.png"), "--bundle", str(trained[3]), "--out", str(mine)]) == 2
+    assert "non-empty directory cadcam did not write" in capsys.readouterr().err
+    assert (mine / "maps.png").read_bytes() == b"my figure"
+    ours = tmp_path / "ours"
+    assert main(["explain", str(tmp_path / "x.png"), "--bundle", str(trained[3]), "--out", str(ours)]) == 0
+    assert main(["explain", str(tmp_path / "x.png"), "--bundle", str(trained[3]), "--out", str(ours)]) == 0
 
 
 def test_out_never_deletes_a_users_folder_or_file(tmp_path, capsys):
@@ -129,6 +144,7 @@ def test_out_never_deletes_a_users_folder_or_file(tmp_path, capsys):
 def test_train_refuses_a_foreign_bundle_folder_before_training(tmp_path, capsys):
     out = tmp_path / "run"
     (out / "bundle").mkdir(parents=True)
+    (out / MARKER).write_text("cadcam's run folder\n")  # cadcam's folder, with a folder of yours inside
     (out / "bundle" / "mine.txt").write_text("not cadcam's")
     assert main(["demo", "--out", str(out), "--epochs", "1", "--no-report"]) == 2
     assert "run/bundle is a non-empty directory cadcam did not write" in capsys.readouterr().err
@@ -147,6 +163,8 @@ def test_the_report_copies_only_the_bundles_own_regular_figures(trained, tmp_pat
     (run / "fig6_contribution_ratios.png").symlink_to(secret)
     os.mkfifo(run / "fig7_pca_scatter.png")  # would block a reader forever
     Image.new("RGB", (4, 4)).save(run / "fig5_validation_accuracy.png")
+    (run / "fig8_maps.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)  # corrupt: would stop pdflatex
+    (run / "table3.csv").symlink_to(secret)
     build = build_report(tmp_path / "r", bundle=bundle, verify=False, pdf=False)
     copied = sorted(p.name for p in (tmp_path / "r").glob("fig[5-8]*.png"))
     assert copied == ["fig5_validation_accuracy.png"]
@@ -199,15 +217,48 @@ def test_kernel_parameters_are_checked_on_load(trained, tmp_path, value, message
         (lambda d: d["head"].update(n_classes=-3), "head.n_classes must be an integer in 2..100000"),
     ],
 )
-def test_sizes_are_bounded_before_anything_is_allocated(trained, tmp_path, edit, message):  # noqa: F811
-    import resource
+def test_sizes_are_bounded_before_anything_is_allocated(trained, tmp_path, edit, message, monkeypatch):  # noqa: F811
+    import cadcam_numeric.pipeline.bundle as bundle_module
 
     bundle = copy_of(trained[3], tmp_path)
     rewrite_json(bundle, edit)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    monkeypatch.setattr(bundle_module, "make_head", lambda *a, **k: pytest.fail("a head was built first"))
+    monkeypatch.setattr(bundle_module, "load_file", lambda *a, **k: pytest.fail("the tensors were read first"))
     with pytest.raises(CadcamInputError, match=message):
         load_bundle(bundle)
-    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB: nothing big allocated
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d["svms"]["rbf"]["blocks"][0].update(params={}), r"params must give exactly \['gamma'\]"),
+        (lambda d: d["head"].update(activation="swishy"), "head.activation 'swishy' is not in the catalogue"),
+        (lambda d: d["config"].update(seed=2**64), r"config.seed must be an integer in 0..4294967295"),
+        (lambda d: d["svms"]["rbf"].update(scaler=True), "scaler says True but the scaler tensors are missing"),
+        (lambda d: d["svms"].pop("rbf-std"), "default_svm 'rbf-std' is not one of"),
+        (lambda d: d["pca"].update(whiten="yes"), "pca.whiten must be true or false"),
+        (
+            lambda d: d["backbone"].update(name="vgg16", weights_source="/etc/passwd", weights_sha256=None),
+            "weights_sha256 is required when the bundle names a weights file",
+        ),
+    ],
+)
+def test_every_reader_refuses_a_malformed_document(trained, tmp_path, edit, message):  # noqa: F811
+    """load_bundle (explain, evaluate) and the report's reader refuse the same documents."""
+    from reports.build import view_of_bundle
+
+    bundle = copy_of(trained[3], tmp_path)
+    rewrite_json(bundle, edit)
+    with pytest.raises(CadcamInputError, match=message):
+        load_bundle(bundle)
+    with pytest.raises(CadcamInputError, match=message):
+        view_of_bundle(bundle)
+
+
+def test_a_poly_degree_is_bounded():
+    poly = PAPER.replace('kernel = "rbf"', 'kernel = "poly"').replace("{ gamma = 1.0 }", "{ degree = 1e300 }")
+    with pytest.raises(CadcamInputError, match=r"degree: expected an integer in 1..100"):
+        spec_from_text(poly)
 
 
 def test_broken_files_of_a_bundle_are_refused_not_crashed_on(trained, tmp_path):  # noqa: F811
@@ -230,7 +281,7 @@ def test_spec_kernel_parameters_must_make_sense():
     with pytest.raises(CadcamInputError, match=r"svm.parameters.gamma: expected a positive number"):
         spec_from_text(PAPER.replace("gamma = 1.0", "gamma = -1.0"))
     poly = PAPER.replace('kernel = "rbf"', 'kernel = "poly"').replace("{ gamma = 1.0 }", "{ degree = 0 }")
-    with pytest.raises(CadcamInputError, match=r"svm.parameters.degree: expected an integer >= 1"):
+    with pytest.raises(CadcamInputError, match=r"svm.parameters.degree: expected an integer in 1..100"):
         spec_from_text(poly)
 
 

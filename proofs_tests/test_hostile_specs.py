@@ -20,6 +20,7 @@ from cadcam_numeric.cli import main
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.spec.architecture import spec_from_text
 from cadcam_numeric.spec.code import module_from_source, render_custom_source
+from derivations.architecture import plain_text_problem
 from derivations.expressions import ExpressionError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,15 +72,18 @@ def test_even_unvalidated_strings_never_become_code(tmp_path, breaker):
     source = render_custom_source(evil_name)
     assert statements(source) == clean_shape and "touch" not in source
     module_from_source(source, evil_name.sha256())
-    act = clean.activations["mish_log"]
-    evil_act = dataclasses.replace(act, expression=f"x * tanh(log(1 + exp(x))){breaker}#{payload(marker, breaker)}")
-    evil_expr = dataclasses.replace(clean, activations={**clean.activations, "mish_log": evil_act})
-    try:
-        source = render_custom_source(evil_expr)
-    except (ExpressionError, ValueError):
-        pass
-    else:
-        assert statements(source) == clean_shape and "touch" not in source
+    act, kernel = clean.activations["mish_log"], clean.kernels["inverse_quadratic"]
+    # a breaker inside a valid expression: refused by the parser, or printed by SymPy from the parse
+    for evil in (
+        {"activations": {**clean.activations, "mish_log": dataclasses.replace(act, expression=f"x{breaker}+ 0")}},
+        {"kernels": {"inverse_quadratic": dataclasses.replace(kernel, expression=f"1 / (1 + gamma * rho){breaker}")}},
+    ):
+        try:
+            source = render_custom_source(dataclasses.replace(clean, **evil))
+        except ExpressionError:
+            continue
+        assert statements(source) == clean_shape
+        assert all(not plain_text_problem(line) for line in source.split("\n"))
     assert not marker.exists()
 
 
@@ -156,14 +160,17 @@ def test_a_wrong_kernel_gradient_or_profile_derivative_is_not_proved():
         def gradient_closed_form(self, s, p):  # 3 k'(ρ)(p − s) instead of 2 k'(ρ)(p − s)
             return super().gradient_closed_form(s, p) * sp.Rational(3, 2)
 
-    class WrongDerivative(Kernel):
+    class WrongDerivative(Kernel):  # the closed form differentiates itself; only the printed k' is wrong
         @property
         def profile_derivative(self):
-            return -2 * sp.exp(-U)
+            return -2 * sp.exp(-U) if self.profile == sp.exp(-U) else sp.diff(self.profile, U)
 
     assert prove_svm_block(Kernel("ok", "stationary", sp.exp(-U), (), "", "")).holds
-    assert not prove_svm_block(WrongGradient("bad", "stationary", sp.exp(-U), (), "", "")).holds
-    assert not prove_svm_block(WrongDerivative("bad", "stationary", sp.exp(-U), (), "", "")).holds
+    wrong_gradient = prove_svm_block(WrongGradient("bad", "stationary", sp.exp(-U), (), "", ""))
+    assert not wrong_gradient.holds and "profile lemma (identical)" in wrong_gradient.method
+    wrong_derivative = prove_svm_block(WrongDerivative("bad", "stationary", sp.exp(-U), (), "", ""))
+    assert not wrong_derivative.holds and "chain identity (" in wrong_derivative.method
+    assert "profile lemma (not reduced)" in wrong_derivative.method
 
 
 def test_deriving_a_slow_expression_is_refused_naming_it(tmp_path, monkeypatch, capsys):

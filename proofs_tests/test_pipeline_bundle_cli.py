@@ -99,12 +99,15 @@ def test_incomplete_or_edited_json_is_refused(trained, tmp_path, edit, message):
 
 def test_the_bundle_records_its_feature_shape_and_the_report_reads_it_without_building(trained, monkeypatch):
     from cadcam_numeric.pipeline import backbones
+    from cadcam_numeric.pipeline import bundle as bundle_module
     from reports.build import view_of_bundle
 
     directory = trained[3]
     doc = json.loads((directory / "bundle.json").read_text())
     assert doc["backbone"]["feature_shape"] == [32, 8, 8]
-    monkeypatch.setattr(backbones, "build_backbone", lambda *a, **k: pytest.fail("the report built a backbone"))
+    for module, name in ((backbones, "build_backbone"), (backbones, "vgg16_features"), (backbones, "small_vgg")):
+        monkeypatch.setattr(module, name, lambda *a, **k: pytest.fail("the report built a backbone"))
+    monkeypatch.setattr(bundle_module, "build_backbone", lambda *a, **k: pytest.fail("the report built a backbone"))
     view = view_of_bundle(directory)
     assert view.feature_maps == (32, 8, 8)
     spec = view.spec

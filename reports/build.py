@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import os
 import re
 import shutil
@@ -351,24 +352,46 @@ def _own_regular_file(folder: Path, name: str) -> bytes | None:
     return data if len(data) <= MAX_FIGURE_BYTES else None
 
 
+def _is_png(data: bytes) -> bool:
+    """Whether ``data`` is a PNG that decodes whole (a corrupt one would stop pdflatex)."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.format != "PNG" or img.width * img.height > 64_000_000:
+                return False
+            img.load()
+    except Exception:  # any decoding failure: the figure is left out
+        return False
+    return True
+
+
+def _table3_rows(run_dir: Path) -> list[dict[str, str]]:
+    """Table 3 from the run's ``table3.csv`` (a regular file of the run folder); a malformed table
+    is left out, not typeset."""
+    data = _own_regular_file(run_dir, "table3.csv")
+    if data is None:
+        return []
+    try:
+        return [
+            {
+                "model": tex_escape(r["model"]),
+                "train": f"{float(r['train_macro_f1']):.3f}",
+                "test": f"{float(r['test_macro_f1']):.3f}",
+            }
+            for r in csv.DictReader(io.StringIO(data.decode("utf-8")))
+        ]
+    except (KeyError, ValueError, TypeError, UnicodeDecodeError, csv.Error):
+        return []
+
+
 def _bundle_context(bundle: Path, out: Path) -> dict[str, object]:
     run_dir = Path(bundle).resolve().parent
-    table = run_dir / "table3.csv"
-    rows = []
-    if table.is_file():
-        with open(table, encoding="utf-8") as fh:
-            rows = [
-                {
-                    "model": tex_escape(r["model"]),
-                    "train": f"{float(r['train_macro_f1']):.3f}",
-                    "test": f"{float(r['test_macro_f1']):.3f}",
-                }
-                for r in csv.DictReader(fh)
-            ]
+    rows = _table3_rows(run_dir)
     figures = []
     for name, width, caption in FIGURES:
         data = _own_regular_file(run_dir, name)
-        if data is not None:
+        if data is not None and _is_png(data):
             (out / name).write_bytes(data)
             figures.append({"file": name, "width": width, "caption": caption})
     return {"path": tex_escape(str(bundle)), "table3": rows, "figures": figures}
@@ -504,9 +527,9 @@ def build_report(
     earlier build is removed when this build makes none, so the PDF beside the ``.tex`` is always
     this build's.
     """
-    from cadcam_numeric.atomic import atomic_write_bytes
+    from cadcam_numeric.atomic import atomic_write_bytes, claim_directory
 
-    out = Path(out)
+    out = claim_directory(Path(out))  # new, empty or cadcam's own: nothing of yours is overwritten
     if view is None:
         view = view_of_bundle(bundle, derived) if bundle is not None else paper_view()
     with tempfile.TemporaryDirectory(prefix="cadcam-report-") as tmp:
@@ -522,7 +545,6 @@ def build_report(
                 raise RuntimeError(f"pdflatex failed on report.tex (nothing was written to {out}):\n{log}")
         made_pdf = (work / "report.pdf").is_file()
         published = [*sorted(work.glob("*.png")), work / "report.tex", *([work / "report.pdf"] if made_pdf else [])]
-        out.mkdir(parents=True, exist_ok=True)
         for f in published:
             atomic_write_bytes(out / f.name, f.read_bytes())
     tex, pdf_path = out / "report.tex", out / "report.pdf"

@@ -14,6 +14,7 @@ from cadcam_numeric.engine.explain import (
 )
 from cadcam_numeric.engine.maps import normalise, normalise_pca_pair, upsample
 from cadcam_numeric.engine.model_cam import ImageMaps, PCASVMGradCAM
+from cadcam_numeric.engine.split import split_classifier
 
 __all__ = [
     "CAMResult",
@@ -25,6 +26,7 @@ __all__ = [
     "normalise",
     "normalise_pca_pair",
     "position_gradients",
+    "split_classifier",
     "target_scores",
     "upsample",
 ]

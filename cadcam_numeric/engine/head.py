@@ -1,7 +1,7 @@
 """Read a user's head (``torch.nn.Sequential``) into the layers the closed-form chain needs.
 
 Accepted: an optional pooling module (``MaxPool2d``, ``AvgPool2d``, ``AdaptiveAvgPool2d``),
-an optional :class:`ChannelsLast` (Keras flatten order), ``Flatten``, then ``Linear`` layers,
+an optional :class:`ChannelsLast` (Keras flatten order), ``Flatten``, eval-mode ``Dropout``, then ``Linear`` layers,
 each optionally followed by ``BatchNorm1d`` (eval mode, folded into the layer), one catalogue
 activation (or a spec's own, see ``activation_modules``), and eval-mode ``Dropout`` (a no-op).
 Nested ``Sequential`` containers are flattened. Anything else is refused with the list of what
@@ -156,6 +156,10 @@ def parse_head(
     if flatten.start_dim != 1 or flatten.end_dim != -1:
         raise CadcamInputError("head: Flatten must flatten dims 1..-1 (the default)")
     index += 1
+    while index < len(modules) and isinstance(modules[index], nn.Dropout):  # EfficientNet, MobileNet, AlexNet
+        if modules[index].training and modules[index].p > 0:
+            raise CadcamInputError("head: Dropout is in training mode (random); call head.eval() first")
+        index += 1
     layers: list[DenseLayer] = []
     dtype, device = features.dtype, features.device
     while index < len(modules):

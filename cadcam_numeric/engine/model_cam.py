@@ -28,10 +28,11 @@ from cadcam_numeric.catalogue_types import ActivationCode
 from cadcam_numeric.engine.explain import CAMResult, Method, explain
 from cadcam_numeric.engine.maps import normalise, normalise_pca_pair, upsample
 from cadcam_numeric.engine.pca import pca_layer_from_sklearn
+from cadcam_numeric.engine.split import split_classifier
 from cadcam_numeric.engine.svm import SVMHead, parse_svm
 from cadcam_numeric.errors import CadcamInputError
 
-__all__ = ["ImageMaps", "PCASVMGradCAM", "compose_head", "eval_mode"]
+__all__ = ["ImageMaps", "PCASVMGradCAM", "SplitModel", "compose_head", "eval_mode"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,17 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
     finally:
         for module, training in modes:
             module.training = training
+
+
+class SplitModel(nn.Module):
+    """``head(backbone(x))``: a split classifier as one model (the same modules, no copies)."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Sequential) -> None:
+        super().__init__()
+        self.backbone, self.head = backbone, head
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.backbone(x))
 
 
 def compose_head(model: nn.Module, target_layer: nn.Module, head: nn.Module) -> nn.Module:
@@ -121,6 +133,21 @@ class PCASVMGradCAM:
         self.custom_activations = custom_activations
         self._handle = None
         self._features: Tensor | None = None
+
+    @classmethod
+    def from_model(
+        cls,
+        model: nn.Module,
+        pca: object | None = None,
+        pca_after: int | None = None,
+        svm: object | None = None,
+        **options: object,
+    ) -> PCASVMGradCAM:
+        """For a torchvision classifier: split it with :func:`split_classifier` (backbone = the last
+        convolutional block, head = pooling → Flatten → classifier, sharing the model's weights)
+        so that no head is rewritten by hand. ``options``: the keyword arguments of the constructor."""
+        backbone, head = split_classifier(model)
+        return cls(SplitModel(backbone, head), backbone, head, pca, pca_after, svm, **options)
 
     def __enter__(self) -> PCASVMGradCAM:
         self._handle = self.target_layer.register_forward_hook(self._capture)

@@ -1,7 +1,7 @@
 # GENERATED FILE - DO NOT EDIT BY HAND.
 # Written by `python -m derivations generate` from the catalogue in `derivations/`;
 # `python -m derivations check` fails on any difference from a fresh generation.
-# catalogue sha256: 341fec101652ec99f8e89a22923090adaebecb627aab4b85ede7352e710b3813
+# catalogue sha256: e41470594f6913da511ed570c99758b5d4c3220ac71aa71bc1b411fd40051cab
 # generator: SymPy 1.14.0, formatted by ruff 0.17.6
 """Activation functions f and their derivatives f' for every catalogue entry, batched.
 
@@ -23,6 +23,8 @@ __all__ = [
     "gelu_derivative",
     "gelu_tanh",
     "gelu_tanh_derivative",
+    "hardswish",
+    "hardswish_derivative",
     "hardtanh",
     "hardtanh_derivative",
     "identity",
@@ -32,6 +34,8 @@ __all__ = [
     "mish",
     "mish_derivative",
     "relu",
+    "relu6",
+    "relu6_derivative",
     "relu_derivative",
     "selu",
     "selu_derivative",
@@ -301,6 +305,50 @@ def hardtanh_derivative(z: Tensor, min_val: float = -1.0, max_val: float = 1.0) 
     )
 
 
+def relu6(z: Tensor) -> Tensor:
+    """relu6: f(z) = min(max(z, 0), 6).
+
+    f(z) = Piecewise((0, z <= 0), (6, z >= 6), (z, True))
+    """
+    return torch.where(
+        (z <= 0), torch.zeros_like(z) + 0, torch.where((z >= 6), torch.zeros_like(z) + 6, z)
+    )
+
+
+def relu6_derivative(z: Tensor) -> Tensor:
+    """Derivative of relu6 (PyTorch module `torch.nn.ReLU6`).
+
+    f'(z) = Piecewise((0, (z >= 6) | (z <= 0)), (1, True))
+    At the kinks it takes PyTorch's autograd values: f'(0) = 0, f'(6) = 0.
+    """
+    return torch.where(((z >= 6) | (z <= 0)), torch.zeros_like(z) + 0, torch.zeros_like(z) + 1)
+
+
+def hardswish(z: Tensor) -> Tensor:
+    """hardswish: f(z) = z * min(max(z + 3, 0), 6) / 6.
+
+    f(z) = Piecewise((0, z <= -3), (z, z >= 3), (z*(z + 3)/6, True))
+    """
+    return torch.where(
+        (z <= -3),
+        torch.zeros_like(z) + 0,
+        torch.where((z >= 3), z, 0.16666666666666666 * z * (z + 3)),
+    )
+
+
+def hardswish_derivative(z: Tensor) -> Tensor:
+    """Derivative of hardswish (PyTorch module `torch.nn.Hardswish`).
+
+    f'(z) = Piecewise((0, z <= -3), (1, z >= 3), (z/3 + 1/2, True))
+    At the kinks it takes PyTorch's autograd values: f'(-3) = 0, f'(3) = 1.
+    """
+    return torch.where(
+        (z <= -3),
+        torch.zeros_like(z) + 0,
+        torch.where((z >= 3), torch.zeros_like(z) + 1, 0.3333333333333333 * z + 0.5),
+    )
+
+
 #: name -> generated code and the PyTorch module it corresponds to.
 ACTIVATIONS: dict[str, ActivationCode] = {
     "identity": ActivationCode(
@@ -434,5 +482,23 @@ ACTIVATIONS: dict[str, ActivationCode] = {
             "max_val": ParameterInfo("max_val", 1.0, 0.1, 3.0),
         },
         kinks=("min_val", "max_val"),
+    ),
+    "relu6": ActivationCode(
+        name="relu6",
+        forward=relu6,
+        derivative=relu6_derivative,
+        torch_module="torch.nn.ReLU6",
+        torch_fixed={},
+        parameters={},
+        kinks=("0", "6"),
+    ),
+    "hardswish": ActivationCode(
+        name="hardswish",
+        forward=hardswish,
+        derivative=hardswish_derivative,
+        torch_module="torch.nn.Hardswish",
+        torch_fixed={},
+        parameters={},
+        kinks=("-3", "3"),
     ),
 }

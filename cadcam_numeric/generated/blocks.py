@@ -1,7 +1,7 @@
 # GENERATED FILE - DO NOT EDIT BY HAND.
 # Written by `python -m derivations generate` from the catalogue in `derivations/`;
 # `python -m derivations check` fails on any difference from a fresh generation.
-# catalogue sha256: 341fec101652ec99f8e89a22923090adaebecb627aab4b85ede7352e710b3813
+# catalogue sha256: e41470594f6913da511ed570c99758b5d4c3220ac71aa71bc1b411fd40051cab
 # generator: SymPy 1.14.0, formatted by ruff 0.17.6
 """Block Jacobians of the head (paper Eq. 17-23), each proved in `derivations.blocks`.
 

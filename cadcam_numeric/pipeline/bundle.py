@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from sklearn.decomposition import PCA
 from torch import Tensor
@@ -30,7 +31,7 @@ from cadcam_numeric.atomic import atomic_directory
 from cadcam_numeric.engine.chain import PCALayer
 from cadcam_numeric.engine.svm import DecisionBlock, SVMHead, parse_svm
 from cadcam_numeric.errors import CadcamInputError
-from cadcam_numeric.generated import CATALOGUE_SHA256, KERNELS
+from cadcam_numeric.generated import ACTIVATIONS, CATALOGUE_SHA256, KERNELS
 from cadcam_numeric.pipeline.backbones import CNN, Backbone, build_backbone
 from cadcam_numeric.pipeline.training import make_head
 from cadcam_numeric.spec.architecture import LoadedArchitecture, architecture_from_text, spec_from_text
@@ -42,6 +43,7 @@ VERSION = 2  # 2: the pipeline settings under "config" (was "spec"); backbone.fe
 TENSORS = "tensors.safetensors"
 MAX_JSON_BYTES = 64 << 20
 MAX_TENSOR_BYTES = 8 << 30
+MAX_DEGREE = 100  # the largest polynomial-kernel degree
 MAX_HEAD_WEIGHTS = 500_000_000  # 2 GB of float32: the largest head a bundle may describe
 
 
@@ -58,7 +60,11 @@ class Bundle:
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def save_bundle(
@@ -224,9 +230,49 @@ def _check_sizes(doc: dict) -> None:
     ):
         if not isinstance(value, kinds) or (int in kinds and isinstance(value, bool)):
             raise CadcamInputError(f"bundle: {where} has the wrong type ({type(value).__name__})")
+    _integer_in(doc["config"].get("seed", 0), 0, 2**32 - 1, "config.seed")
+    if (
+        not bb.get("weights_sha256")
+        and bb["name"] == "vgg16"
+        and not str(bb.get("weights_source", "")).startswith("random")
+    ):
+        raise CadcamInputError("bundle: backbone.weights_sha256 is required when the bundle names a weights file")
     names = doc.get("class_names")
     if not isinstance(names, list) or len(names) != classes or not all(isinstance(c, str) for c in names):
         raise CadcamInputError(f"bundle: class_names must list head.n_classes ({classes}) strings")
+    pca = doc["pca"]
+    after = _integer_in(pca.get("after"), 1, len(widths), "pca.after")
+    _integer_in(pca.get("n_components"), 1, widths[after - 1], "pca.n_components")
+    if not isinstance(pca.get("whiten"), bool):
+        raise CadcamInputError("bundle: pca.whiten must be true or false")
+
+
+def _check_svms(doc: dict, activations: set[str], kernels: dict[str, set[str]]) -> None:
+    """The head's activation and every SVM's structure: known names, every kernel parameter given."""
+    if doc["head"]["activation"] not in activations:
+        raise CadcamInputError(
+            f"bundle: head.activation {doc['head']['activation']!r:.40} is not in the catalogue ({sorted(activations)})"
+        )
+    svms = doc["svms"]
+    if not svms or doc["default_svm"] not in svms:
+        raise CadcamInputError(f"bundle: default_svm {doc['default_svm']!r:.40} is not one of {sorted(svms)[:10]}")
+    for name, svm in svms.items():
+        where = f"svms.{name}"
+        blocks = _need(svm, "blocks", list, where)
+        if not 1 <= len(blocks) <= 10_000:
+            raise CadcamInputError(f"bundle: {where}.blocks must hold 1 to 10000 decision blocks")
+        for i, block in enumerate(blocks):
+            kernel = _need(block, "kernel", str, f"{where}.blocks[{i}]")
+            params = _need(block, "params", dict, f"{where}.blocks[{i}]")
+            if kernel not in kernels:
+                raise CadcamInputError(f"bundle: {where} uses kernel {kernel!r:.40}, not in the catalogue")
+            if set(params) != kernels[kernel]:
+                raise CadcamInputError(
+                    f"bundle: {where}.blocks[{i}].params must give exactly {sorted(kernels[kernel])}, "
+                    f"got {sorted(map(str, params))[:10]}"
+                )
+        if not isinstance(svm.get("scaler", False), bool):
+            raise CadcamInputError(f"bundle: {where}.scaler must be true or false")
 
 
 def _check_values(tensors: dict[str, Tensor]) -> None:
@@ -246,8 +292,8 @@ def _kernel_parameter(kernel: object, key: str, value: object, where: str) -> fl
     if key == "gamma" and value <= 0:
         raise CadcamInputError(f"bundle: {where}.gamma must be > 0, got {value!r}")
     if infos[key].integer:
-        if value != int(value) or value < 1:
-            raise CadcamInputError(f"bundle: {where}.{key} must be an integer >= 1, got {value!r}")
+        if value != int(value) or not 1 <= value <= MAX_DEGREE:
+            raise CadcamInputError(f"bundle: {where}.{key} must be an integer in 1..{MAX_DEGREE}, got {value!r}")
         return int(value)
     return float(value)
 
@@ -275,6 +321,7 @@ def read_bundle_document(directory: Path) -> dict:
     if len(shape) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape):
         raise CadcamInputError(f"bundle: backbone.feature_shape must be three positive integers, got {shape!r:.80}")
     _check_sizes(doc)
+    activations, kernels = set(ACTIVATIONS), {n: set(k.parameters) for n, k in KERNELS.items()}
     tensor_info = _need(doc, "tensors", dict, "bundle.json")
     tensor_path = directory / TENSORS
     if not tensor_path.is_file():
@@ -287,8 +334,24 @@ def read_bundle_document(directory: Path) -> dict:
     if arch_doc is not None:
         if not isinstance(arch_doc, dict) or not isinstance(arch_doc.get("toml"), str):
             raise CadcamInputError("bundle: bundle.json.architecture must hold the spec's TOML text")
-        if spec_from_text(arch_doc["toml"], "bundle: architecture").sha256() != arch_doc.get("sha256"):
+        embedded = spec_from_text(arch_doc["toml"], "bundle: architecture")
+        if embedded.sha256() != arch_doc.get("sha256"):
             raise CadcamInputError("bundle: the embedded spec does not match its recorded sha256 (modified?)")
+        activations |= set(embedded.activations)
+        kernels |= {n: set(k.parameters) for n, k in embedded.kernels.items()}
+    _check_svms(doc, activations, kernels)
+    try:  # the tensor file's header only: which tensors it holds (nothing is loaded)
+        with safe_open(str(tensor_path), "pt") as fh:
+            names = set(fh.keys())
+    except Exception as exc:  # safetensors raises its own error type for a bad header
+        raise CadcamInputError(f"bundle: {TENSORS} is not a valid safetensors file ({exc})") from exc
+    for name, svm in doc["svms"].items():
+        present = any(f"svm.{name}.{part}" in names for part in ("scaler_mean", "scaler_scale"))
+        if bool(svm.get("scaler", False)) != present:
+            raise CadcamInputError(
+                f"bundle: svms.{name}.scaler says {svm.get('scaler')} but the scaler tensors are "
+                f"{'present' if present else 'missing'}"
+            )
     return doc
 
 
@@ -399,6 +462,11 @@ def load_bundle(
             _tensor(tensors, f"svm.{svm_name}.{part}", (b,)) if f"svm.{svm_name}.{part}" in tensors else None
             for part in ("scaler_mean", "scaler_scale")
         ]
+        if bool(s.get("scaler", False)) != any(t is not None for t in scaler):
+            raise CadcamInputError(
+                f"bundle: svms.{svm_name}.scaler says {s.get('scaler')} but the scaler tensors are "
+                f"{'present' if any(t is not None for t in scaler) else 'missing'}"
+            )
         if scaler[1] is not None and bool((scaler[1] == 0).any()):
             raise CadcamInputError(
                 f"bundle: tensor 'svm.{svm_name}.scaler_scale' must not hold zeros (it is divided by)"

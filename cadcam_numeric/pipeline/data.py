@@ -18,6 +18,8 @@ validation set is 20 % of the training data (paper §5), except where MedMNIST p
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,17 +123,21 @@ def _digits() -> tuple[ImageSet, list[str]]:
 MAX_IMAGE_PIXELS = 64_000_000
 #: the most bytes the arrays of a MedMNIST ``.npz`` may unpack to
 MAX_NPZ_BYTES = 4 << 30
+#: the most classes a dataset may hold
+MAX_CLASSES = 10_000
 
 
 def _to_8bit_rgb(img) -> object:
-    """The image as 8-bit RGB, scaled from its real bit depth: 16-bit and 32-bit integer images
-    by their type's range, float images from [0, 1]; palette, grey, CMYK and alpha by PIL."""
+    """The image as 8-bit RGB, scaled from its real bit depth: 16-bit images from 0..65535 (other
+    32-bit integers are refused), float images from [0, 1]; palette, grey, CMYK and alpha by PIL."""
     from PIL import Image
 
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16-bit images (PIL opens some as mode I): scaled from 0..65535; other 32-bit integers refused
         array = np.asarray(img).astype(np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") or array.max(initial=0) <= 65535 else 2.0**32 - 1
-        return Image.fromarray(np.round(np.clip(array, 0, top) * (255.0 / top)).astype(np.uint8)).convert("RGB")
+        if array.size and (array.min() < 0 or array.max() > 65535):
+            raise ValueError("a 32-bit integer image must hold 16-bit values (0..65535)")
+        return Image.fromarray(np.round(array * (255.0 / 65535.0)).astype(np.uint8)).convert("RGB")
     if img.mode == "F":
         array = np.asarray(img, dtype=np.float64)
         if not np.isfinite(array).all() or array.min(initial=0) < 0 or array.max(initial=0) > 1:
@@ -206,8 +212,6 @@ def _torchvision(name: str, root: Path, download: bool) -> tuple[ImageSet, Image
 
 def _npz_headers(file: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """Shape and dtype of every array of an ``.npz``, read from the .npy headers (nothing is unpacked)."""
-    import zipfile
-
     headers = {}
     try:
         with zipfile.ZipFile(file) as archive:
@@ -244,15 +248,20 @@ def _medmnist(file: Path) -> tuple[ImageSet, ImageSet, ImageSet, list[str]]:
             raise CadcamInputError(
                 f"data: {file}: {split}_labels must hold one integer per image ({ishape[0]}), got {ldtype} {lshape}"
             )
-    with np.load(file, allow_pickle=False) as npz:
-        sets = []
-        for split in ("train", "val", "test"):
-            images = np.asarray(npz[f"{split}_images"])
-            images = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
-            labels = np.asarray(npz[f"{split}_labels"]).reshape(-1).astype(np.int64)
-            if labels.size and labels.min() < 0:
-                raise CadcamInputError(f"data: {file}: {split}_labels holds negative labels")
-            sets.append(ImageSet(torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels)))
+    try:
+        with np.load(file, allow_pickle=False) as npz:
+            sets = []
+            for split in ("train", "val", "test"):
+                images = np.asarray(npz[f"{split}_images"])
+                images = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
+                labels = np.asarray(npz[f"{split}_labels"]).reshape(-1).astype(np.int64)
+                if len(labels) == 0:
+                    raise CadcamInputError(f"data: {file}: {split} holds no images")
+                if labels.min() < 0 or labels.max() >= MAX_CLASSES:
+                    raise CadcamInputError(f"data: {file}: {split}_labels must lie in 0..{MAX_CLASSES - 1}")
+                sets.append(ImageSet(torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels)))
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise CadcamInputError(f"data: {file}: an array cannot be read ({type(exc).__name__}: {exc})") from exc
     n_classes = int(max(int(s.labels.max()) for s in sets)) + 1
     return sets[0], sets[1], sets[2], [str(i) for i in range(n_classes)]
 

@@ -124,7 +124,7 @@ def run_evaluation(
         for m in METHOD_LABELS
     }
     r = per_method["grad-cam"]
-    cls, svm_idx = r.cnn_target, svm_head.class_index(np.asarray(r.svm_target.cpu()), "svm").to(dev)
+    cls, svm_idx = r.cnn_target, svm_head.class_index(_labels(r.svm_target), "svm").to(dev)
 
     def class_prob(x: Tensor, i: Tensor) -> Tensor:
         return torch.softmax(scores_of(x).logits, 1)[torch.arange(len(i)), cls[i]]
@@ -187,9 +187,9 @@ def run_evaluation(
             c.deletion.mean(0).cpu().numpy(),
             c.insertion.mean(0).cpu().numpy(),
         )
-    svm_accuracy = float(
-        (torch.as_tensor(np.asarray(r.svm_prediction.cpu()).astype(np.int64)) == labels).float().mean()
-    )
+    predicted_svm = _labels(r.svm_prediction)
+    truth = labels.numpy() if predicted_svm.dtype.kind in "iu" else np.asarray(bundle.class_names)[labels.numpy()]
+    svm_accuracy = float(np.mean(predicted_svm.astype(str) == truth.astype(str))) if len(truth) else 0.0
     out_dir = Path(out_dir)
     files = {
         "csv": atomic_write_text(out_dir / "evaluation.csv", rows_to_csv(rows)),
@@ -213,6 +213,11 @@ def run_evaluation(
     }
     atomic_write_text(out_dir / "evaluation.json", json.dumps(summary, indent=2))
     return summary
+
+
+def _labels(values: object) -> np.ndarray:
+    """SVM labels as NumPy: a tensor (integer labels) or already an array (string labels)."""
+    return values.cpu().numpy() if isinstance(values, Tensor) else np.asarray(values)
 
 
 def _svm_label(label: object, classes: np.ndarray) -> object:

@@ -77,6 +77,11 @@ def rows_to_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
+def _as_numpy(values: object) -> np.ndarray:
+    """Labels as NumPy: a tensor (integer labels) or already an array (string labels)."""
+    return values.cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+
+
 def explain_images(
     bundle: Bundle,
     images: torch.Tensor,
@@ -107,9 +112,13 @@ def explain_images(
     pos = upsample(result.pca_positive, size).cpu().numpy()
     neg = upsample(result.pca_negative, size).cpu().numpy()
     names = bundle.class_names
+
+    def label_text(label: object) -> str:  # an integer label names a class only where it is one
+        return names[int(label)] if str(label).isdigit() and int(label) < len(names) else str(label)
+
     titles = [
-        f"{t}\nCNN {names[int(c)]}, SVM {names[int(s)] if str(s).isdigit() else s}"
-        for t, c, s in zip(row_titles, result.cnn_prediction.cpu(), np.asarray(result.svm_prediction.cpu()))
+        f"{t}\nCNN {names[int(c)]}, SVM {label_text(s)}"
+        for t, c, s in zip(row_titles, result.cnn_prediction.cpu(), _as_numpy(result.svm_prediction))
     ]
     png = fig8_map_grid(
         from_model_input(images),
@@ -137,7 +146,7 @@ def explain_images(
         "pca_positive": pos,
         "pca_negative": neg,
         "cnn_prediction": result.cnn_prediction.cpu().numpy(),
-        "svm_prediction": np.asarray(result.svm_prediction.cpu()),
+        "svm_prediction": _as_numpy(result.svm_prediction),
     }
     if labels is not None:
         arrays["labels"] = np.asarray(labels)

@@ -95,7 +95,10 @@ def load_custom_code(directory: str | Path, spec: ArchitectureSpec) -> CustomCod
     path = Path(directory) / CUSTOM_MODULE
     if not path.is_file():
         raise CadcamInputError(f"derived: {path} does not exist; run `cadcam derive SPEC --out {directory}` first")
-    committed = path.read_text(encoding="utf-8")
+    try:
+        committed = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CadcamInputError(f"derived: cannot read {path} as UTF-8 text ({type(exc).__name__})") from exc
     expected = render_custom_source(spec)
     if committed != expected:
         diff = "".join(
@@ -105,6 +108,7 @@ def load_custom_code(directory: str | Path, spec: ArchitectureSpec) -> CustomCod
                 )
             )[:40]
         )
+        diff = "".join(ch if ch.isprintable() or ch in "\n\t" else f"\\x{ord(ch):02x}" for ch in diff)  # inert
         raise CadcamInputError(
             f"derived: {path} is not what this spec generates (edited by hand, stale, or made for another "
             f"spec); regenerate it with `cadcam derive SPEC --out {directory}`.\n{diff}"
