@@ -6,6 +6,7 @@ import ctypes
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,10 +24,39 @@ __all__ = [
 ]
 
 
+#: a temporary file or folder of a killed run older than this is removed by the next write beside it
+STALE_SECONDS = 3600
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Remove what a run killed with ``kill -9`` left beside ``path``: cadcam's own temporary
+    names for it (``.NAME.*.tmp``, ``.NAME.tmp-*``, ``.NAME.old-*``) older than
+    :data:`STALE_SECONDS` (a younger one may belong to a run still going). Returns what was removed."""
+    path = Path(path)
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    now = time.time()
+    for pattern in (f".{path.name}.*.tmp", f".{path.name}.tmp-*", f".{path.name}.old-*"):
+        for stale in path.parent.glob(pattern):
+            try:
+                if now - stale.lstat().st_mtime < STALE_SECONDS:
+                    continue
+                if stale.is_dir() and not stale.is_symlink():
+                    shutil.rmtree(stale)
+                else:
+                    stale.unlink()
+                removed.append(stale)
+            except OSError:
+                continue
+    return removed
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_path)`` and rename the result onto ``path`` (same directory, so atomic)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -117,6 +147,7 @@ def atomic_directory(target: Path, argument: str = "out") -> Iterator[Path]:
     target = Path(target)
     check_replaceable(target, argument)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
     try:
         yield tmp

@@ -9,6 +9,7 @@ import os
 import shutil
 import struct
 import subprocess
+import time
 import zipfile
 from pathlib import Path
 
@@ -421,3 +422,56 @@ def test_torch_tensors_in_a_bundle_are_never_unpickled(trained, tmp_path):  # no
     with pytest.raises(CadcamInputError):
         load_bundle(bundle)
     assert not marker.exists()
+
+
+# --- interrupted runs and concurrent readers -----------------------------------------------------
+
+
+def test_what_a_killed_run_left_is_removed_by_the_next_write(tmp_path):
+    from cadcam_numeric.atomic import STALE_SECONDS, atomic_directory, atomic_write_text
+
+    old = tmp_path / ".maps.png.x1y2.tmp"
+    old.write_bytes(b"half a png")
+    young = tmp_path / ".maps.png.z9.tmp"
+    young.write_bytes(b"a run still going")
+    old_dir = tmp_path / ".bundle.tmp-abc"
+    old_dir.mkdir()
+    (old_dir / "tensors.safetensors").write_bytes(b"partial")
+    past = time.time() - STALE_SECONDS - 60
+    for p in (old, old_dir):
+        os.utime(p, (past, past))
+    mine = tmp_path / ".maps.png.notes"  # not cadcam's pattern: never touched
+    mine.write_text("mine")
+    os.utime(mine, (past, past))
+    atomic_write_text(tmp_path / "maps.png", "new")
+    assert not old.exists() and young.exists() and mine.exists()
+    with atomic_directory(tmp_path / "bundle") as tmp:
+        (tmp / "x").write_text("x")
+    assert not old_dir.exists() and (tmp_path / "bundle" / "x").is_file()
+
+
+def test_a_reader_never_sees_the_folder_missing_during_a_swap(tmp_path):
+    import threading
+
+    from cadcam_numeric.atomic import atomic_directory
+
+    target = tmp_path / "bundle"
+    with atomic_directory(target) as tmp:
+        (tmp / "bundle.json").write_text("0")
+    missing, stop = [], threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            if not (target / "bundle.json").is_file():
+                missing.append(1)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for i in range(300):
+            with atomic_directory(target) as tmp:
+                (tmp / "bundle.json").write_text(str(i))
+    finally:
+        stop.set()
+        reader.join()
+    assert not missing and (target / "bundle.json").read_text() == "299"
