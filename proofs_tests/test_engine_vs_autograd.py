@@ -1,9 +1,10 @@
 """``explain`` vs autograd through an equivalent torch module of the whole head (float64, 1e-10).
 
 Random heads (pooling or none, channel-major or channels-last, 2–4 dense layers, random
-catalogue activations), PCA after any layer before the last (plain or whitened), and every SVM
-kind scikit-learn offers here (SVC with each kernel, LinearSVC, OneVsRestClassifier), binary and
-multi-class, with and without a StandardScaler — all fitted for real on the head's own outputs.
+catalogue activations), PCA on the pooled features x themselves (``pca_after=0``) or after any
+layer before the last (plain or whitened), and every SVM kind scikit-learn offers here (SVC with
+each kernel, LinearSVC, OneVsRestClassifier), binary and multi-class, with and without a
+StandardScaler — all fitted for real on the head's own outputs.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def problems(draw):
     features = torch.randn(30, t, h, w, generator=gen, dtype=torch.float64)
     if draw(st.booleans()):
         features = features.relu()  # post-ReLU conv features, as a real backbone gives
-    pca_after = draw(st.integers(1, depth - 1))
+    pca_after = draw(st.integers(0, depth - 1))  # 0: PCA on the pooled, flattened features x
     to_l = reference[: len(front) + (1 if channels_last else 0) + 1 + 2 * pca_after]  # up to q_l
     with torch.no_grad():
         q_l = to_l(features)

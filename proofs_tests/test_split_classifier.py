@@ -86,3 +86,28 @@ def test_from_model_gives_autograds_weights_and_sklearns_predictions(name):
     np.testing.assert_array_equal(maps.raw.cnn_prediction.numpy(), target.numpy())
     if pca_after:
         np.testing.assert_array_equal(maps.raw.svm_prediction, svm.predict(pca.transform(q1)))
+
+
+def test_the_cnn_svm_recipe_pca_on_the_pooled_features(tmp_path):
+    """resnet18 → global average pool → PCA → StandardScaler → SVC: ``pca_after=0``. PCA-Grad-CAM
+    and SVM-Grad-CAM weights equal autograd through the pooled features, the SVM's predictions
+    equal ``predict()``."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = build("resnet18").double()
+    images = torch.rand(6, 3, 64, 64, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    backbone, head = split_classifier(model)
+    with torch.no_grad():
+        pooled = torch.flatten(head[0](backbone(images)), 1).numpy()
+    pca = PCA(3).fit(pooled)
+    svm = make_pipeline(StandardScaler(), SVC(kernel="rbf", gamma=0.2)).fit(pca.transform(pooled), list("abcabc"))
+    with PCASVMGradCAM.from_model(model, pca=pca, pca_after=0, svm=svm) as cam:
+        maps = cam(images)
+    assert maps.pca_positive.shape == (6, 3, 64, 64) and maps.svm.shape == (6, 64, 64)
+    features = backbone(images).detach().requires_grad_(True)
+    x = torch.flatten(head[0](features), 1)
+    p = (x - torch.from_numpy(pca.mean_)) @ torch.from_numpy(pca.components_).T
+    (grad,) = torch.autograd.grad(p[:, 1].sum(), features)
+    torch.testing.assert_close(maps.raw.pca_weights[:, 1], grad.sum(dim=(-2, -1)), rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(maps.raw.svm_prediction, svm.predict(pca.transform(pooled)))

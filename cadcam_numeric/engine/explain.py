@@ -117,11 +117,12 @@ def _maps(weights: Tensor, features: Tensor) -> Tensor:
     return torch.einsum("nrt,nthw->nrhw", weights, features)
 
 
-def _method_maps(method: str, head: Head, h1: Tensor, weights: Tensor, features: Tensor) -> Tensor:
-    """Signed maps (before any ReLU) for each row of h₁ = g₁ diag(f′(δ₁))."""
+def _method_maps(method: str, cf: ClosedFormPass, weights: Tensor) -> Tensor:
+    """Signed maps (before any ReLU) for each row of the pass."""
+    features = cf.features
     if method == "grad-cam":
         return _maps(weights, features)
-    grad = head.pooling.adjoint(head.first_layer_to_positions(h1), features)  # (N, R, T, M, N')
+    grad = cf.position_gradients()  # (N, R, T, M, N')
     if method == "hires-cam":
         return (grad * features.unsqueeze(1)).sum(2)
     total = features.sum(dim=(-2, -1), keepdim=True).unsqueeze(1)
@@ -132,7 +133,10 @@ def _method_maps(method: str, head: Head, h1: Tensor, weights: Tensor, features:
 @dataclass(frozen=True)
 class ClosedFormPass:
     """One closed-form pass: the rows h₁ = g₁ diag(f′(δ₁)) (N, R, D₁) for 1 class row, B PCA rows and
-    1 SVM row, and everything the forward computed on the way. Fields are None without a PCA/SVM."""
+    1 SVM row, and everything the forward computed on the way. Fields are None without a PCA/SVM.
+
+    With PCA on the pooled features themselves (``pca_after=0``) the PCA and SVM rows start at x:
+    they are ``input_rows`` ∂(·)/∂x (N, R′, D₀) and ``h1`` holds the class row only."""
 
     features: Tensor
     head: Head
@@ -148,9 +152,26 @@ class ClosedFormPass:
     svm_target_index: Tensor | None
     svm_scores: Tensor | None
 
+    input_rows: Tensor | None = None
+
     @property
     def n_components(self) -> int:
         return 0 if self.pca_scores is None else int(self.pca_scores.shape[1])
+
+    def channel_weights(self) -> Tensor:
+        """w^t = Σ_i ∂(·)/∂F_i^t for every row (N, R, T), Eq. 9, 10, 14: h₁ W̄₁ for rows through
+        the first dense layer, the pooled position sum for rows that start at x."""
+        weights = self.h1 @ self.head.position_summed_weights()
+        if self.input_rows is None:
+            return weights
+        return torch.cat([weights, self.head.input_rows_to_channel_weights(self.input_rows)], dim=1)
+
+    def position_gradients(self) -> Tensor:
+        """∂(·)/∂F at every feature position for every row, (N, R, T, M, N')."""
+        pooled = self.head.first_layer_to_positions(self.h1)
+        if self.input_rows is not None:
+            pooled = torch.cat([pooled, self.head.input_rows_to_positions(self.input_rows)], dim=1)
+        return self.head.pooling.adjoint(pooled, self.features)
 
 
 def closed_form_pass(
@@ -177,21 +198,26 @@ def closed_form_pass(
     resolved = resolve_targets(
         targets, svm_targets, n, parsed.num_outputs, None if svm_head is None else svm_head.classes
     )
-    fwd = forward_dense(parsed.flatten(features), layers)
+    x = parsed.flatten(features)
+    fwd = forward_dense(x, layers)
     logits = fwd.outputs[-1]
     prediction = logits.argmax(dim=1)
     cnn_target = prediction if resolved.cnn is None else resolved.cnn.to(prediction.device)
     eye = torch.eye(parsed.num_outputs, dtype=features.dtype, device=features.device)
     rows = [pullback(eye[cnn_target].unsqueeze(1), layers, fwd, depth, bottom=1)]
     pca_layer = scores = svm_prediction = svm_target = index = svm_scores = None
+    input_rows = None
     if pca is not None:
-        if pca_after is None or not isinstance(pca_after, int) or not 1 <= pca_after <= depth:
+        if pca_after is None or isinstance(pca_after, bool) or not isinstance(pca_after, int):
+            raise CadcamInputError(f"pca_after: expected an integer in 0..{depth}, got {pca_after!r}")
+        if not 0 <= pca_after <= depth:
             raise CadcamInputError(
-                f"pca_after: expected the 1-based index of a dense layer in 1..{depth}, got {pca_after!r}"
+                f"pca_after: expected 0 (PCA on the pooled features x) or the 1-based index of a dense layer "
+                f"in 1..{depth}, got {pca_after}"
             )
-        width = int(layers[pca_after - 1].weight.shape[0])
+        width = int(layers[pca_after - 1].weight.shape[0]) if pca_after else int(x.shape[1])
         pca_layer = pca_layer_from_sklearn(pca, width, features)
-        scores = pca_layer.scores(fwd.outputs[pca_after - 1])
+        scores = pca_layer.scores(fwd.outputs[pca_after - 1] if pca_after else x)
         jac = pca_layer.jacobian()
         b = jac.shape[0]
         at_l = [jac.expand(n, *jac.shape)]
@@ -209,7 +235,10 @@ def closed_form_pass(
             svm_prediction = _labels_tensor(predicted, features.device)
             svm_target = _labels_tensor(np.asarray(labels), features.device)
             svm_scores = svm_head.class_scores(scores)
-        rows.append(pullback(torch.cat(at_l, dim=1), layers, fwd, pca_after, bottom=1))
+        if pca_after:
+            rows.append(pullback(torch.cat(at_l, dim=1), layers, fwd, pca_after, bottom=1))
+        else:  # the rows are already ∂(·)/∂x: they start below the first dense layer
+            input_rows = torch.cat(at_l, dim=1)
     g1 = torch.cat(rows, dim=1)  # (N, R, D1)
     h1 = g1 * layers[0].fprime(fwd.deltas[0]).unsqueeze(-2)
     return ClosedFormPass(
@@ -226,6 +255,7 @@ def closed_form_pass(
         svm_target,
         index,
         svm_scores,
+        input_rows,
     )
 
 
@@ -275,7 +305,7 @@ def position_gradients(
         dtype=dtype,
         custom_activations=custom_activations,
     )
-    grad = cf.head.pooling.adjoint(cf.head.first_layer_to_positions(cf.h1), cf.features)  # (N, R, T, M, N')
+    grad = cf.position_gradients()  # (N, R, T, M, N')
     b = cf.n_components
     return PositionGradients(
         grad[:, 0],
@@ -307,8 +337,10 @@ def explain(
         features: (N, T, M, N') feature maps F of the last used CNN layer.
         head: ``nn.Sequential`` — optional pooling, ``Flatten``, ``Linear`` layers with catalogue
             activations (eval-mode ``Dropout``/``BatchNorm1d`` allowed).
-        pca: fitted ``sklearn.decomposition.PCA`` on the activated output of dense layer ``pca_after``.
-        pca_after: 1-based index l of that dense layer (the paper's l).
+        pca: fitted ``sklearn.decomposition.PCA`` on the activated output of dense layer ``pca_after``
+            (or on the flattened pooled features x when ``pca_after`` is 0).
+        pca_after: 1-based index l of that dense layer (the paper's l); 0 for PCA on x itself, the
+            usual CNN-SVM recipe (pooled features → PCA → SVM beside the CNN's own classifier).
         svm: fitted ``SVC``/``LinearSVC``/``OneVsRestClassifier`` (or ``Pipeline(StandardScaler, ·)``)
             on the PCA scores.
         targets: CNN classes to explain, one per image or one for all: integers, ``ClassTarget``,
@@ -337,8 +369,8 @@ def explain(
         dtype=dtype,
         custom_activations=custom_activations,
     )
-    weights = cf.h1 @ cf.head.position_summed_weights()  # (N, R, T), Eq. 9, 10, 14
-    signed = _method_maps(method, cf.head, cf.h1, weights, cf.features)
+    weights = cf.channel_weights()  # (N, R, T), Eq. 9, 10, 14
+    signed = _method_maps(method, cf, weights)
     b = cf.n_components
     pca_maps = svm_maps = {}
     if cf.pca_layer is not None:
@@ -387,13 +419,18 @@ def target_scores(
     """The quantities the maps explain, without any gradient: y, p = Vᵀ(q_l − u), a_c(p)."""
     features = _check_features(features, None)
     parsed = parse_head(head, features, channels_last=channels_last, custom_activations=custom_activations)
-    fwd = forward_dense(parsed.flatten(features), parsed.layers)
+    x = parsed.flatten(features)
+    fwd = forward_dense(x, parsed.layers)
     scores = svm_scores = None
     if pca is not None:
-        if pca_after is None or not 1 <= pca_after <= len(parsed.layers):
-            raise CadcamInputError(f"pca_after: expected 1..{len(parsed.layers)}, got {pca_after!r}")
-        layer = pca_layer_from_sklearn(pca, int(parsed.layers[pca_after - 1].weight.shape[0]), features)
-        scores = layer.scores(fwd.outputs[pca_after - 1])
+        depth = len(parsed.layers)
+        if pca_after is None or isinstance(pca_after, bool) or not isinstance(pca_after, int):
+            raise CadcamInputError(f"pca_after: expected an integer in 0..{depth}, got {pca_after!r}")
+        if not 0 <= pca_after <= depth:
+            raise CadcamInputError(f"pca_after: expected 0..{depth}, got {pca_after}")
+        width = int(parsed.layers[pca_after - 1].weight.shape[0]) if pca_after else int(x.shape[1])
+        layer = pca_layer_from_sklearn(pca, width, features)
+        scores = layer.scores(fwd.outputs[pca_after - 1] if pca_after else x)
         if svm is not None:
             svm_scores = parse_svm(svm, features).class_scores(scores)
     return TargetScores(fwd.outputs[-1], scores, svm_scores)

@@ -92,6 +92,21 @@ class Head:
             scaled = (w1.reshape(d1, self.channels, ho * wo) * r[None, None, :]).reshape(d1, -1)
         return position_summed_first_layer(scaled, self.channels, ho * wo, self.channels_last)
 
+    def input_rows_to_positions(self, dx: Tensor) -> Tensor:
+        """Rows ∂(·)/∂x over the flattened pooled features (N, K, D₀) -> per pooled position (N, K, T, Ho, Wo)."""
+        ho, wo = self.pooled_size
+        n, k = dx.shape[:2]
+        if self.channels_last:
+            return dx.reshape(n, k, ho, wo, self.channels).permute(0, 1, 4, 2, 3)
+        return dx.reshape(n, k, self.channels, ho, wo)
+
+    def input_rows_to_channel_weights(self, dx: Tensor) -> Tensor:
+        """w^t = Σ_j ∂(·)/∂x_j^t r_j over pooled positions j (r: the pooling's row sums), (N, K, T):
+        the position sum of Eq. 9/10/14 for rows that start at x (PCA on the pooled features)."""
+        ho, wo = self.pooled_size
+        r = self.pooling.row_sums(self.height, self.width, dx).reshape(ho, wo)
+        return (self.input_rows_to_positions(dx) * r).sum(dim=(-2, -1))
+
     def first_layer_to_positions(self, h1: Tensor) -> Tensor:
         """Rows h₁ = g₁ diag(f′(δ₁)) (N, K, D₁) -> ∂(·)/∂x per pooled position, (N, K, T, Ho, Wo)."""
         ho, wo = self.pooled_size
