@@ -54,8 +54,15 @@ def test_nan_and_inf_features(setup):
 def test_pca_width_and_position(setup):
     head, features, pca, _ = setup
     raises(r"pca: fitted on 5 features, but dense layer pca_after has width 6", features, head, pca, 1)
-    raises(r"pca_after: expected the 1-based index of a dense layer in 1..3, got None", features, head, pca)
-    raises(r"pca_after: .*got 0", features, head, pca, 0)
+    raises(r"pca_after: expected an integer in 0..3, got None", features, head, pca)
+    raises(
+        r"pca_after: expected 0 \(PCA on the pooled features x\) or the 1-based index .* in 1..3, got 4",
+        features,
+        head,
+        pca,
+        4,
+    )
+    raises(r"pca: fitted on 5 features, but the pooled features x \(pca_after=0\) has width", features, head, pca, 0)
 
 
 def test_unfitted_estimators(setup):

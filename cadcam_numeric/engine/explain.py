@@ -216,7 +216,8 @@ def closed_form_pass(
                 f"in 1..{depth}, got {pca_after}"
             )
         width = int(layers[pca_after - 1].weight.shape[0]) if pca_after else int(x.shape[1])
-        pca_layer = pca_layer_from_sklearn(pca, width, features)
+        reads = "dense layer pca_after" if pca_after else "the pooled features x (pca_after=0)"
+        pca_layer = pca_layer_from_sklearn(pca, width, features, reads)
         scores = pca_layer.scores(fwd.outputs[pca_after - 1] if pca_after else x)
         jac = pca_layer.jacobian()
         b = jac.shape[0]
@@ -429,7 +430,8 @@ def target_scores(
         if not 0 <= pca_after <= depth:
             raise CadcamInputError(f"pca_after: expected 0..{depth}, got {pca_after}")
         width = int(parsed.layers[pca_after - 1].weight.shape[0]) if pca_after else int(x.shape[1])
-        layer = pca_layer_from_sklearn(pca, width, features)
+        reads = "dense layer pca_after" if pca_after else "the pooled features x (pca_after=0)"
+        layer = pca_layer_from_sklearn(pca, width, features, reads)
         scores = layer.scores(fwd.outputs[pca_after - 1] if pca_after else x)
         if svm is not None:
             svm_scores = parse_svm(svm, features).class_scores(scores)
