@@ -475,3 +475,34 @@ def test_a_reader_never_sees_the_folder_missing_during_a_swap(tmp_path):
         stop.set()
         reader.join()
     assert not missing and (target / "bundle.json").read_text() == "299"
+
+
+def test_pdflatex_dies_with_a_killed_cadcam(tmp_path):
+    """The report's pdflatex is started with PR_SET_PDEATHSIG: kill -9 of cadcam leaves no orphan
+    (shown with `sleep` in its place, started the same way)."""
+    import signal
+    import sys
+
+    script = (
+        "import subprocess, sys\n"
+        "from reports.build import _die_with_parent\n"
+        "child = subprocess.Popen(['sleep', '60'], preexec_fn=_die_with_parent)\n"
+        "print(child.pid, flush=True)\n"
+        "child.wait()\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=Path.cwd())
+    pid = int(parent.stdout.readline())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        with open(f"/proc/{pid}/stat") as fh:  # a zombie awaiting its reaper counts as gone
+            if fh.read().split()[2] == "Z":
+                return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    pytest.fail("the child outlived its killed parent")
