@@ -3,7 +3,7 @@ through the real commands in-process. For every input: exit 0 or 2 (``verify`` m
 a failed check), never a traceback, nothing written outside ``--out``, no marker file of a
 payload, and on exit 0 finite maps.
 
-Budget: 25 examples per property (about 30 s) by default (``HYPOTHESIS_PROFILE=thorough``: 200).
+Budget: 25 examples per property (about 20 s) by default (``HYPOTHESIS_PROFILE=thorough``: 200).
 """
 
 from __future__ import annotations
