@@ -235,6 +235,26 @@ def prove_pca_block(variant: PCAVariant, b: int = 2, d: int = 3) -> ProofResult:
     )
 
 
+def prove_scaler_fold(b: int = 2, d: int = 3) -> ProofResult:
+    """A per-feature affine scaler x′ = s∘x + o before a PCA folds into it:
+    Vᵀ(s∘x + o − u) = (Vᵀ diag(s))(x − (u − o)/s) for every s with no zero entry — so a
+    ``Pipeline(scaler, PCA)`` is a PCA layer with components Vᵀ diag(s) and mean (u − o)/s, and
+    its Jacobian is the PCA block (Eq. 23) of those."""
+    vt = sp.Matrix(b, d, lambda i, j: sp.Symbol(f"v_{i + 1}{j + 1}", real=True))
+    x, u, o = symbol_vector("x", d), symbol_vector("u", d), symbol_vector("o", d)
+    s = sp.Matrix([sp.Symbol(f"s_{j + 1}", nonzero=True, real=True) for j in range(d)])
+    scaled = sp.Matrix([s[j] * x[j] + o[j] for j in range(d)])
+    folded_mean = sp.Matrix([(u[j] - o[j]) / s[j] for j in range(d)])
+    return prove_equal(
+        "block/pca/scaler_fold",
+        "affine scaler before PCA: V^T(s*x + o - u) = (V^T diag(s))(x - (u - o)/s)",
+        vt * (scaled - u),
+        (vt * sp.diag(*s)) * (x - folded_mean),
+        latex=r"V^\top(\mathbf s\circ\mathbf x+\mathbf o-\mathbf u)=(V^\top\operatorname{diag}(\mathbf s))"
+        r"\big(\mathbf x-(\mathbf u-\mathbf o)/\mathbf s\big)",
+    )
+
+
 def prove_svm_block(kernel: Kernel, b: int = 2, n_support: int = 2) -> ProofResult:
     """Eq. 24–26: ∂a/∂p = Σ_i α_i c_i ∇_p K(p_i, p), with ∇K by the kernel's closed form.
 
@@ -312,5 +332,6 @@ def all_block_proofs() -> Iterator[ProofResult]:
     for variant in PCA_VARIANTS:
         yield prove_pca_scores(variant)
         yield prove_pca_block(variant)
+    yield prove_scaler_fold()
     for kernel in kernel_catalogue.KERNELS:
         yield prove_svm_block(kernel)

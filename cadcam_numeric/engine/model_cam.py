@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
-from sklearn.decomposition import PCA
 from torch import Tensor, nn
 
 from cadcam_numeric.catalogue_types import ActivationCode
@@ -126,7 +125,7 @@ class PCASVMGradCAM:
         self.head = compose_head(model, target_layer, head)
         # read the fitted estimators into tensors once, not on every call (validated here too)
         like = torch.zeros((), dtype=torch.float64)
-        self.pca = pca_layer_from_sklearn(pca, None, like) if isinstance(pca, PCA) else pca
+        self.pca = pca_layer_from_sklearn(pca, None, like) if pca is not None else None
         self.svm = parse_svm(svm, like) if svm is not None and not isinstance(svm, SVMHead) else svm
         self.pca_after = pca_after
         self.method, self.channels_last, self.dtype = method, channels_last, dtype

@@ -1,0 +1,106 @@
+"""PCA-like transforms as users fit them (issue 14): PCA, IncrementalPCA, TruncatedSVD, and
+pipelines of affine scalers before them. The layer cadcam reads gives scikit-learn's own
+``transform`` and its Jacobian (scikit-learn's transform differentiated by central differences:
+an independent oracle, exact for these affine maps up to rounding); the maps' weights follow."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.decomposition import PCA, IncrementalPCA, TruncatedSVD
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, Normalizer, RobustScaler, StandardScaler
+from torch import nn
+
+from cadcam_numeric import CadcamInputError, explain
+from cadcam_numeric.engine.pca import pca_layer_from_sklearn
+
+PROJECTIONS = {
+    "pca": lambda: PCA(3),
+    "pca-whiten": lambda: PCA(3, whiten=True),
+    "incremental": lambda: IncrementalPCA(3),
+    "incremental-whiten": lambda: IncrementalPCA(3, whiten=True),
+    "truncated-svd": lambda: TruncatedSVD(3, random_state=0),
+}
+SCALERS = {
+    "none": [],
+    "standard": [StandardScaler()],
+    "standard-no-mean": [StandardScaler(with_mean=False)],
+    "robust": [RobustScaler()],
+    "minmax": [MinMaxScaler(feature_range=(-2, 3))],
+    "maxabs+standard": [MaxAbsScaler(), StandardScaler()],
+}
+
+
+def fitted(projection: str, scalers: str, x: np.ndarray):
+    steps = [*(type(s)(**s.get_params()) for s in SCALERS[scalers]), PROJECTIONS[projection]()]
+    return (make_pipeline(*steps) if len(steps) > 1 else steps[0]).fit(x)
+
+
+def central_jacobian(transform, x: np.ndarray, h: float = 1e-3) -> np.ndarray:
+    """∂transform(x)_b/∂x_j by central differences (exact for an affine map up to rounding)."""
+    d = x.shape[1]
+    cols = []
+    for j in range(d):
+        e = np.zeros(d)
+        e[j] = h
+        cols.append((transform(x + e) - transform(x - e)) / (2 * h))
+    return np.stack(cols, axis=-1)  # (N, B, D)
+
+
+@pytest.mark.parametrize("scalers", sorted(SCALERS))
+@pytest.mark.parametrize("projection", sorted(PROJECTIONS))
+def test_the_layer_is_sklearns_transform_and_its_jacobian(projection, scalers):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 6)) * rng.uniform(0.5, 5, size=6) + rng.normal(size=6) * 3
+    est = fitted(projection, scalers, x)
+    layer = pca_layer_from_sklearn(est, 6, torch.zeros((), dtype=torch.float64))
+    probe = rng.normal(size=(5, 6)) * 2
+    scores = layer.scores(torch.from_numpy(probe)).numpy()
+    np.testing.assert_allclose(scores, est.transform(probe), rtol=1e-10, atol=1e-10)
+    jac = np.broadcast_to(layer.jacobian().numpy(), (5, 3, 6))
+    np.testing.assert_allclose(jac, central_jacobian(est.transform, probe), rtol=1e-7, atol=1e-8)
+
+
+def test_explain_with_a_scaler_pipeline_on_the_pooled_features():
+    """pca_after=0 with StandardScaler -> PCA(whiten): the PCA weights are the position sums of
+    scikit-learn's transform differentiated through the pooling (central differences on F)."""
+    torch.manual_seed(0)
+    head = nn.Sequential(nn.AvgPool2d(2), nn.Flatten(), nn.Linear(8, 4)).double()
+    features = torch.randn(5, 2, 4, 4, dtype=torch.float64)
+
+    def pooled(f: torch.Tensor) -> np.ndarray:
+        return head[1](head[0](f)).detach().numpy()
+
+    est = make_pipeline(StandardScaler(), PCA(2, whiten=True)).fit(
+        pooled(torch.randn(30, 2, 4, 4, dtype=torch.float64))
+    )
+    result = explain(features, head, est, 0)
+    h = 1e-3
+    expected = np.zeros((5, 2, 2))
+    flat = features.reshape(5, -1)
+    for k in range(flat.shape[1]):
+        e = torch.zeros_like(flat)
+        e[:, k] = h
+        diff = (
+            est.transform(pooled((flat + e).reshape(features.shape)))
+            - est.transform(pooled((flat - e).reshape(features.shape)))
+        ) / (2 * h)
+        expected[:, :, k // 16] += diff  # channel of element k (16 positions per channel)
+    np.testing.assert_allclose(result.pca_weights.numpy(), expected, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("estimator", "message"),
+    [
+        (make_pipeline(Normalizer(), PCA(2)), "pca: expected PCA, IncrementalPCA, TruncatedSVD, or a Pipeline of"),
+        (make_pipeline(MinMaxScaler(clip=True), PCA(2)), r"MinMaxScaler\(clip=True\) is not affine"),
+        (StandardScaler(), "got StandardScaler"),
+    ],
+)
+def test_what_is_not_a_linear_projection_is_refused_by_name(estimator, message):
+    x = np.random.default_rng(1).normal(size=(20, 4))
+    estimator.fit(x)
+    with pytest.raises(CadcamInputError, match=message):
+        pca_layer_from_sklearn(estimator, 4, torch.zeros(()))
