@@ -74,7 +74,14 @@ def test_unfitted_estimators(setup):
 def test_unsupported_estimators_and_layers(setup):
     head, features, pca, svm = setup
     knn = KNeighborsClassifier(1).fit(np.zeros((3, 2)), [0, 1, 2])
-    raises(r"svm: expected a fitted SVC, LinearSVC, OneVsRestClassifier", features, head, pca, 2, knn)
+    raises(
+        r"svm: expected a fitted SVC, NuSVC, LinearSVC, LogisticRegression, .*, a OneVsRestClassifier",
+        features,
+        head,
+        pca,
+        2,
+        knn,
+    )
     pre = SVC(kernel="precomputed").fit(np.eye(4), [0, 1, 0, 1])
     raises(r"svm: kernel 'precomputed' is not supported", features, head, pca, 2, pre)
     raises(r"svm: the SVM consumes PCA scores", features, head, svm=svm)

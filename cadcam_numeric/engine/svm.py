@@ -1,8 +1,16 @@
 """Read fitted scikit-learn SVMs into decision blocks the generated kernel code evaluates.
 
-Supported: ``SVC`` (linear, poly, rbf, sigmoid; binary, or multi-class one-vs-one),
-``LinearSVC``, ``OneVsRestClassifier`` of those, each optionally inside a ``Pipeline`` after a
-``StandardScaler``. Every estimator becomes one or more decision blocks
+Supported: ``SVC`` and ``NuSVC`` (linear, poly, rbf, sigmoid; binary, or multi-class
+one-vs-one), the linear classifiers (``LinearSVC``, ``LogisticRegression``, ``RidgeClassifier``,
+``SGDClassifier``, ``Perceptron``, ``LinearDiscriminantAnalysis``), ``OneVsRestClassifier`` of
+those, each optionally inside a ``Pipeline`` after a ``StandardScaler``, and a fitted
+``GridSearchCV``/``RandomizedSearchCV`` of any of them (its ``best_estimator_``).
+
+The score each map explains is the estimator's ``decision_function``, oriented toward the
+explained class: the SVM decision for SVC/NuSVC/LinearSVC; for ``LogisticRegression`` the
+log-odds (binary) or the class's multinomial logit (whose softmax is ``predict_proba``); the
+linear score w·z + b for the other linear classifiers (for LDA, the log-posterior up to a term
+common to all classes). Every estimator becomes one or more decision blocks
 d_k(p) = Σ_i D_{ki} K(s_i, z) + g_k on the (scaled) PCA scores z, and an orientation matrix O
 (classes × decisions) gives the class scores a_c = Σ_k O_{ck} d_k (derivations/NOTES.md §2, convention):
 
@@ -18,10 +26,13 @@ from typing import Literal
 
 import numpy as np
 import torch
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+from sklearn.linear_model import LogisticRegression, Perceptron, RidgeClassifier, SGDClassifier
+from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC, LinearSVC
+from sklearn.svm import SVC, LinearSVC, NuSVC
 from torch import Tensor
 
 from cadcam_numeric.catalogue_types import KernelCode
@@ -209,22 +220,39 @@ def _svc_blocks(svc: SVC, like: Tensor) -> tuple[list[DecisionBlock], np.ndarray
     return [DecisionBlock(code, sv, _tensor(dual, like), _tensor(svc.intercept_, like), params)], orient
 
 
-def _linear_svc_block(svc: LinearSVC, like: Tensor) -> DecisionBlock:
-    """LinearSVC as the linear kernel with the weight rows as 'support vectors' and D = I."""
-    coef = _tensor(svc.coef_, like)
+#: classifiers whose decision is w·z + b (``coef_``, ``intercept_``): predict d > 0 → classes_[1]
+#: (binary) or argmax (more classes), as scikit-learn's LinearClassifierMixin does
+LINEAR_CLASSIFIERS = (
+    LinearSVC,
+    LogisticRegression,
+    RidgeClassifier,
+    SGDClassifier,
+    Perceptron,
+    LinearDiscriminantAnalysis,
+)
+KERNEL_SVMS = (SVC, NuSVC)
+
+
+def _linear_svc_block(svc: object, like: Tensor) -> DecisionBlock:
+    """A linear classifier as the linear kernel with the weight rows as 'support vectors' and D = I."""
+    coef = _tensor(np.atleast_2d(svc.coef_), like)  # RidgeClassifier keeps a binary coef_ 1-D
     eye = torch.eye(coef.shape[0], dtype=like.dtype, device=like.device)
     return DecisionBlock(KERNELS["linear"], coef, eye, _tensor(np.ravel(svc.intercept_), like), {})
 
 
 def _binary_blocks(estimator: object, like: Tensor) -> list[DecisionBlock]:
-    if isinstance(estimator, SVC):
+    if isinstance(estimator, KERNEL_SVMS):
         blocks, _ = _svc_blocks(estimator, like)
         if len(estimator.classes_) != 2:
             raise CadcamInputError("svm: OneVsRestClassifier estimators must be binary")
         return blocks
-    if isinstance(estimator, LinearSVC):
+    if isinstance(estimator, LINEAR_CLASSIFIERS):
         return [_linear_svc_block(estimator, like)]
-    raise CadcamInputError(f"svm: OneVsRestClassifier of {type(estimator).__name__} is not supported (SVC, LinearSVC)")
+    raise CadcamInputError(f"svm: OneVsRestClassifier of {type(estimator).__name__} is not supported ({_accepted()})")
+
+
+def _accepted() -> str:
+    return ", ".join(c.__name__ for c in (*KERNEL_SVMS, *LINEAR_CLASSIFIERS))
 
 
 def parse_svm(svm: object, like: Tensor) -> SVMHead:
@@ -234,6 +262,10 @@ def parse_svm(svm: object, like: Tensor) -> SVMHead:
     """
     if isinstance(svm, SVMHead):
         return svm.to(like)
+    if isinstance(svm, GridSearchCV | RandomizedSearchCV):
+        if not hasattr(svm, "best_estimator_"):
+            raise CadcamInputError("svm: the search has no best_estimator_ (not fitted, or refit=False)")
+        return parse_svm(svm.best_estimator_, like)
     scaler_mean = scaler_scale = None
     estimator = svm
     if isinstance(svm, Pipeline):
@@ -254,10 +286,10 @@ def parse_svm(svm: object, like: Tensor) -> SVMHead:
                 + ", ".join(type(s).__name__ for s in steps)
             )
     require_fitted(estimator, "svm")
-    if isinstance(estimator, SVC):
+    if isinstance(estimator, KERNEL_SVMS):
         blocks, orient = _svc_blocks(estimator, like)
         classes = estimator.classes_
-    elif isinstance(estimator, LinearSVC):
+    elif isinstance(estimator, LINEAR_CLASSIFIERS):
         blocks = [_linear_svc_block(estimator, like)]
         classes = estimator.classes_
         orient = np.array([[-1.0], [1.0]]) if len(classes) == 2 else np.eye(len(classes))
@@ -267,13 +299,13 @@ def parse_svm(svm: object, like: Tensor) -> SVMHead:
         orient = np.array([[-1.0], [1.0]]) if len(classes) == 2 else np.eye(len(classes))
     else:
         raise CadcamInputError(
-            f"svm: expected a fitted SVC, LinearSVC, OneVsRestClassifier or Pipeline(StandardScaler, ·); "
-            f"got {type(estimator).__name__}"
+            f"svm: expected a fitted {_accepted()}, a OneVsRestClassifier of those, a Pipeline(StandardScaler, ·) "
+            f"or a fitted GridSearchCV/RandomizedSearchCV of them; got {type(estimator).__name__}"
         )
     n_features = int(getattr(svm, "n_features_in_", blocks[0].support_vectors.shape[1]))
     if len(classes) == 2:
         scheme = "binary"
-    elif isinstance(estimator, SVC):
+    elif isinstance(estimator, KERNEL_SVMS):
         scheme = "ovo"
     else:
         scheme = "ovr"
@@ -285,6 +317,6 @@ def parse_svm(svm: object, like: Tensor) -> SVMHead:
         scaler_mean,
         scaler_scale,
         n_features,
-        zero_is_positive=isinstance(estimator, SVC),
+        zero_is_positive=isinstance(estimator, KERNEL_SVMS),
         break_ties=scheme == "ovo" and bool(estimator.break_ties) and estimator.decision_function_shape == "ovr",
     )
