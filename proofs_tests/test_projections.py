@@ -104,3 +104,11 @@ def test_what_is_not_a_linear_projection_is_refused_by_name(estimator, message):
     estimator.fit(x)
     with pytest.raises(CadcamInputError, match=message):
         pca_layer_from_sklearn(estimator, 4, torch.zeros(()))
+
+
+def test_a_whitened_component_without_variance_is_refused():
+    x = np.random.default_rng(2).normal(size=(10, 4))
+    x[:, 3] = x[:, 0] + x[:, 1]  # rank 3: the 4th component has no variance
+    pca = PCA(4, whiten=True).fit(x)
+    with pytest.raises(CadcamInputError, match="a whitened component has zero"):
+        pca_layer_from_sklearn(pca, 4, torch.zeros((), dtype=torch.float64))

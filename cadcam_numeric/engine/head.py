@@ -1,6 +1,6 @@
 """Read a user's head (``torch.nn.Sequential``) into the layers the closed-form chain needs.
 
-Accepted: an optional pooling module (``MaxPool2d``, ``AvgPool2d``, ``AdaptiveAvgPool2d``),
+Accepted: an optional pooling module (``MaxPool2d``, ``AdaptiveMaxPool2d``, ``AvgPool2d``, ``AdaptiveAvgPool2d``),
 an optional :class:`ChannelsLast` (Keras flatten order), ``Flatten``, eval-mode ``Dropout``, then ``Linear`` layers,
 each optionally followed by ``BatchNorm1d`` (eval mode, folded into the layer), one catalogue
 activation (or a spec's own, see ``activation_modules``), and eval-mode ``Dropout`` (a no-op).
@@ -164,7 +164,8 @@ def parse_head(
     if index >= len(modules) or not isinstance(modules[index], nn.Flatten):
         found = type(modules[index]).__name__ if index < len(modules) else "nothing"
         raise CadcamInputError(
-            f"head: expected optional pooling (MaxPool2d, AvgPool2d, AdaptiveAvgPool2d) then Flatten first, "
+            f"head: expected optional pooling (MaxPool2d, AdaptiveMaxPool2d, AvgPool2d, AdaptiveAvgPool2d) then "
+            "Flatten first, "
             f"found {found} at position {index} (0-based)"
         )
     flatten = modules[index]

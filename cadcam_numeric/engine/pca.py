@@ -76,6 +76,13 @@ def pca_layer_from_sklearn(
     mean = np.zeros(d) if isinstance(projection, TruncatedSVD) else np.asarray(projection.mean_, dtype=np.float64)
     whitened = bool(getattr(projection, "whiten", False))
     variance = np.asarray(projection.explained_variance_, dtype=np.float64) if whitened else None
+    if variance is not None and not (
+        np.all(np.isfinite(variance)) and np.all(variance > 1e-12 * max(float(variance.max(initial=0.0)), 1e-300))
+    ):
+        raise CadcamInputError(
+            "pca: a whitened component has zero (or numerically zero, or non-finite) explained variance; "
+            "scikit-learn's own transform divides by it. Use fewer components or whiten=False"
+        )
     scale, offset = np.ones(d), np.zeros(d)
     for scaler in scalers:  # compose x -> s∘x + o, left to right
         s, o = _affine(scaler, d)

@@ -4,7 +4,7 @@ With x = flatten(pool(F)), the chain rule gives ∂y/∂F_i^t = Σ_j ∂y/∂x_j
 
 * Channel weights need only Σ_i ∂x_j/∂F_i^t =: r_j, the pooling's row sums. Pooling is
   linear for average pools and selects one input per output for max pools, so r = pool(1):
-  1 for max and adaptive-average pools, (#real cells / divisor) at padded average-pool borders.
+  1 for max (also adaptive) and adaptive-average pools, (#real cells / divisor) at padded average-pool borders.
   Then Σ_i ∂y/∂F_i^t = Σ_j ∂y/∂x_j^t r_j, which folds into W̄₁ (computed once per head).
 * Per-position gradients (HiRes-CAM, XGrad-CAM) need the adjoint Pᵀ: a fixed matrix for
   average pools (the pool applied to the identity basis), a scatter to the arg-max for max pools.
@@ -22,7 +22,8 @@ from cadcam_numeric.errors import CadcamInputError
 
 __all__ = ["POOLING_TYPES", "Pooling"]
 
-POOLING_TYPES = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)
+POOLING_TYPES = (nn.MaxPool2d, nn.AdaptiveMaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)
+MAX_POOLS = (nn.MaxPool2d, nn.AdaptiveMaxPool2d)
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class Pooling:
         if self.module is None:
             return torch.ones(height * width, dtype=like.dtype, device=like.device)
         ones = torch.ones(1, 1, height, width, dtype=like.dtype, device=like.device)
-        if isinstance(self.module, nn.MaxPool2d):
+        if isinstance(self.module, MAX_POOLS):
             return torch.ones_like(self.module(ones)).flatten()
         return self.module(ones).flatten()
 
@@ -64,11 +65,14 @@ class Pooling:
             return grad_pooled
         n, t, h, w = features.shape
         ho, wo = grad_pooled.shape[-2:]
-        if isinstance(self.module, nn.MaxPool2d):
+        if isinstance(self.module, MAX_POOLS):
             m = self.module
-            _, idx = F.max_pool2d(
-                features, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, return_indices=True
-            )
+            if isinstance(m, nn.AdaptiveMaxPool2d):
+                _, idx = F.adaptive_max_pool2d(features, m.output_size, return_indices=True)
+            else:
+                _, idx = F.max_pool2d(
+                    features, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, return_indices=True
+                )
             k = grad_pooled.shape[1]
             out = torch.zeros(n, k, t, h * w, dtype=grad_pooled.dtype, device=grad_pooled.device)
             index = idx.flatten(2).unsqueeze(1).expand(n, k, t, ho * wo)
