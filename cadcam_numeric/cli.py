@@ -300,7 +300,7 @@ def _report(args: argparse.Namespace) -> int:
     from cadcam_numeric.pipeline.bundle import read_bundle_document
     from cadcam_numeric.spec.architecture import load_architecture_file
 
-    if args.bundle:  # validated as every command validates a bundle, also when --spec is given
+    if args.bundle and args.spec:  # without --spec the report reads (and validates) the bundle itself
         read_bundle_document(Path(args.bundle))
     view = None
     if args.spec:

@@ -31,7 +31,7 @@ from sklearn.decomposition import PCA
 from torch import Tensor, nn
 
 from cadcam_numeric.catalogue_types import ActivationCode
-from cadcam_numeric.engine.chain import PCALayer, forward_dense, pullback
+from cadcam_numeric.engine.chain import DenseLayer, HeadForward, PCALayer, forward_dense, pullback
 from cadcam_numeric.engine.head import Head, parse_head
 from cadcam_numeric.engine.pca import pca_layer_from_sklearn
 from cadcam_numeric.engine.svm import SVMHead, parse_svm
@@ -130,6 +130,25 @@ def _method_maps(method: str, cf: ClosedFormPass, weights: Tensor) -> Tensor:
     return _maps(xweights, features)
 
 
+def _pca_on(
+    pca: object, pca_after: object, x: Tensor, fwd: HeadForward, layers: list[DenseLayer]
+) -> tuple[PCALayer, Tensor]:
+    """The PCA layer on what ``pca_after`` names — x itself (0) or dense layer l's output — and
+    its scores p = Vᵀ(q_l − u) (Eq. 5); ``pca_after`` and the widths are checked."""
+    depth = len(layers)
+    if pca_after is None or isinstance(pca_after, bool) or not isinstance(pca_after, int):
+        raise CadcamInputError(f"pca_after: expected an integer in 0..{depth}, got {pca_after!r}")
+    if not 0 <= pca_after <= depth:
+        raise CadcamInputError(
+            f"pca_after: expected 0 (PCA on the pooled features x) or the 1-based index of a dense layer "
+            f"in 1..{depth}, got {pca_after}"
+        )
+    q = fwd.outputs[pca_after - 1] if pca_after else x
+    reads = "dense layer pca_after" if pca_after else "the pooled features x (pca_after=0)"
+    layer = pca_layer_from_sklearn(pca, int(q.shape[1]), x, reads)
+    return layer, layer.scores(q)
+
+
 @dataclass(frozen=True)
 class ClosedFormPass:
     """One closed-form pass: the rows h₁ = g₁ diag(f′(δ₁)) (N, R, D₁) for 1 class row, B PCA rows and
@@ -208,17 +227,7 @@ def closed_form_pass(
     pca_layer = scores = svm_prediction = svm_target = index = svm_scores = None
     input_rows = None
     if pca is not None:
-        if pca_after is None or isinstance(pca_after, bool) or not isinstance(pca_after, int):
-            raise CadcamInputError(f"pca_after: expected an integer in 0..{depth}, got {pca_after!r}")
-        if not 0 <= pca_after <= depth:
-            raise CadcamInputError(
-                f"pca_after: expected 0 (PCA on the pooled features x) or the 1-based index of a dense layer "
-                f"in 1..{depth}, got {pca_after}"
-            )
-        width = int(layers[pca_after - 1].weight.shape[0]) if pca_after else int(x.shape[1])
-        reads = "dense layer pca_after" if pca_after else "the pooled features x (pca_after=0)"
-        pca_layer = pca_layer_from_sklearn(pca, width, features, reads)
-        scores = pca_layer.scores(fwd.outputs[pca_after - 1] if pca_after else x)
+        pca_layer, scores = _pca_on(pca, pca_after, x, fwd, layers)
         jac = pca_layer.jacobian()
         b = jac.shape[0]
         at_l = [jac.expand(n, *jac.shape)]
@@ -424,15 +433,7 @@ def target_scores(
     fwd = forward_dense(x, parsed.layers)
     scores = svm_scores = None
     if pca is not None:
-        depth = len(parsed.layers)
-        if pca_after is None or isinstance(pca_after, bool) or not isinstance(pca_after, int):
-            raise CadcamInputError(f"pca_after: expected an integer in 0..{depth}, got {pca_after!r}")
-        if not 0 <= pca_after <= depth:
-            raise CadcamInputError(f"pca_after: expected 0..{depth}, got {pca_after}")
-        width = int(parsed.layers[pca_after - 1].weight.shape[0]) if pca_after else int(x.shape[1])
-        reads = "dense layer pca_after" if pca_after else "the pooled features x (pca_after=0)"
-        layer = pca_layer_from_sklearn(pca, width, features, reads)
-        scores = layer.scores(fwd.outputs[pca_after - 1] if pca_after else x)
+        _, scores = _pca_on(pca, pca_after, x, fwd, parsed.layers)
         if svm is not None:
             svm_scores = parse_svm(svm, features).class_scores(scores)
     return TargetScores(fwd.outputs[-1], scores, svm_scores)

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from cadcam_numeric.engine.model_cam import SplitModel
 from cadcam_numeric.errors import CadcamInputError
 
 __all__ = ["CNN", "Backbone", "build_backbone", "feature_shape", "small_vgg", "vgg16_features"]
@@ -43,15 +44,9 @@ class Backbone:
     weights_sha256: str | None = None
 
 
-class CNN(nn.Module):
-    """``head(backbone(x))``: the backbone's output is the target layer of every map."""
-
-    def __init__(self, backbone: nn.Sequential, head: nn.Sequential) -> None:
-        super().__init__()
-        self.backbone, self.head = backbone, head
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.backbone(x))
+#: ``head(backbone(x))``: the backbone's output is the target layer of every map (the engine's
+#: split model; the pipeline's CNNs are built split).
+CNN = SplitModel
 
 
 def small_vgg(feature_layer: str = "pool", input_size: int = 32) -> Backbone:

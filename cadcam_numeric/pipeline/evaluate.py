@@ -39,7 +39,7 @@ from cadcam_numeric.metrics import deletion_insertion, localisation_hits, pointi
 from cadcam_numeric.pipeline.bundle import load_bundle
 from cadcam_numeric.pipeline.data import load_data, to_model_input
 from cadcam_numeric.pipeline.localisation import make_localisation_set, scale_boxes
-from cadcam_numeric.pipeline.run import rows_to_csv, rows_to_markdown
+from cadcam_numeric.pipeline.run import labels_as_numpy, rows_to_csv, rows_to_markdown
 
 __all__ = ["run_evaluation"]
 
@@ -124,7 +124,7 @@ def run_evaluation(
         for m in METHOD_LABELS
     }
     r = per_method["grad-cam"]
-    cls, svm_idx = r.cnn_target, svm_head.class_index(_labels(r.svm_target), "svm").to(dev)
+    cls, svm_idx = r.cnn_target, svm_head.class_index(labels_as_numpy(r.svm_target), "svm").to(dev)
 
     def class_prob(x: Tensor, i: Tensor) -> Tensor:
         return torch.softmax(scores_of(x).logits, 1)[torch.arange(len(i)), cls[i]]
@@ -187,7 +187,7 @@ def run_evaluation(
             c.deletion.mean(0).cpu().numpy(),
             c.insertion.mean(0).cpu().numpy(),
         )
-    predicted_svm = _labels(r.svm_prediction)
+    predicted_svm = labels_as_numpy(r.svm_prediction)
     truth = labels.numpy() if predicted_svm.dtype.kind in "iu" else np.asarray(bundle.class_names)[labels.numpy()]
     svm_accuracy = float(np.mean(predicted_svm.astype(str) == truth.astype(str))) if len(truth) else 0.0
     out_dir = Path(out_dir)
@@ -213,11 +213,6 @@ def run_evaluation(
     }
     atomic_write_text(out_dir / "evaluation.json", json.dumps(summary, indent=2))
     return summary
-
-
-def _labels(values: object) -> np.ndarray:
-    """SVM labels as NumPy: a tensor (integer labels) or already an array (string labels)."""
-    return values.cpu().numpy() if isinstance(values, Tensor) else np.asarray(values)
 
 
 def _svm_label(label: object, classes: np.ndarray) -> object:

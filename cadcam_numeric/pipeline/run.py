@@ -30,7 +30,7 @@ from cadcam_numeric.pipeline.fitting import fit_pca_and_svms, layer_outputs, svm
 from cadcam_numeric.pipeline.training import extract_features, make_head, train_model
 from cadcam_numeric.spec.architecture import LoadedArchitecture
 
-__all__ = ["PipelineConfig", "explain_images", "run_pipeline"]
+__all__ = ["PipelineConfig", "explain_images", "labels_as_numpy", "run_pipeline"]
 
 
 @dataclass
@@ -77,7 +77,7 @@ def rows_to_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def _as_numpy(values: object) -> np.ndarray:
+def labels_as_numpy(values: object) -> np.ndarray:
     """Labels as NumPy: a tensor (integer labels) or already an array (string labels)."""
     return values.cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
 
@@ -118,7 +118,7 @@ def explain_images(
 
     titles = [
         f"{t}\nCNN {names[int(c)]}, SVM {label_text(s)}"
-        for t, c, s in zip(row_titles, result.cnn_prediction.cpu(), _as_numpy(result.svm_prediction))
+        for t, c, s in zip(row_titles, result.cnn_prediction.cpu(), labels_as_numpy(result.svm_prediction))
     ]
     png = fig8_map_grid(
         from_model_input(images),
@@ -146,7 +146,7 @@ def explain_images(
         "pca_positive": pos,
         "pca_negative": neg,
         "cnn_prediction": result.cnn_prediction.cpu().numpy(),
-        "svm_prediction": _as_numpy(result.svm_prediction),
+        "svm_prediction": labels_as_numpy(result.svm_prediction),
     }
     if labels is not None:
         arrays["labels"] = np.asarray(labels)
