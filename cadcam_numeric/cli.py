@@ -132,6 +132,13 @@ def installed_generated_dir() -> Path:
     return Path(cadcam_numeric.generated.__file__).resolve().parent
 
 
+def _accepted(args: argparse.Namespace) -> int:
+    from cadcam_numeric.engine.accepted import accepted_table
+
+    print(accepted_table(), end="")
+    return 0
+
+
 def _verify(args: argparse.Namespace) -> int:
     from cadcam_numeric.verification.catalogue import verify_all
     from cadcam_numeric.verification.errors import ATOL, RTOL
@@ -220,7 +227,23 @@ def _pipeline_config(args: argparse.Namespace, data: str):
         device=args.device,
         download=getattr(args, "download", False),
         image_size=getattr(args, "image_size", 64),
+        **_recipe(args),
     )
+
+
+def _recipe(args: argparse.Namespace) -> dict[str, object]:
+    """The settings ``--recipe``, ``--pca-after`` and ``--classifier`` stand for."""
+    cnn_svm = args.recipe == "cnn-svm"
+    settings: dict[str, object] = {
+        "pca_after": args.pca_after if args.pca_after is not None else (0 if cnn_svm else 2),
+        "scale_before_pca": cnn_svm,
+        "classifiers": tuple(dict.fromkeys([*(["logistic"] if cnn_svm else []), *(args.classifier or [])])),
+    }
+    if settings["pca_after"] < 0:
+        raise CadcamInputError(
+            f"--pca-after: expected 0 (the pooled features) or a dense layer >= 1, got {args.pca_after}"
+        )
+    return settings
 
 
 def _run_pipeline(args: argparse.Namespace, data: str) -> int:
@@ -357,6 +380,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
+    from cadcam_numeric.pipeline.fitting import CLASSIFIER_KINDS
+
     p.add_argument("--out", required=True, help="output directory (created; files are written whole)")
     p.add_argument(
         "--backbone",
@@ -383,6 +408,26 @@ def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
         help="training epochs; the best-validation one is kept (default 40)",
     )
     p.add_argument("--activation", default="relu", help="activation of the dense layers (any catalogue entry)")
+    p.add_argument(
+        "--recipe",
+        choices=["paper", "cnn-svm"],
+        default="paper",
+        help="paper: PCA on dense layer 2, four SVMs (default); cnn-svm: the usual CNN-SVM recipe, pooled "
+        "features -> StandardScaler -> PCA -> SVC and LogisticRegression",
+    )
+    p.add_argument(
+        "--pca-after",
+        type=int,
+        default=None,
+        help="dense layer whose output PCA reads (1-based); 0: the pooled features (default 2; cnn-svm 0)",
+    )
+    p.add_argument(
+        "--classifier",
+        action="append",
+        default=None,
+        choices=sorted(CLASSIFIER_KINDS),
+        help="also fit this classifier on the PCA scores (repeatable)",
+    )
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--spec", default=None, help="TOML architecture spec: its head, PCA and SVM (see README)")
@@ -479,6 +524,8 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--cases", type=positive_int, default=20, help="random cases per function (default: %(default)s)")
     ver.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     ver.set_defaults(func=_verify)
+    acc = sub.add_parser("accepted", help="the heads, transforms and classifiers explain accepts (Markdown table)")
+    acc.set_defaults(func=_accepted)
     ben = sub.add_parser(
         "bench", help="explain vs the backbone alone, autograd, torch.func and pytorch-grad-cam (VGG16, 200 px)"
     )

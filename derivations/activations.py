@@ -81,6 +81,7 @@ def _p(name: str, default: float, low: float, high: float, attr: str | None = No
 
 
 _slope = _p("negative_slope", 0.01, 0.0, 1.0)
+_prelu_weight = _p("weight", 0.25, 0.0, 1.0, "init")  # built as PReLU(init=w); read from the learned .weight
 _alpha = _p("alpha", 1.0, 0.1, 3.0)
 _beta = _p("beta", 1.0, 0.25, 4.0)
 _threshold = _p("threshold", 20.0, 1.0, 30.0)
@@ -116,6 +117,15 @@ ACTIVATIONS: tuple[Activation, ...] = (
         parameters=(_slope,),
         kink_derivatives=((sp.S.Zero, s),),
         latex_name=r"\mathrm{LeakyReLU}",
+    ),
+    Activation(
+        "prelu",
+        "f(z) = z if z > 0 else weight * z (weight learned; one per unit or shared)",
+        "torch.nn.PReLU",
+        sp.Piecewise((z, z > 0), (_prelu_weight.symbol * z, True)),
+        parameters=(_prelu_weight,),
+        kink_derivatives=((sp.S.Zero, _prelu_weight.symbol),),
+        latex_name=r"\mathrm{PReLU}",
     ),
     Activation(
         "elu",

@@ -19,12 +19,14 @@ the key and the allowed values. Example (``derivations/examples/custom_head.toml
     ]
 
     [pca]
-    after = 2                     # PCA on the output of dense layer 2
+    after = 2                     # PCA on the output of dense layer 2; 0: on the pooled features x
     components = 3
     whiten = false
+    kind = "pca"                  # pca | incremental_pca | truncated_svd
+    scaler = false                # StandardScaler before the projection (folded into it exactly)
 
     [svm]
-    kind = "svc"                  # svc | linear_svc
+    kind = "svc"                  # svc | nu_svc | linear_svc | logistic | lda | ridge
     kernel = "inverse_quadratic"
     C = 1.0
     scaler = true                 # StandardScaler on the PCA scores
@@ -75,7 +77,12 @@ __all__ = [
 BACKBONES = ("small_vgg", "vgg16")
 FEATURE_LAYERS = ("pool", "conv")
 FLATTEN_ORDERS = ("channel_major", "channels_last")
-SVM_KINDS = ("svc", "linear_svc")
+SVM_KINDS = ("svc", "nu_svc", "linear_svc", "logistic", "lda", "ridge")
+#: classifiers whose score is linear in the PCA scores: their spec's kernel must be "linear"
+LINEAR_SVM_KINDS = ("linear_svc", "logistic", "lda", "ridge")
+PCA_KINDS = ("pca", "incremental_pca", "truncated_svd")
+#: widest input a spec's PCA on the pooled features (after = 0) may read
+MAX_POOLED_FEATURES = 1 << 20
 KERNEL_KINDS = ("stationary", "dot_product")
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 #: Names the generated module already uses (its imports, arguments and temporaries).
@@ -161,7 +168,7 @@ class ArchitectureSpec:
     flatten: str
     classes: int
     dense: tuple[DenseSpec, ...]
-    pca_after: int
+    pca_after: int  # 0: the pooled, flattened features x
     n_components: int
     whiten: bool
     svm_kind: str
@@ -172,6 +179,8 @@ class ArchitectureSpec:
     activations: dict[str, CustomActivationSpec]
     kernels: dict[str, CustomKernelSpec]
     training: dict[str, object]
+    pca_kind: str = "pca"
+    pca_scaler: bool = False
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -390,18 +399,21 @@ def parse_architecture(doc: dict, catalogue: SpecCatalogue | None = None) -> Arc
         dense.append(DenseSpec(width, activation, params))
 
     pca = _table(doc, "pca", "")
-    _unknown(pca, {"after", "components", "whiten"}, "pca")
-    after = _integer(pca, "after", "pca", 1, len(dense))
-    components = _integer(pca, "components", "pca", 1, dense[after - 1].width)
+    _unknown(pca, {"after", "components", "whiten", "kind", "scaler"}, "pca")
+    after = _integer(pca, "after", "pca", 0, len(dense))
+    components = _integer(pca, "components", "pca", 1, dense[after - 1].width if after else MAX_POOLED_FEATURES)
     whiten = _boolean(pca, "whiten", "pca", False)
+    pca_kind = _choice(pca, "kind", "pca", PCA_KINDS, "pca")
+    if pca_kind == "truncated_svd" and whiten:
+        raise SpecError("pca.whiten: truncated_svd has no whitening; use kind = 'pca' or whiten = false")
 
     svm = _table(doc, "svm", "")
     _unknown(svm, {"kind", "kernel", "C", "scaler", "parameters"}, "svm")
     svm_kind = _choice(svm, "kind", "svm", SVM_KINDS, "svc")
     kernel_names = tuple(sorted(builtin_kernels)) + tuple(sorted(custom_kernels))
     kernel = _choice(svm, "kernel", "svm", kernel_names, "rbf")
-    if svm_kind == "linear_svc" and kernel != "linear":
-        raise SpecError(f"svm.kernel: linear_svc is linear; got kernel {kernel!r} (use kind = 'svc')")
+    if svm_kind in LINEAR_SVM_KINDS and kernel != "linear":
+        raise SpecError(f"svm.kernel: {svm_kind} is linear; got kernel {kernel!r} (use kind = 'svc')")
     kernel_params = _parameters(svm, "svm")
     if kernel in builtin_kernels:
         known = set(builtin_kernels[kernel])
@@ -453,6 +465,8 @@ def parse_architecture(doc: dict, catalogue: SpecCatalogue | None = None) -> Arc
         activations=custom_acts,
         kernels=custom_kernels,
         training=dict(training),
+        pca_kind=pca_kind,
+        pca_scaler=_boolean(pca, "scaler", "pca", False),
     )
 
 

@@ -15,16 +15,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import sympy as sp
-from sympy import DiagMatrix, HadamardPower, MatrixSymbol
+from sympy import DiagMatrix, HadamardPower, MatrixSymbol, OneMatrix
 
 __all__ = [
     "BLOCK_FORMULAS",
     "BlockFormula",
     "dense_block_jacobian",
     "explicit",
+    "interpolation_segment",
+    "interpolation_slope",
     "pca_block_jacobian",
     "pca_scores",
     "pullback_dense",
+    "pullback_l2_normalize",
+    "pullback_log_softmax",
+    "pullback_softmax",
+    "pullback_sum_normalize",
 ]
 
 Size = int | sp.Symbol
@@ -58,13 +64,56 @@ def pca_block_jacobian(b: Size, d: Size, whiten: bool) -> sp.MatrixExpr:
     return _inverse_sqrt(MatrixSymbol("explained_variance", b, 1)) * vt if whiten else vt
 
 
+def pullback_softmax(k: Size, c: Size) -> sp.MatrixExpr:
+    """g ∂s/∂δ = g diag(s) − (g s) sᵀ for s = softmax(δ): K rows at a softmax output pulled back to
+    its input (a final ``Softmax`` of the head)."""
+    g, s = MatrixSymbol("g", k, c), MatrixSymbol("s", c, 1)
+    return g * DiagMatrix(s) - g * s * s.T
+
+
+def pullback_log_softmax(k: Size, c: Size) -> sp.MatrixExpr:
+    """g ∂(log s)/∂δ = g − (g 1) sᵀ for s = softmax(δ) (a final ``LogSoftmax``)."""
+    g, s = MatrixSymbol("g", k, c), MatrixSymbol("s", c, 1)
+    return g - g * OneMatrix(c, 1) * s.T
+
+
+def pullback_l2_normalize(k: Size, d: Size) -> sp.MatrixExpr:
+    """g ∂n/∂x = (g − (g n) nᵀ)/r for n = x/r, r = ‖x‖ (scikit-learn's ``Normalizer(norm="l2")``)."""
+    g, n = MatrixSymbol("g", k, d), MatrixSymbol("n", d, 1)
+    return (g - g * n * n.T) / sp.Symbol("norm", positive=True)
+
+
+def pullback_sum_normalize(k: Size, c: Size) -> sp.MatrixExpr:
+    """g ∂π/∂u = (g − (g π) 1ᵀ)/S for π = u/S, S = Σ_m u_m (CalibratedClassifierCV's normalisation
+    of the per-class calibrated scores)."""
+    g, pi = MatrixSymbol("g", k, c), MatrixSymbol("proba", c, 1)
+    return (g - g * pi * OneMatrix(1, c)) / sp.Symbol("total", positive=True)
+
+
+#: Symbols of one segment [x_lo, x_hi] of a piecewise-linear interpolant (IsotonicRegression's predict).
+INTERPOLATION_SYMBOLS = sp.symbols("f x_lo x_hi y_lo y_hi", real=True)
+
+
+def interpolation_segment() -> sp.Expr:
+    """y(f) = y_lo + (y_hi − y_lo)(f − x_lo)/(x_hi − x_lo) on the segment (linear interpolation)."""
+    f, x_lo, x_hi, y_lo, y_hi = INTERPOLATION_SYMBOLS
+    return y_lo + (y_hi - y_lo) * (f - x_lo) / (x_hi - x_lo)
+
+
+def interpolation_slope() -> sp.Expr:
+    """dy/df on the segment, derived (what the generated ``interpolation_slope`` prints)."""
+    return sp.factor(sp.diff(interpolation_segment(), INTERPOLATION_SYMBOLS[0]))
+
+
 def explicit(formula: sp.MatrixExpr, values: Mapping[str, sp.Matrix]) -> sp.Matrix:
     """The formula with each ``MatrixSymbol`` replaced by the explicit matrix named in ``values``."""
     symbols = {s for s in formula.free_symbols if isinstance(s, MatrixSymbol)}
     missing = sorted(s.name for s in symbols if s.name not in values)
     if missing:
         raise KeyError(f"explicit: no values for {missing}")
-    return sp.Matrix(formula.subs({s: sp.ImmutableMatrix(values[s.name]) for s in symbols}).doit())
+    scalars = {s: values[s.name] for s in formula.free_symbols if isinstance(s, sp.Symbol) and s.name in values}
+    substituted = formula.subs({s: sp.ImmutableMatrix(values[s.name]) for s in symbols})
+    return sp.Matrix(sp.Matrix(substituted.doit()).subs(scalars))
 
 
 class BlockFormula:
@@ -74,7 +123,7 @@ class BlockFormula:
         self.name, self.expression = name, expression
 
 
-_K, _DOUT, _DIN, _B, _D = sp.symbols("K D_out D_in B D", integer=True, positive=True)
+_K, _DOUT, _DIN, _B, _D, _C = sp.symbols("K D_out D_in B D C", integer=True, positive=True)
 
 #: What ``blocks.py`` prints, by generated-function name (and the whitened variant).
 BLOCK_FORMULAS: dict[str, BlockFormula] = {
@@ -86,5 +135,9 @@ BLOCK_FORMULAS: dict[str, BlockFormula] = {
         BlockFormula("pca_scores_whitened", pca_scores(_B, _D, whiten=True)),
         BlockFormula("pca_block_jacobian", pca_block_jacobian(_B, _D, whiten=False)),
         BlockFormula("pca_block_jacobian_whitened", pca_block_jacobian(_B, _D, whiten=True)),
+        BlockFormula("pullback_softmax", pullback_softmax(_K, _C)),
+        BlockFormula("pullback_log_softmax", pullback_log_softmax(_K, _C)),
+        BlockFormula("pullback_l2_normalize", pullback_l2_normalize(_K, _D)),
+        BlockFormula("pullback_sum_normalize", pullback_sum_normalize(_K, _C)),
     )
 }

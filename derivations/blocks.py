@@ -9,7 +9,10 @@ Blocks (paper §4.3, Eq. 17–26; layout ``J[out, in]``):
   block of channel t (channel-major, PyTorch) or the strided columns (channels-last, Keras);
 * position sum (derivations/NOTES.md §3 cost note):  Σ_i ∂q_1/∂x_i^t = diag(f′(δ_1)) W̄_1[:, t], W̄_1 = [W_1^t 1]_t;
 * PCA (Eq. 23):  ∂p/∂q_l = Vᵀ (whitened: diag(λ)^{−1/2} Vᵀ);
-* SVM decision (Eq. 24–26):  ∂a/∂p = Σ_i α_i c_i ∇_p K(p_i, p) for every kernel.
+* SVM decision (Eq. 24–26):  ∂a/∂p = Σ_i α_i c_i ∇_p K(p_i, p) for every kernel;
+* beyond the paper (heads people build): a final softmax / log-softmax, scikit-learn's
+  ``Normalizer`` x/‖x‖, KernelPCA's centring (which makes a kernel PCA score a decision block, so its
+  Jacobian is the SVM block above) and the cosine kernel as the linear kernel on normalised inputs.
 
 Each proof builds both sides on small concrete sizes with symbolic entries and reduces the
 difference to exactly zero (:func:`derivations.proof.prove_equal`).
@@ -26,7 +29,19 @@ import sympy as sp
 from derivations import activations as activation_catalogue
 from derivations import kernels as kernel_catalogue
 from derivations.activations import Activation, Z
-from derivations.block_formulas import dense_block_jacobian, explicit, pca_block_jacobian, pca_scores, pullback_dense
+from derivations.block_formulas import (
+    dense_block_jacobian,
+    explicit,
+    interpolation_segment,
+    interpolation_slope,
+    pca_block_jacobian,
+    pca_scores,
+    pullback_dense,
+    pullback_l2_normalize,
+    pullback_log_softmax,
+    pullback_softmax,
+    pullback_sum_normalize,
+)
 from derivations.functions import to_elementary
 from derivations.kernels import Kernel
 from derivations.pca import PCA_VARIANTS, PCAVariant
@@ -37,12 +52,20 @@ __all__ = [
     "prove_activation_derivative",
     "prove_activation_forward",
     "prove_activation_kinks",
+    "prove_calibration_sigmoid",
+    "prove_cosine_kernel",
     "prove_dense_block",
     "prove_first_dense_block",
+    "prove_interpolation_slope",
+    "prove_kernel_pca_centring",
+    "prove_l2_normalize_block",
+    "prove_log_softmax_block",
     "prove_pca_block",
     "prove_pca_scores",
     "prove_position_sum",
     "prove_pullback",
+    "prove_softmax_block",
+    "prove_sum_normalize_block",
     "prove_svm_block",
 ]
 
@@ -255,6 +278,152 @@ def prove_scaler_fold(b: int = 2, d: int = 3) -> ProofResult:
     )
 
 
+def _softmax(delta: sp.Matrix) -> sp.Matrix:
+    total = sum(sp.exp(e) for e in delta)
+    return delta.applyfunc(lambda e: sp.exp(e) / total)
+
+
+def prove_softmax_block(c: int = 3, k: int = 2) -> ProofResult:
+    """A final ``Softmax``: rows g pulled back through s = softmax(δ) are g diag(s) − (g s) sᵀ."""
+    delta, g = symbol_vector("delta", c), symbol_matrix("g", k, c)
+    s = _softmax(delta)
+    return prove_equal(
+        "block/softmax/pullback",
+        "softmax output: g d s / d delta = g diag(s) - (g s) s^T",
+        g * s.jacobian(delta),
+        explicit(pullback_softmax(k, c), {"g": g, "s": s}),
+        latex=r"\mathbf g\,\frac{\partial\mathbf s}{\partial\boldsymbol\delta}"
+        r"=\mathbf g\operatorname{diag}(\mathbf s)-(\mathbf g\mathbf s)\,\mathbf s^\top",
+    )
+
+
+def prove_log_softmax_block(c: int = 3, k: int = 2) -> ProofResult:
+    """A final ``LogSoftmax``: rows g pulled back through log softmax(δ) are g − (g 1) sᵀ."""
+    delta, g = symbol_vector("delta", c), symbol_matrix("g", k, c)
+    s = _softmax(delta)
+    log_s = sp.Matrix([delta[i] - sp.log(sum(sp.exp(e) for e in delta)) for i in range(c)])
+    return prove_equal(
+        "block/log_softmax/pullback",
+        "log-softmax output: g d log s / d delta = g - (g 1) s^T",
+        g * log_s.jacobian(delta),
+        explicit(pullback_log_softmax(k, c), {"g": g, "s": s}),
+        latex=r"\mathbf g\,\frac{\partial\log\mathbf s}{\partial\boldsymbol\delta}"
+        r"=\mathbf g-(\mathbf g\mathbf 1)\,\mathbf s^\top",
+    )
+
+
+def prove_l2_normalize_block(d: int = 3, k: int = 2) -> ProofResult:
+    """``Normalizer(norm="l2")``: rows g pulled back through n = x/‖x‖ are (g − (g n) nᵀ)/‖x‖ (x ≠ 0)."""
+    x, g = symbol_vector("x", d), symbol_matrix("g", k, d)
+    norm = sp.sqrt(sum(e**2 for e in x))
+    n = x / norm
+    return prove_equal(
+        "block/normalizer/l2",
+        "l2 normaliser: g d n / d x = (g - (g n) n^T) / |x|, n = x / |x|",
+        g * n.jacobian(x),
+        explicit(pullback_l2_normalize(k, d), {"g": g, "n": n, "norm": norm}),
+        latex=r"\mathbf g\,\frac{\partial\mathbf n}{\partial\mathbf x}"
+        r"=\frac{\mathbf g-(\mathbf g\mathbf n)\,\mathbf n^\top}{\lVert\mathbf x\rVert},"
+        r"\quad\mathbf n=\mathbf x/\lVert\mathbf x\rVert",
+    )
+
+
+def prove_kernel_pca_centring(n_fit: int = 3, b: int = 2) -> ProofResult:
+    """KernelPCA's transform is a decision block: with k_i = k(x_i, x), scikit-learn's centring
+    k̃_i = k_i − r_i − (1/n)Σ_m k_m + c (r: the fitted kernel's row means, c: its grand mean) and
+    scaled eigenvectors A (n × B),
+
+        p_b = Σ_i A_ib k̃_i = Σ_i (A_ib − Ā_b) k_i + (c Σ_i A_ib − Σ_i A_ib r_i),  Ā_b = (1/n)Σ_i A_ib,
+
+    for every kernel (the k_i are free symbols): so ∂p/∂x is the SVM decision block (Eq. 24) with
+    dual coefficients (A − 1Āᵀ)ᵀ, already proved for each kernel."""
+    kv = symbol_vector("k", n_fit)
+    rows = symbol_vector("r", n_fit)
+    c = sp.Symbol("c", real=True)
+    A = symbol_matrix("A", n_fit, b)
+    mean_k = sum(kv) / n_fit
+    centred = sp.Matrix([kv[i] - rows[i] - mean_k + c for i in range(n_fit)])
+    abar = sp.Matrix([[sum(A[:, j]) / n_fit for j in range(b)]])
+    dual = A - sp.ones(n_fit, 1) * abar
+    intercept = sp.Matrix([[c * sum(A[:, j]) - sum(A[i, j] * rows[i] for i in range(n_fit)) for j in range(b)]])
+    return prove_equal(
+        "block/kernel_pca/centring",
+        "KernelPCA scores: sum_i A_ib (centred k_i) = sum_i (A_ib - mean_i A_ib) k_i + const",
+        centred.T * A,
+        kv.T * dual + intercept,
+        latex=r"\sum_i A_{ib}\tilde k_i=\sum_i\big(A_{ib}-\bar A_b\big)k(\mathbf x_i,\mathbf x)"
+        r"+\Big(c\sum_iA_{ib}-\sum_iA_{ib}r_i\Big)",
+    )
+
+
+def prove_cosine_kernel(d: int = 3) -> ProofResult:
+    """The cosine kernel is the linear kernel on l2-normalised inputs: K(s, x) = (s/‖s‖)ᵀ(x/‖x‖),
+    so KernelPCA(kernel="cosine") is ``Normalizer`` then a linear-kernel PCA on the normalised
+    fitted inputs, and its Jacobian the l2 block then the linear SVM block."""
+    s_, x = symbol_vector("s", d), symbol_vector("x", d)
+    ns, nx = sp.sqrt(sum(e**2 for e in s_)), sp.sqrt(sum(e**2 for e in x))
+    linear = kernel_catalogue.kernel_by_name("linear")
+    return prove_equal(
+        "block/kernel_pca/cosine",
+        "cosine kernel = linear kernel of the l2-normalised vectors",
+        sp.Matrix([(s_.T * x)[0, 0] / (ns * nx)]),
+        sp.Matrix([linear.value(s_ / ns, x / nx)]),
+        latex=r"\frac{\mathbf s^\top\mathbf x}{\lVert\mathbf s\rVert\lVert\mathbf x\rVert}"
+        r"=\Big(\frac{\mathbf s}{\lVert\mathbf s\rVert}\Big)^{\!\top}\frac{\mathbf x}{\lVert\mathbf x\rVert}",
+    )
+
+
+def prove_sum_normalize_block(c: int = 3, k: int = 2) -> ProofResult:
+    """CalibratedClassifierCV's normalisation π = u/Σu: rows pull back as (g − (g π) 1ᵀ)/Σu."""
+    u, g = sp.Matrix([sp.Symbol(f"u_{i + 1}", positive=True) for i in range(c)]), symbol_matrix("g", k, c)
+    total = sum(u)
+    proba = u / total
+    return prove_equal(
+        "block/calibration/normalize",
+        "calibrated probabilities pi = u / sum(u): g d pi / d u = (g - (g pi) 1^T) / sum(u)",
+        g * proba.jacobian(u),
+        explicit(pullback_sum_normalize(k, c), {"g": g, "proba": proba, "total": total}),
+        latex=r"\mathbf g\,\frac{\partial\boldsymbol\pi}{\partial\mathbf u}"
+        r"=\frac{\mathbf g-(\mathbf g\boldsymbol\pi)\mathbf 1^\top}{\mathbf 1^\top\mathbf u}",
+    )
+
+
+def prove_calibration_sigmoid() -> ProofResult:
+    """Platt scaling u(f) = 1/(1 + exp(a f + b)) is a 1×1 dense layer with the catalogue's sigmoid,
+    W = −a, β = −b: u = σ(−a f − b) and du/df = σ′(−a f − b)·(−a), the dense block (Eq. 17–20)
+    with the generated σ′."""
+    f, a_, b_ = sp.symbols("f a b", real=True)
+    sigmoid = activation_catalogue.activation_by_name("sigmoid")
+    delta = -a_ * f - b_
+    platt = 1 / (1 + sp.exp(a_ * f + b_))
+    as_layer = to_elementary(sigmoid.forward).subs(Z, delta)
+    block = explicit(
+        dense_block_jacobian(1, 1),
+        {"fprime_delta": sp.Matrix([to_elementary(sigmoid.derivative).subs(Z, delta)]), "weight": sp.Matrix([-a_])},
+    )
+    return prove_equal(
+        "block/calibration/sigmoid",
+        "sigmoid calibration 1/(1 + exp(a f + b)) = sigmoid(-a f - b), derivative = diag(sigmoid'(delta)) (-a)",
+        sp.Matrix([platt, sp.diff(platt, f)]),
+        sp.Matrix([as_layer, block[0, 0]]),
+        latex=r"\frac{1}{1+e^{af+b}}=\sigma(-af-b),\quad\frac{du}{df}=\sigma'(-af-b)\,(-a)",
+    )
+
+
+def prove_interpolation_slope() -> ProofResult:
+    """IsotonicRegression's predict is linear interpolation between its thresholds (clipped outside):
+    on a segment its derivative is the printed slope; outside the thresholds it is 0."""
+    f = sp.Symbol("f", real=True)
+    return prove_equal(
+        "block/calibration/isotonic_slope",
+        "isotonic calibration: d/df of the interpolant on [x_lo, x_hi] = (y_hi - y_lo) / (x_hi - x_lo)",
+        sp.Matrix([sp.diff(interpolation_segment(), f)]),
+        sp.Matrix([interpolation_slope()]),
+        latex=r"\frac{d}{df}\Big(y_j+\frac{(y_{j+1}-y_j)(f-x_j)}{x_{j+1}-x_j}\Big)"
+        r"=\frac{y_{j+1}-y_j}{x_{j+1}-x_j}",
+    )
+
+
 def prove_svm_block(kernel: Kernel, b: int = 2, n_support: int = 2) -> ProofResult:
     """Eq. 24–26: ∂a/∂p = Σ_i α_i c_i ∇_p K(p_i, p), with ∇K by the kernel's closed form.
 
@@ -335,3 +504,11 @@ def all_block_proofs() -> Iterator[ProofResult]:
     yield prove_scaler_fold()
     for kernel in kernel_catalogue.KERNELS:
         yield prove_svm_block(kernel)
+    yield prove_softmax_block()
+    yield prove_log_softmax_block()
+    yield prove_l2_normalize_block()
+    yield prove_kernel_pca_centring()
+    yield prove_cosine_kernel()
+    yield prove_sum_normalize_block()
+    yield prove_calibration_sigmoid()
+    yield prove_interpolation_slope()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 
@@ -83,7 +84,11 @@ def test_the_example_spec_reads_as_written():
         ({"head.dense.1.activation": "swish"}, "head.dense[1].activation: 'swish' is not allowed; allowed values:"),
         ({"svm.kernel": "laplace"}, "svm.kernel: 'laplace' is not allowed; allowed values: linear, poly, rbf"),
         ({"kernels.inverse_quadratic.kind": "radial"}, "kernels.inverse_quadratic.kind: 'radial' is not allowed"),
-        ({"pca.after": 4}, "pca.after: expected an integer in 1..3, got 4"),
+        ({"pca.after": 4}, "pca.after: expected an integer in 0..3, got 4"),
+        ({"pca.kind": "kernel_pca"}, "pca.kind: 'kernel_pca' is not allowed; allowed values: pca, incremental_pca"),
+        ({"pca.kind": "truncated_svd", "pca.whiten": True}, "pca.whiten: truncated_svd has no whitening"),
+        ({"svm.kind": "logistic"}, "svm.kernel: logistic is linear"),
+        ({"svm.kind": "knn"}, "svm.kind: 'knn' is not allowed; allowed values: svc, nu_svc, linear_svc, logistic"),
         ({"pca.components": 31}, "pca.components: expected an integer in 1..30, got 31"),
         ({"pca.whiten": "yes"}, "pca.whiten: expected true or false, got 'yes'"),
         ({"svm.kind": "linear_svc"}, "svm.kernel: linear_svc is linear"),
@@ -104,6 +109,29 @@ def test_bad_specs_name_the_key_and_the_allowed_values(changes, message):
     with pytest.raises(SpecError) as info:
         parse_architecture(toml_with(**changes))
     assert message in str(info.value)
+
+
+def test_the_cnn_svm_recipe_is_a_spec_and_verifies(capsys, tmp_path):
+    """Issue 14: PCA on the pooled features (after = 0), an IncrementalPCA after a StandardScaler,
+    a logistic regression: the spec parses, `cadcam verify SPEC` checks its chain, and its
+    estimator and pipeline settings are what it says."""
+    from cadcam_numeric.spec.architecture import pipeline_overrides
+
+    paper = (EXAMPLE.parent / "paper_head.toml").read_text(encoding="utf-8")
+    text = paper.replace("after = 2", 'after = 0\nkind = "incremental_pca"\nscaler = true').replace(
+        'kind = "svc"\nkernel = "rbf"', 'kind = "logistic"\nkernel = "linear"'
+    ).replace("parameters = { gamma = 1.0 }", "")
+    loaded = architecture_from_text(text, None)
+    spec = loaded.spec
+    assert (spec.pca_after, spec.pca_kind, spec.pca_scaler, spec.svm_kind) == (0, "incremental_pca", True, "logistic")
+    assert type(loaded.svm_estimator()).__name__ == "LogisticRegression"
+    overrides = pipeline_overrides(spec)
+    assert overrides["pca_after"] == 0 and overrides["scale_before_pca"] and overrides["pca_kind"] == "incremental_pca"
+    path = tmp_path / "recipe.toml"
+    path.write_text(text, encoding="utf-8")
+    assert main(["verify", str(path), "--cases", "2", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert rows and all(r["passed"] for r in rows)
 
 
 def test_reserved_and_malformed_entry_names_are_refused():

@@ -34,7 +34,7 @@ def random_head(draw):
             lin.bias.copy_(torch.randn(lin.bias.shape, generator=gen, dtype=torch.float64) * 0.5)
         name = draw(st.sampled_from(sorted(ACTIVATIONS)))
         params = draw(parameter_values(ACTIVATIONS[name].parameters))
-        modules += [lin, activation_module(name, **params)]
+        modules += [lin, activation_module(name, **params).double()]
     head = nn.Sequential(*modules)
     features = torch.randn(draw(st.integers(1, 4)), t, m, n, generator=gen, dtype=torch.float64)
     pca = svm = None

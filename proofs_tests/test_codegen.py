@@ -109,9 +109,20 @@ def test_generated_blocks_are_the_proved_formulas_printed():
     formula its proof holds (issue 12, defect 2: the torch code used to be hand-written text)."""
     import ast
 
-    from derivations.block_formulas import BLOCK_FORMULAS
-    from derivations.blocks import prove_dense_block, prove_pca_block, prove_pca_scores, prove_pullback
+    from derivations.block_formulas import BLOCK_FORMULAS, interpolation_slope
+    from derivations.blocks import (
+        prove_dense_block,
+        prove_interpolation_slope,
+        prove_l2_normalize_block,
+        prove_log_softmax_block,
+        prove_pca_block,
+        prove_pca_scores,
+        prove_pullback,
+        prove_softmax_block,
+        prove_sum_normalize_block,
+    )
     from derivations.codegen.matrix_printer import batched_torch
+    from derivations.codegen.printer import StableTorchPrinter
     from derivations.pca import PCA_VARIANTS
 
     tree = ast.parse((DEFAULT_OUTPUT / "blocks.py").read_text(encoding="utf-8"))
@@ -129,7 +140,18 @@ def test_generated_blocks_are_the_proved_formulas_printed():
         "pullback_dense": [printed["pullback_dense"]],
         "pca_scores": sorted([printed["pca_scores_whitened"], printed["pca_scores"]]),
         "pca_block_jacobian": sorted([printed["pca_block_jacobian_whitened"], printed["pca_block_jacobian"]]),
+        "pullback_softmax": [printed["pullback_softmax"]],
+        "pullback_log_softmax": [printed["pullback_log_softmax"]],
+        "pullback_l2_normalize": [printed["pullback_l2_normalize"]],
+        "pullback_sum_normalize": [printed["pullback_sum_normalize"]],
+        "interpolation_slope": [
+            ast.unparse(
+                ast.parse(str(StableTorchPrinter("y_hi", frozenset()).doprint(interpolation_slope())), mode="eval").body
+            )
+        ],
     }
     proofs = [prove_dense_block(None), prove_pullback()]
     proofs += [prove(v) for v in PCA_VARIANTS for prove in (prove_pca_scores, prove_pca_block)]
+    proofs += [prove_softmax_block(), prove_log_softmax_block(), prove_l2_normalize_block()]
+    proofs += [prove_sum_normalize_block(), prove_interpolation_slope()]
     assert all(p.holds for p in proofs), [p.name for p in proofs if not p.holds]

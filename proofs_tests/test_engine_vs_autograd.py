@@ -1,29 +1,43 @@
 """``explain`` vs autograd through an equivalent torch module of the whole head (float64, 1e-10).
 
-Random heads (pooling or none, channel-major or channels-last, 2–4 dense layers, random
-catalogue activations), PCA on the pooled features x themselves (``pca_after=0``) or after any
-layer before the last (plain or whitened), and every SVM kind scikit-learn offers here (SVC with
-each kernel, LinearSVC, OneVsRestClassifier), binary and multi-class, with and without a
-StandardScaler — all fitted for real on the head's own outputs.
+Hypothesis draws heads from the whole accepted space: pooling or none, channel-major or
+channels-last, 2–4 dense layers with random catalogue activations (PReLU shared or per unit), a
+final Softmax/LogSoftmax or none, or no Linear at all (PCA on the pooled features); the transform
+on x itself (``pca_after=0``) or after any layer before the last — PCA (plain, whitened),
+IncrementalPCA, TruncatedSVD, KernelPCA with each kernel — after 0–2 scalers/normalisers; and
+every classifier kind (SVC/NuSVC with each kernel, LinearSVC, LogisticRegression, LDA, Ridge, SGD,
+one-vs-rest, one-vs-one, CalibratedClassifierCV sigmoid/isotonic, a fitted GridSearchCV), after
+0–2 scalers, binary and multi-class, integer and string labels — all fitted for real on the head's
+own outputs. The references (``reference_head``) are written from scikit-learn's attributes and
+checked against its own outputs first; ``svm_prediction`` must equal ``predict()`` on every case.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from hypothesis import assume, given
+from hypothesis import assume, event, given
 from hypothesis import strategies as st
-from sklearn.decomposition import PCA
-from sklearn.multiclass import OneVsRestClassifier
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.decomposition import PCA, IncrementalPCA, KernelPCA, TruncatedSVD
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+from sklearn.linear_model import LogisticRegression, RidgeClassifier, SGDClassifier
+from sklearn.model_selection import GridSearchCV
+from sklearn.multiclass import OneVsOneClassifier, OneVsRestClassifier
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC, LinearSVC
+from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, Normalizer, RobustScaler, StandardScaler
+from sklearn.svm import SVC, LinearSVC, NuSVC
 from torch import nn
 
 from cadcam_numeric.engine.activation_modules import activation_module
 from cadcam_numeric.engine.explain import explain, position_gradients
 from cadcam_numeric.generated import ACTIVATIONS
-from proofs_tests.reference_head import Permute, ReferenceClassScores, check_reference_matches_sklearn, reference_pca
+from proofs_tests.reference_head import (
+    Permute,
+    ReferenceClassScores,
+    ReferenceTransform,
+    check_reference_matches_sklearn,
+)
 from proofs_tests.strategies import parameter_values
 
 POOLINGS = {
@@ -37,18 +51,81 @@ POOLINGS = {
     "adaptivemax2": lambda: nn.AdaptiveMaxPool2d((2, 2)),
     "adaptivemax3": lambda: nn.AdaptiveMaxPool2d(3),
 }
-SVMS = ["svc-linear", "svc-poly", "svc-rbf", "svc-sigmoid", "linearsvc", "ovr-svc-rbf", "ovr-linearsvc"]
+CLASSIFIERS = {
+    "svc-linear": lambda: SVC(kernel="linear"),
+    "svc-poly": lambda: SVC(kernel="poly", gamma=0.5, coef0=0.3, degree=2),
+    "svc-rbf": lambda: SVC(kernel="rbf", gamma=0.5),
+    "svc-sigmoid": lambda: SVC(kernel="sigmoid", gamma=0.5, coef0=0.3),
+    "svc-rbf-ovo-shape": lambda: SVC(gamma=0.5, decision_function_shape="ovo"),
+    "nusvc-rbf": lambda: NuSVC(nu=0.3, gamma=0.5),
+    "linearsvc": lambda: LinearSVC(C=1.0, max_iter=20000),
+    "logistic": lambda: LogisticRegression(max_iter=2000),
+    "lda": lambda: LinearDiscriminantAnalysis(),
+    "ridge": lambda: RidgeClassifier(),
+    "sgd-log": lambda: SGDClassifier(loss="log_loss", random_state=0),
+    "ovr-svc-rbf": lambda: OneVsRestClassifier(SVC(kernel="rbf", gamma=0.5)),
+    "ovr-linearsvc": lambda: OneVsRestClassifier(LinearSVC(max_iter=20000)),
+    "ovo-svc-rbf": lambda: OneVsOneClassifier(SVC(gamma=0.5)),
+    "ovo-logistic": lambda: OneVsOneClassifier(LogisticRegression()),
+    "calibrated-sigmoid": lambda: CalibratedClassifierCV(LogisticRegression(), method="sigmoid", cv=2),
+    "calibrated-isotonic": lambda: CalibratedClassifierCV(LinearSVC(), method="isotonic", cv=2),
+    "grid-svc": lambda: GridSearchCV(SVC(gamma=0.5), {"C": [0.5, 2.0]}, cv=2),
+}
+TRANSFORMS = {
+    "pca": lambda b: PCA(b),
+    "pca-whiten": lambda b: PCA(b, whiten=True),
+    "incremental": lambda b: IncrementalPCA(b),
+    "incremental-whiten": lambda b: IncrementalPCA(b, whiten=True),
+    "truncated-svd": lambda b: TruncatedSVD(b, random_state=0),
+    "kernel-linear": lambda b: KernelPCA(b, kernel="linear"),
+    "kernel-poly": lambda b: KernelPCA(b, kernel="poly", degree=2, coef0=1.0),
+    "kernel-rbf": lambda b: KernelPCA(b, kernel="rbf"),
+    "kernel-sigmoid": lambda b: KernelPCA(b, kernel="sigmoid", gamma=0.05, coef0=0.2),
+    "kernel-cosine": lambda b: KernelPCA(b, kernel="cosine"),
+}
+PREPROCESSORS = {
+    "standard": StandardScaler,
+    "robust": RobustScaler,
+    "minmax": MinMaxScaler,
+    "maxabs": MaxAbsScaler,
+    "normalizer": Normalizer,
+}
+LABELS = np.array(["ant", "bee", "cat"])
 
 
-def make_svm(kind: str, n_classes: int):
-    if kind.startswith("svc-"):
-        shape = "ovo" if n_classes > 2 else "ovr"
-        return SVC(kernel=kind[4:], gamma=0.5, coef0=0.3, degree=2, decision_function_shape=shape)
-    if kind == "linearsvc":
-        return LinearSVC(C=1.0, max_iter=20000)
-    if kind == "ovr-svc-rbf":
-        return OneVsRestClassifier(SVC(kernel="rbf", gamma=0.5))
-    return OneVsRestClassifier(LinearSVC(max_iter=20000))
+def normaliser_inputs_nonzero(estimator, x: np.ndarray) -> bool:
+    """x/‖x‖ has no derivative at 0: the drawn inputs of every Normalizer stay away from it."""
+    if not hasattr(estimator, "steps"):
+        return True
+    for _, step in estimator.steps[:-1]:
+        if isinstance(step, Normalizer) and float(np.linalg.norm(x, axis=1).min()) < 1e-3:
+            return False
+        x = step.transform(x)
+    return True
+
+
+def fitted_parts(est):
+    """Every fitted estimator inside ``est`` (pipelines, searches, one-vs-rest/one, calibration)."""
+    yield est
+    inner = [s for _, s in getattr(est, "steps", [])]
+    inner += list(getattr(est, "estimators_", []))
+    inner += [c.estimator for c in getattr(est, "calibrated_classifiers_", [])]
+    inner += [est.best_estimator_] if hasattr(est, "best_estimator_") else []
+    for part in inner:
+        yield from fitted_parts(part)
+
+
+def well_conditioned(est) -> bool:
+    """A libsvm expansion Σ α_i K_i + b with Σ|α_i| large cancels: its float64 value is good to
+    ~1e-16 Σ|α_i|, not to 1e-10 of the result. Such fits (NuSVC on near-degenerate scores) are skipped."""
+    return all(float(np.abs(p.dual_coef_).sum()) < 1e4 for p in fitted_parts(est) if hasattr(p, "dual_coef_"))
+
+
+def with_preprocessors(draw, estimator, width: int):
+    """0–2 scalers before ``estimator``; no Normalizer of a single feature (x/|x| = ±1, a constant)."""
+    choices = sorted(PREPROCESSORS) if width > 1 else sorted(set(PREPROCESSORS) - {"normalizer"})
+    names = draw(st.lists(st.sampled_from(choices), max_size=2))
+    return make_pipeline(*(PREPROCESSORS[n]() for n in names), estimator) if names else estimator
 
 
 @st.composite
@@ -68,30 +145,57 @@ def problems(draw):
             lin.weight.copy_(torch.randn(lin.weight.shape, generator=gen, dtype=torch.float64) / widths[i] ** 0.5)
             lin.bias.copy_(torch.randn(lin.bias.shape, generator=gen, dtype=torch.float64) * 0.3)
         name = draw(st.sampled_from(sorted(ACTIVATIONS)))
-        dense += [lin, activation_module(name, **draw(parameter_values(ACTIVATIONS[name].parameters)))]
+        act = activation_module(name, **draw(parameter_values(ACTIVATIONS[name].parameters))).double()
+        if name == "prelu" and draw(st.booleans()):  # one learned slope per unit
+            act = nn.PReLU(widths[i + 1]).double()
+            with torch.no_grad():
+                act.weight.copy_(torch.rand(widths[i + 1], generator=gen, dtype=torch.float64))
+        dense += [lin, act]
+    output = draw(st.sampled_from(["none", "softmax", "log_softmax"]))
+    dense += {"none": [], "softmax": [nn.Softmax(dim=1)], "log_softmax": [nn.LogSoftmax(dim=1)]}[output]
+    pca_after = draw(st.integers(0, depth - 1))  # 0: the transform reads the pooled, flattened features x
+    if pca_after == 0 and draw(st.integers(0, 4)) == 0:
+        dense = []  # no Linear at all: no class output, the transform and classifier on x
+        output = "no class output"
     front = [pool] if pool is not None else []
     head = nn.Sequential(*front, nn.Flatten(), *dense)
     reference = nn.Sequential(*front, *([Permute()] if channels_last else []), nn.Flatten(), *dense)
-    features = torch.randn(30, t, h, w, generator=gen, dtype=torch.float64)
+    # fitted on one batch, explained on another: the explained points are not the training points,
+    # where an isotonic calibration has its kinks (every training decision value is a threshold)
+    features, fitting = torch.randn(2, 30, t, h, w, generator=gen, dtype=torch.float64)
     if draw(st.booleans()):
-        features = features.relu()  # post-ReLU conv features, as a real backbone gives
-    pca_after = draw(st.integers(0, depth - 1))  # 0: PCA on the pooled, flattened features x
+        features, fitting = features.relu(), fitting.relu()  # post-ReLU conv features, as a real backbone gives
     to_l = reference[: len(front) + (1 if channels_last else 0) + 1 + 2 * pca_after]  # up to q_l
     with torch.no_grad():
-        q_l = to_l(features)
+        q_l = to_l(fitting)
     b = draw(st.integers(1, min(3, widths[pca_after])))
-    pca = PCA(b, whiten=draw(st.booleans())).fit(q_l.numpy())
+    transform_name = draw(st.sampled_from(sorted(TRANSFORMS)))
+    pca = with_preprocessors(draw, TRANSFORMS[transform_name](b), q_l.shape[1]).fit(q_l.numpy())
+    projection = pca.steps[-1][1] if hasattr(pca, "steps") else pca
     # a whitened component without variance makes scikit-learn's own transform NaN (cadcam refuses it)
-    assume(not pca.whiten or bool(np.all(pca.explained_variance_ > 1e-12 * pca.explained_variance_.max())))
+    assume(
+        not getattr(projection, "whiten", False)
+        or bool(np.all(projection.explained_variance_ > 1e-12 * projection.explained_variance_.max()))
+    )
     scores = pca.transform(q_l.numpy())
+    with torch.no_grad():
+        explained_q = to_l(features).numpy()
+    assume(normaliser_inputs_nonzero(pca, q_l.numpy()) and normaliser_inputs_nonzero(pca, explained_q))
+    assume(bool(np.all(np.isfinite(scores))) and float(np.ptp(scores, axis=0).max()) > 1e-6)
     n_classes = draw(st.sampled_from([2, 3]))
     labels = np.arange(len(scores)) % n_classes
-    kind = draw(st.sampled_from(SVMS))
-    svm = make_svm(kind, n_classes)
     if draw(st.booleans()):
-        svm = make_pipeline(StandardScaler(with_mean=draw(st.booleans()), with_std=draw(st.booleans())), svm)
-    svm.fit(scores, labels)
-    return head, reference, to_l, features, pca, pca_after, svm, channels_last, f"{pool_name}/{kind}/{n_classes}"
+        labels = LABELS[labels]
+    kind = draw(st.sampled_from(sorted(CLASSIFIERS)))
+    svm = with_preprocessors(draw, CLASSIFIERS[kind](), b)
+    try:
+        svm.fit(scores, labels)
+    except ValueError:  # e.g. libsvm's "dual coefficients ... not finite" on degenerate scores
+        assume(False)
+    assume(well_conditioned(svm))
+    assume(normaliser_inputs_nonzero(svm, scores) and normaliser_inputs_nonzero(svm, pca.transform(explained_q)))
+    label = f"{pool_name}/{output}/{transform_name}/{kind}/{n_classes}"
+    return head, reference, to_l, features, pca, pca_after, svm, channels_last, label
 
 
 def grads_wrt_features(module: nn.Module, features: torch.Tensor, select) -> torch.Tensor:
@@ -103,8 +207,17 @@ def grads_wrt_features(module: nn.Module, features: torch.Tensor, select) -> tor
 
 
 def close(actual, expected, what):
-    scale = max(float(expected.abs().max()), 1e-300)
-    torch.testing.assert_close(actual, expected, rtol=1e-10, atol=1e-10 * scale, msg=lambda m: f"{what}: {m}")
+    """Equal to 1e-10 relative to the largest finite value; infinities (log 0) must match exactly."""
+    finite = torch.isfinite(expected)
+    assert torch.equal(torch.isfinite(actual), finite), f"{what}: non-finite entries differ"
+    assert torch.equal(actual[~finite], expected[~finite]), f"{what}: infinities differ"
+    # a floor of 1e-12 absolute: where the true gradient vanishes (a flat isotonic piece, a Normalizer
+    # of one feature, x/|x| = ±1), float64 rounding of the closed form leaves ~1e-16/|x|, and 1e-10 of
+    # a zero scale would demand exact zeros
+    scale = max(float(expected[finite].abs().max()) if finite.any() else 0.0, 1e-2)
+    torch.testing.assert_close(
+        actual[finite], expected[finite], rtol=1e-10, atol=1e-10 * scale, msg=lambda m: f"{what}: {m}"
+    )
 
 
 def expected_maps(grad: torch.Tensor, features: torch.Tensor, method: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,25 +235,33 @@ def expected_maps(grad: torch.Tensor, features: torch.Tensor, method: str) -> tu
 @given(problem=problems(), method=st.sampled_from(["grad-cam", "xgrad-cam", "hires-cam"]))
 def test_every_map_and_weight_matches_autograd(problem, method):
     head, reference, to_l, features, pca, pca_after, svm, channels_last, label = problem
+    for part in label.split("/")[1:4]:
+        event(part)  # --hypothesis-show-statistics: what was drawn
     result = explain(features, head, pca, pca_after, svm, method=method, channels_last=channels_last)
     grads = position_gradients(features, head, pca, pca_after, svm, channels_last=channels_last)
     n = features.shape[0]
     rows = torch.arange(n)
 
-    # Grad-CAM for the CNN's own prediction
-    logits = reference(features).detach()
-    torch.testing.assert_close(result.logits, logits, rtol=1e-12, atol=1e-12)
-    assert torch.equal(result.cnn_prediction, logits.argmax(1))
-    g = grads_wrt_features(reference, features, lambda y: y[rows, result.cnn_target])
-    close(grads.gradcam, g, f"class position gradients [{label}]")
-    weights, signed = expected_maps(g, features, method)
-    close(result.class_weights, weights, f"class weights [{label}]")
-    close(result.gradcam, signed.relu(), f"gradcam [{label}]")
+    # Grad-CAM for the CNN's own prediction (of its output, after a final softmax / log-softmax)
+    if "no class output" in label:
+        assert result.gradcam is None and result.class_weights is None and grads.gradcam is None
+    else:
+        logits = reference(features).detach()
+        torch.testing.assert_close(result.logits, logits, rtol=1e-12, atol=1e-12)
+        assert torch.equal(result.cnn_prediction, logits.argmax(1))
+        g = grads_wrt_features(reference, features, lambda y: y[rows, result.cnn_target])
+        close(grads.gradcam, g, f"class position gradients [{label}]")
+        weights, signed = expected_maps(g, features, method)
+        close(result.class_weights, weights, f"class weights [{label}]")
+        close(result.gradcam, signed.relu(), f"gradcam [{label}]")
 
     # PCA-Grad-CAM, every component and sign
-    pca_module = nn.Sequential(to_l, reference_pca(pca, features))
+    pca_module = nn.Sequential(to_l, ReferenceTransform(pca))
+    np.testing.assert_allclose(
+        pca_module(features).detach().numpy(), pca.transform(to_l(features).detach().numpy()), rtol=1e-9, atol=1e-9
+    )
     close(result.pca_scores, pca_module(features).detach(), f"pca scores [{label}]")
-    for b in range(pca.n_components_):
+    for b in range(result.pca_scores.shape[1]):
         g = grads_wrt_features(pca_module, features, lambda p, b=b: p[:, b])
         close(grads.pca[:, b], g, f"pca position gradients b={b} [{label}]")
         weights, signed = expected_maps(g, features, method)
@@ -151,7 +272,9 @@ def test_every_map_and_weight_matches_autograd(problem, method):
     # SVM-Grad-CAM for the SVM's own prediction, oriented per derivations/NOTES.md
     p = pca_module(features).detach()
     check_reference_matches_sklearn(svm, p)
-    np.testing.assert_array_equal(np.asarray(result.svm_prediction.cpu()), svm.predict(p.numpy()))
+    predicted = result.svm_prediction
+    predicted = predicted.cpu().numpy() if isinstance(predicted, torch.Tensor) else predicted
+    np.testing.assert_array_equal(predicted, svm.predict(p.numpy()), err_msg=f"svm prediction [{label}]")
     classes = list(svm.classes_)
     index = torch.tensor([classes.index(c) for c in svm.predict(p.numpy())])
     svm_module = nn.Sequential(pca_module, ReferenceClassScores(svm))

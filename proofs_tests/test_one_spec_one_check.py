@@ -121,15 +121,17 @@ def _calls(path: Path) -> set[str]:
 
 
 def test_the_chain_is_checked_in_one_place():
-    """Only verification/chain.py composes the engine's pullback with autograd; the catalogue check
-    (`cadcam verify`) and the spec check (`verify SPEC`, `derive SPEC`, the report) call it."""
+    """Only verification/chain.py composes the engine's pullback of the dense chain with autograd; the
+    catalogue check (`cadcam verify`) and the spec check (`verify SPEC`, `derive SPEC`, the report) call
+    it. verification/head_blocks.py checks each block beyond that chain (softmax output, Normalizer,
+    KernelPCA, calibration) through the engine's own reader, one block at a time; nothing else may."""
     package = ROOT / "cadcam_numeric"
     composing = sorted(
         str(p.relative_to(package))
         for p in package.rglob("*.py")
         if not p.is_relative_to(package / "engine") and {"pullback", "autograd_jacobian"} <= _calls(p)
     )
-    assert composing == ["verification/chain.py"]
+    assert composing == ["verification/chain.py", "verification/head_blocks.py"]
     assert "chain_rows" in _calls(package / "verification" / "catalogue.py")
     assert "chain_rows" in _calls(package / "spec" / "code.py")
     assert "verify_custom" in _calls(package / "spec" / "derive.py")

@@ -316,3 +316,50 @@ def test_evaluate_command_covers_every_method(trained, tmp_path, capsys):
     )
     assert "pointing_game" not in (digits / "evaluation.csv").read_text().splitlines()[0]  # no boxes there
     assert main(["evaluate", "--bundle", str(trained[3]), "--out", str(out), "--svm", "nope"]) == 2
+
+
+def test_the_cnn_svm_recipe_round_trips_bit_for_bit(trained, tmp_path):
+    """Issue 14: pooled features -> StandardScaler -> PCA (pca_after=0) -> RBF SVC and
+    LogisticRegression, saved (the scaler folded into the PCA layer) and reloaded: the maps and
+    predictions from the bundle equal those of the scikit-learn objects in memory, bit for bit;
+    what a bundle cannot hold (KernelPCA, a calibrated classifier) is refused by name."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.decomposition import KernelPCA
+    from sklearn.linear_model import LogisticRegression
+
+    model, _, _, _, images = trained
+    data = load_data("digits")
+    out = layer_outputs(model, data.train, 32, 0, torch.device("cpu"))
+    pca, svms = fit_pca_and_svms(out, scale_before_pca=True, classifiers=("logistic",))
+    config = {"feature_layer": "pool", "widths": [40, 30, 20], "activation": "relu", "seed": 0}
+    backbone = build_backbone("small_vgg")
+    directory = save_bundle(tmp_path / "bundle", model, backbone, config, pca, 0, svms, "logistic", data.class_names)
+    doc = json.loads((directory / "bundle.json").read_text())
+    assert doc["pca"]["after"] == 0 and doc["pca"]["transform"] == "StandardScaler -> PCA"
+    assert doc["svms"]["logistic"]["estimator"] == "LogisticRegression"
+    bundle = load_bundle(directory)
+    with torch.no_grad():
+        features = model.backbone(images)
+    for key in ("rbf-std", "logistic"):
+        before = explain(features, model.head, pca, 0, svms[key])
+        after = explain(features, bundle.model.head, bundle.pca, 0, bundle.svms[key])
+        for name in ("gradcam", "pca_positive", "pca_negative", "svm", "pca_scores", "svm_scores"):
+            assert torch.equal(getattr(before, name), getattr(after, name)), (key, name)
+        first_linear = next(i for i, m in enumerate(model.head) if isinstance(m, torch.nn.Linear))
+        pooled = model.head[:first_linear](features).detach().double().numpy()
+        assert np.array_equal(np.asarray(after.svm_prediction), svms[key].predict(pca.transform(pooled)))
+    with pytest.raises(CadcamInputError, match="only linear transforms"):
+        kpca = KernelPCA(3).fit(out.q)
+        save_bundle(tmp_path / "k", model, backbone, config, kpca, 0, svms, "logistic", data.class_names)
+    calibrated = CalibratedClassifierCV(LogisticRegression(), cv=2).fit(pca.transform(out.q), out.labels)
+    with pytest.raises(CadcamInputError, match="classifier 'cal' cannot be saved"):
+        save_bundle(tmp_path / "c", model, backbone, config, pca, 0, {"cal": calibrated}, "cal", data.class_names)
+
+
+def test_the_recipe_and_pca_after_options(tmp_path, capsys):
+    assert main(["demo", "--recipe", "cnn-svm", "--out", str(tmp_path / "r"), "--epochs", "1", "--no-report"]) == 0
+    doc = json.loads((tmp_path / "r" / "bundle" / "bundle.json").read_text())
+    assert doc["pca"]["after"] == 0 and "logistic" in doc["svms"]
+    assert "Logistic regression" in (tmp_path / "r" / "table3.md").read_text()
+    assert main(["demo", "--pca-after", "4", "--out", str(tmp_path / "bad"), "--epochs", "1"]) == 2
+    assert "pca_after: expected 0 (the pooled features) to 3" in capsys.readouterr().err

@@ -147,3 +147,13 @@ def test_the_readme_cites_only_files_in_the_repository():
     cited = re.findall(r"`((?:derivations|cadcam_numeric|proofs_tests|reports|\.ci)/[\w./-]*)`", text)
     missing = [c for c in [*links, *cited] if not c.startswith("http") and not (ROOT / c.rstrip("/")).exists()]
     assert links and cited and not missing, missing
+
+
+def test_the_readme_table_of_accepted_estimators_is_the_engines():
+    """The table between the markers is exactly what `cadcam accepted` prints from the engine's tuples."""
+    from cadcam_numeric.engine.accepted import accepted_table
+
+    text = (ROOT / "README.md").read_text()
+    begin, end = "<!-- accepted-table: begin -->\n", "<!-- accepted-table: end -->"
+    assert begin in text and end in text
+    assert text.split(begin, 1)[1].split(end, 1)[0] == accepted_table()

@@ -45,6 +45,17 @@ class ReportBuild:
     message: str
 
 
+#: how the report names the spec's classifier (its score is the linear kernel's for the linear kinds)
+SVM_KIND_TITLES = {
+    "svc": "SVM",
+    "nu_svc": r"$\nu$-SVM",
+    "linear_svc": "Linear SVM",
+    "logistic": "Logistic regression (log-odds, a linear-kernel decision)",
+    "lda": "LDA (log-posterior up to a shared term, a linear-kernel decision)",
+    "ridge": "Ridge classifier (a linear-kernel decision)",
+}
+
+
 def _fit(latex: str) -> str:
     """Long formulas are shrunk to the line width instead of overflowing the page (never enlarged)."""
     if len(latex) <= LONG:
@@ -157,7 +168,10 @@ def _context(
     big_l = len(widths) - 1
     chain_cls = r"W_{%d}\," % big_l + r"\,".join(f"J_{{{i}}}" for i in range(big_l - 1, 1, -1)) + r"\,J_1^t"
     chain_pca = (r"\operatorname{diag}(\boldsymbol\lambda)^{-1/2}" if spec.whiten else "") + r"V^\top\,"
-    chain_pca += r"\,".join(f"J_{{{i}}}" for i in range(spec.pca_after, 1, -1)) + r"\,J_1^t"
+    if spec.pca_after:
+        chain_pca += r"\,".join(f"J_{{{i}}}" for i in range(spec.pca_after, 1, -1)) + r"\,J_1^t"
+    else:  # PCA on x itself: ∂x/∂x^t selects channel t's columns
+        chain_pca += r"E_t"
     proofs = []
     table2_results = {}
     for r in all_proofs():  # each proof runs once; Table 2's cases are reported from the same results
@@ -233,8 +247,18 @@ def _context(
         "layers": layers,
         "B": spec.n_components,
         "pca_after": spec.pca_after,
+        "pca_reads": f"on dense layer $l={spec.pca_after}$"
+        if spec.pca_after
+        else r"on the pooled, flattened features $\mathbf x$ ($l=0$; $E_t$ selects the columns of channel $t$)",
+        "pca_kind": {
+            "pca": "PCA",
+            "incremental_pca": "IncrementalPCA (the same linear form)",
+            "truncated_svd": r"TruncatedSVD (the same linear form with $\mathbf u=\mathbf 0$)",
+        }[spec.pca_kind],
+        "pca_scaler": spec.pca_scaler,
+        "svm_kind": SVM_KIND_TITLES[spec.svm_kind],
         "pca_latex": (r"\operatorname{diag}(\boldsymbol\lambda)^{-1/2}" if spec.whiten else "")
-        + r"V^\top(\mathbf q_{%d}-\mathbf u)" % spec.pca_after,
+        + (r"V^\top(\mathbf q_{%d}-\mathbf u)" % spec.pca_after if spec.pca_after else r"V^\top(\mathbf x-\mathbf u)"),
         "pca_jacobian_latex": (r"\operatorname{diag}(\boldsymbol\lambda)^{-1/2}" if spec.whiten else "") + r"V^\top",
         "svm_input": "standardised PCA scores" if spec.scaler else "the PCA scores",
         "kernel_name": tex_escape(kernel.name),

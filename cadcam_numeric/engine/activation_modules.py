@@ -86,6 +86,9 @@ def activation_from_module(
     """
     if isinstance(module, ExpressionActivation):
         return module.code, dict(module.parameters_)
+    if type(module) is nn.PReLU:  # its learned slopes (one, or one per unit), not the constructor's init
+        weight = module.weight.detach()
+        return ACTIVATIONS["prelu"], {"weight": float(weight.item()) if weight.numel() == 1 else weight.clone()}
     for code in (custom or {}).values():
         if _qualified_name(type(module)) == code.torch_module:
             params = {}

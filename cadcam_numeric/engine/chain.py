@@ -51,6 +51,18 @@ class PCALayer:
         """∂p/∂q_l (Eq. 23), (B, D_l)."""
         return pca_block_jacobian(self.components, self.explained_variance)
 
+    def pullback(self, g: Tensor, q: Tensor | None = None) -> Tensor:
+        """Rows g (N, K, B) at the scores pulled back to q_l: g ∂p/∂q_l (the Jacobian is constant)."""
+        return g @ self.jacobian()
+
+    @property
+    def n_components(self) -> int:
+        return int(self.components.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.components.shape[1])
+
     def to(self, like: Tensor) -> PCALayer:
         var = None if self.explained_variance is None else self.explained_variance.to(like)
         return replace(self, components=self.components.to(like), mean=self.mean.to(like), explained_variance=var)

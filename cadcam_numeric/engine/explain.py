@@ -36,7 +36,9 @@ from cadcam_numeric.engine.head import Head, parse_head
 from cadcam_numeric.engine.pca import pca_layer_from_sklearn
 from cadcam_numeric.engine.svm import SVMHead, parse_svm
 from cadcam_numeric.engine.targets import resolve_targets
+from cadcam_numeric.engine.transform import TransformLayer
 from cadcam_numeric.errors import CadcamInputError
+from cadcam_numeric.generated.blocks import pullback_log_softmax, pullback_softmax
 
 __all__ = [
     "CAMResult",
@@ -62,16 +64,18 @@ XGRAD_EPS = 1e-7
 class CAMResult:
     """Raw maps at feature resolution and the channel weights, on the features' device.
 
-    ``pca_*`` and ``svm*`` are None when no PCA / SVM was given. ``svm_prediction`` holds the SVM's
+    ``pca_*`` and ``svm*`` are None when no PCA / SVM was given; ``gradcam``, ``class_weights``,
+    ``cnn_*`` and ``logits`` are None when the head has no class output (no ``Linear``). ``logits``
+    is the head's output (after a final ``Softmax``/``LogSoftmax`` when it has one). ``svm_prediction`` holds the SVM's
     predicted labels (a tensor when they are numbers, else a NumPy array); ``svm_target`` the
     labels explained, ``cnn_target`` the class indices explained by ``gradcam``.
     """
 
-    gradcam: Tensor
-    class_weights: Tensor
-    cnn_prediction: Tensor
-    cnn_target: Tensor
-    logits: Tensor
+    gradcam: Tensor | None
+    class_weights: Tensor | None
+    cnn_prediction: Tensor | None
+    cnn_target: Tensor | None
+    logits: Tensor | None
     method: str
     pca_positive: Tensor | None = None
     pca_negative: Tensor | None = None
@@ -132,9 +136,9 @@ def _method_maps(method: str, cf: ClosedFormPass, weights: Tensor) -> Tensor:
 
 def _pca_on(
     pca: object, pca_after: object, x: Tensor, fwd: HeadForward, layers: list[DenseLayer]
-) -> tuple[PCALayer, Tensor]:
-    """The PCA layer on what ``pca_after`` names — x itself (0) or dense layer l's output — and
-    its scores p = Vᵀ(q_l − u) (Eq. 5); ``pca_after`` and the widths are checked."""
+) -> tuple[PCALayer | TransformLayer, Tensor, Tensor]:
+    """The PCA layer on what ``pca_after`` names — x itself (0) or dense layer l's output —, what it
+    reads (q_l) and its scores p = Vᵀ(q_l − u) (Eq. 5); ``pca_after`` and the widths are checked."""
     depth = len(layers)
     if pca_after is None or isinstance(pca_after, bool) or not isinstance(pca_after, int):
         raise CadcamInputError(f"pca_after: expected an integer in 0..{depth}, got {pca_after!r}")
@@ -146,7 +150,25 @@ def _pca_on(
     q = fwd.outputs[pca_after - 1] if pca_after else x
     reads = "dense layer pca_after" if pca_after else "the pooled features x (pca_after=0)"
     layer = pca_layer_from_sklearn(pca, int(q.shape[1]), x, reads)
-    return layer, layer.scores(q)
+    return layer, q, layer.scores(q)
+
+
+def _head_output(head: Head, last: Tensor) -> Tensor:
+    """y: the last dense layer's output, through the head's final softmax / log-softmax if any."""
+    if head.output == "softmax":
+        return torch.softmax(last, dim=-1)
+    if head.output == "log_softmax":
+        return torch.log_softmax(last, dim=-1)
+    return last
+
+
+def _class_rows(head: Head, rows: Tensor, last: Tensor) -> Tensor:
+    """Rows at y pulled back to q_L through the final softmax / log-softmax (generated blocks)."""
+    if head.output == "softmax":
+        return pullback_softmax(rows, torch.softmax(last, dim=-1))
+    if head.output == "log_softmax":
+        return pullback_log_softmax(rows, torch.softmax(last, dim=-1))
+    return rows
 
 
 @dataclass(frozen=True)
@@ -155,15 +177,16 @@ class ClosedFormPass:
     1 SVM row, and everything the forward computed on the way. Fields are None without a PCA/SVM.
 
     With PCA on the pooled features themselves (``pca_after=0``) the PCA and SVM rows start at x:
-    they are ``input_rows`` ∂(·)/∂x (N, R′, D₀) and ``h1`` holds the class row only."""
+    they are ``input_rows`` ∂(·)/∂x (N, R′, D₀) and ``h1`` holds the class row only (None, with the
+    class fields, when the head has no class output)."""
 
     features: Tensor
     head: Head
-    h1: Tensor
-    logits: Tensor
-    prediction: Tensor
-    cnn_target: Tensor
-    pca_layer: PCALayer | None
+    h1: Tensor | None
+    logits: Tensor | None
+    prediction: Tensor | None
+    cnn_target: Tensor | None
+    pca_layer: PCALayer | TransformLayer | None
     pca_scores: Tensor | None
     svm_head: SVMHead | None
     svm_prediction: Tensor | np.ndarray | None
@@ -177,20 +200,25 @@ class ClosedFormPass:
     def n_components(self) -> int:
         return 0 if self.pca_scores is None else int(self.pca_scores.shape[1])
 
+    @property
+    def class_rows(self) -> int:
+        """1 when the first row is the class row, 0 when the head has no class output."""
+        return 0 if self.cnn_target is None else 1
+
     def channel_weights(self) -> Tensor:
         """w^t = Σ_i ∂(·)/∂F_i^t for every row (N, R, T), Eq. 9, 10, 14: h₁ W̄₁ for rows through
         the first dense layer, the pooled position sum for rows that start at x."""
-        weights = self.h1 @ self.head.position_summed_weights()
-        if self.input_rows is None:
-            return weights
-        return torch.cat([weights, self.head.input_rows_to_channel_weights(self.input_rows)], dim=1)
+        parts = [] if self.h1 is None else [self.h1 @ self.head.position_summed_weights()]
+        if self.input_rows is not None:
+            parts.append(self.head.input_rows_to_channel_weights(self.input_rows))
+        return torch.cat(parts, dim=1)
 
     def position_gradients(self) -> Tensor:
         """∂(·)/∂F at every feature position for every row, (N, R, T, M, N')."""
-        pooled = self.head.first_layer_to_positions(self.h1)
+        parts = [] if self.h1 is None else [self.head.first_layer_to_positions(self.h1)]
         if self.input_rows is not None:
-            pooled = torch.cat([pooled, self.head.input_rows_to_positions(self.input_rows)], dim=1)
-        return self.head.pooling.adjoint(pooled, self.features)
+            parts.append(self.head.input_rows_to_positions(self.input_rows))
+        return self.head.pooling.adjoint(torch.cat(parts, dim=1), self.features)
 
 
 def closed_form_pass(
@@ -219,18 +247,24 @@ def closed_form_pass(
     )
     x = parsed.flatten(features)
     fwd = forward_dense(x, layers)
-    logits = fwd.outputs[-1]
-    prediction = logits.argmax(dim=1)
-    cnn_target = prediction if resolved.cnn is None else resolved.cnn.to(prediction.device)
-    eye = torch.eye(parsed.num_outputs, dtype=features.dtype, device=features.device)
-    rows = [pullback(eye[cnn_target].unsqueeze(1), layers, fwd, depth, bottom=1)]
+    rows, logits, prediction, cnn_target = [], None, None, None
+    if parsed.has_class_output:
+        logits = _head_output(parsed, fwd.outputs[-1])
+        prediction = logits.argmax(dim=1)
+        cnn_target = prediction if resolved.cnn is None else resolved.cnn.to(prediction.device)
+        eye = torch.eye(parsed.num_outputs, dtype=features.dtype, device=features.device)
+        at_y = _class_rows(parsed, eye[cnn_target].unsqueeze(1), fwd.outputs[-1])
+        rows.append(pullback(at_y, layers, fwd, depth, bottom=1))
+    elif pca is None:
+        raise CadcamInputError(
+            "head: has no Linear layer, so no class output to explain; pass pca (with pca_after=0) and an svm"
+        )
     pca_layer = scores = svm_prediction = svm_target = index = svm_scores = None
     input_rows = None
     if pca is not None:
-        pca_layer, scores = _pca_on(pca, pca_after, x, fwd, layers)
-        jac = pca_layer.jacobian()
-        b = jac.shape[0]
-        at_l = [jac.expand(n, *jac.shape)]
+        pca_layer, q, scores = _pca_on(pca, pca_after, x, fwd, layers)
+        b = pca_layer.n_components
+        at_p = [torch.eye(b, dtype=features.dtype, device=features.device).expand(n, b, b)]
         if svm_head is not None:
             if svm_head.n_features != b:
                 raise CadcamInputError(f"svm: fitted on {svm_head.n_features} features, but the PCA gives B = {b}")
@@ -241,16 +275,18 @@ def closed_form_pass(
             )
             index = svm_head.class_index(labels, argument).to(features.device)
             grads = svm_head.class_score_gradients(scores)  # (N, C, B)
-            at_l.append(grads[torch.arange(n, device=features.device), index].unsqueeze(1) @ jac)
+            at_p.append(grads[torch.arange(n, device=features.device), index].unsqueeze(1))
             svm_prediction = _labels_tensor(predicted, features.device)
             svm_target = _labels_tensor(np.asarray(labels), features.device)
             svm_scores = svm_head.class_scores(scores)
+        at_l = pca_layer.pullback(torch.cat(at_p, dim=1), q)  # rows at q_l (or at x)
         if pca_after:
-            rows.append(pullback(torch.cat(at_l, dim=1), layers, fwd, pca_after, bottom=1))
+            rows.append(pullback(at_l, layers, fwd, pca_after, bottom=1))
         else:  # the rows are already ∂(·)/∂x: they start below the first dense layer
-            input_rows = torch.cat(at_l, dim=1)
-    g1 = torch.cat(rows, dim=1)  # (N, R, D1)
-    h1 = g1 * layers[0].fprime(fwd.deltas[0]).unsqueeze(-2)
+            input_rows = at_l
+    h1 = None
+    if rows:
+        h1 = torch.cat(rows, dim=1) * layers[0].fprime(fwd.deltas[0]).unsqueeze(-2)  # (N, R, D1)
     return ClosedFormPass(
         features,
         parsed,
@@ -277,11 +313,11 @@ class PositionGradients:
     (position in ``classes_``) differentiated per image, or None without an SVM.
     """
 
-    gradcam: Tensor
+    gradcam: Tensor | None
     pca: Tensor | None
     svm: Tensor | None
     features: Tensor
-    cnn_target: Tensor
+    cnn_target: Tensor | None
     svm_target_index: Tensor | None
 
 
@@ -316,11 +352,11 @@ def position_gradients(
         custom_activations=custom_activations,
     )
     grad = cf.position_gradients()  # (N, R, T, M, N')
-    b = cf.n_components
+    b, c0 = cf.n_components, cf.class_rows
     return PositionGradients(
-        grad[:, 0],
-        grad[:, 1 : 1 + b] if b else None,
-        grad[:, 1 + b] if cf.svm_head is not None else None,
+        grad[:, 0] if c0 else None,
+        grad[:, c0 : c0 + b] if b else None,
+        grad[:, c0 + b] if cf.svm_head is not None else None,
         cf.features,
         cf.cnn_target,
         cf.svm_target_index,
@@ -381,19 +417,19 @@ def explain(
     )
     weights = cf.channel_weights()  # (N, R, T), Eq. 9, 10, 14
     signed = _method_maps(method, cf, weights)
-    b = cf.n_components
+    b, c0 = cf.n_components, cf.class_rows
     pca_maps = svm_maps = {}
     if cf.pca_layer is not None:
         pca_maps = dict(
-            pca_positive=torch.relu(signed[:, 1 : 1 + b]),
-            pca_negative=torch.relu(-signed[:, 1 : 1 + b]),
-            pca_weights=weights[:, 1 : 1 + b],
+            pca_positive=torch.relu(signed[:, c0 : c0 + b]),
+            pca_negative=torch.relu(-signed[:, c0 : c0 + b]),
+            pca_weights=weights[:, c0 : c0 + b],
         )
     if cf.svm_head is not None:
-        svm_maps = dict(svm=torch.relu(signed[:, 1 + b]), svm_weights=weights[:, 1 + b])
+        svm_maps = dict(svm=torch.relu(signed[:, c0 + b]), svm_weights=weights[:, c0 + b])
     return CAMResult(
-        gradcam=torch.relu(signed[:, 0]),
-        class_weights=weights[:, 0],
+        gradcam=torch.relu(signed[:, 0]) if c0 else None,
+        class_weights=weights[:, 0] if c0 else None,
         cnn_prediction=cf.prediction,
         cnn_target=cf.cnn_target,
         logits=cf.logits,
@@ -409,9 +445,10 @@ def explain(
 
 @dataclass(frozen=True)
 class TargetScores:
-    """Forward-only outputs: logits (N, C), PCA scores (N, B), SVM class scores (N, C_svm)."""
+    """Forward-only outputs: the head's output (N, C; None without a class output), PCA scores (N, B),
+    SVM class scores (N, C_svm)."""
 
-    logits: Tensor
+    logits: Tensor | None
     pca_scores: Tensor | None
     svm_scores: Tensor | None
 
@@ -433,7 +470,8 @@ def target_scores(
     fwd = forward_dense(x, parsed.layers)
     scores = svm_scores = None
     if pca is not None:
-        _, scores = _pca_on(pca, pca_after, x, fwd, parsed.layers)
+        _, _, scores = _pca_on(pca, pca_after, x, fwd, parsed.layers)
         if svm is not None:
             svm_scores = parse_svm(svm, features).class_scores(scores)
-    return TargetScores(fwd.outputs[-1], scores, svm_scores)
+    logits = _head_output(parsed, fwd.outputs[-1]) if parsed.has_class_output else None
+    return TargetScores(logits, scores, svm_scores)

@@ -3,7 +3,10 @@
 Accepted: an optional pooling module (``MaxPool2d``, ``AdaptiveMaxPool2d``, ``AvgPool2d``, ``AdaptiveAvgPool2d``),
 an optional :class:`ChannelsLast` (Keras flatten order), ``Flatten``, eval-mode ``Dropout``, then ``Linear`` layers,
 each optionally followed by ``BatchNorm1d`` (eval mode, folded into the layer), one catalogue
-activation (or a spec's own, see ``activation_modules``), and eval-mode ``Dropout`` (a no-op).
+activation (``PReLU`` included, with its learned slopes; or a spec's own, see ``activation_modules``),
+and eval-mode ``Dropout`` (a no-op); last, optionally, ``Softmax`` or ``LogSoftmax`` over the classes
+(the class map then explains that output). No ``Linear`` at all (pooling and ``Flatten`` only) is a
+head without a class output, for a PCA on the pooled features.
 Nested ``Sequential`` containers are flattened. Anything else is refused with the list of what
 the engine can differentiate — never silently skipped.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -64,6 +68,11 @@ class Head:
     height: int
     width: int
     channels_last: bool
+    output: Literal["softmax", "log_softmax"] | None = None
+
+    @property
+    def has_class_output(self) -> bool:
+        return bool(self.layers)
 
     @property
     def pooled_size(self) -> tuple[int, int]:
@@ -71,7 +80,7 @@ class Head:
 
     @property
     def num_outputs(self) -> int:
-        return int(self.layers[-1].weight.shape[0])
+        return int(self.layers[-1].weight.shape[0]) if self.layers else 0
 
     def flatten(self, features: Tensor) -> Tensor:
         """x = flatten(pool(F)): channel-major (PyTorch) or channels-last (Keras), (N, D₀)."""
@@ -177,6 +186,7 @@ def parse_head(
             raise CadcamInputError("head: Dropout is in training mode (random); call head.eval() first")
         index += 1
     layers: list[DenseLayer] = []
+    output = None
     dtype, device = features.dtype, features.device
     while index < len(modules):
         module = modules[index]
@@ -195,6 +205,15 @@ def parse_head(
         activation, params = ACTIVATIONS["identity"], {}
         while index < len(modules) and not isinstance(modules[index], nn.Linear):
             candidate = modules[index]
+            if isinstance(candidate, nn.Softmax | nn.LogSoftmax):
+                if index != len(modules) - 1 or candidate.dim not in (None, 1, -1):
+                    raise CadcamInputError(
+                        f"head: {type(candidate).__name__} at position {index} must be the head's last module "
+                        "and act on the classes (dim=1 or -1)"
+                    )
+                output = "softmax" if isinstance(candidate, nn.Softmax) else "log_softmax"
+                index += 1
+                continue
             if isinstance(candidate, nn.Dropout):
                 if candidate.training and candidate.p > 0:
                     raise CadcamInputError("head: Dropout is in training mode (random); call head.eval() first")
@@ -209,18 +228,17 @@ def parse_head(
                     "BatchNorm1d and Dropout in eval mode."
                 )
             activation, params = found
+            params = {k: v.to(dtype=dtype, device=device) if isinstance(v, Tensor) else v for k, v in params.items()}
             if not isinstance(candidate, ExpressionActivation) and any(
                 activation is c for c in (custom_activations or {}).values()
             ):  # the user's own class, matched by name: check it computes the expression
                 _check_custom_module(candidate, activation, params, index)
             index += 1
         layers.append(DenseLayer(weight, bias, activation, params))
-    if not layers:
-        raise CadcamInputError("head: needs at least one Linear layer after Flatten")
-    parsed = Head(Pooling(pooling), layers, t, m, n, channels_last)
+    parsed = Head(Pooling(pooling), layers, t, m, n, channels_last, output)
     ho, wo = parsed.pooled_size
     expected = t * ho * wo
-    if layers[0].weight.shape[1] != expected:
+    if layers and layers[0].weight.shape[1] != expected:
         raise CadcamInputError(
             f"features: shape {tuple(features.shape)} flattens to {t}x{ho}x{wo} = {expected} values"
             f"{' after pooling' if pooling is not None else ''}, but the head's first Linear expects "

@@ -2,9 +2,11 @@
 
 Supported: ``SVC`` and ``NuSVC`` (linear, poly, rbf, sigmoid; binary, or multi-class
 one-vs-one), the linear classifiers (``LinearSVC``, ``LogisticRegression``, ``RidgeClassifier``,
-``SGDClassifier``, ``Perceptron``, ``LinearDiscriminantAnalysis``), ``OneVsRestClassifier`` of
-those, each optionally inside a ``Pipeline`` after a ``StandardScaler``, and a fitted
-``GridSearchCV``/``RandomizedSearchCV`` of any of them (its ``best_estimator_``).
+``SGDClassifier``, ``Perceptron``, ``LinearDiscriminantAnalysis``), ``OneVsRestClassifier`` and
+``OneVsOneClassifier`` of those, each optionally inside a ``Pipeline`` after scalers
+(``StandardScaler``, ``RobustScaler``, ``MinMaxScaler``, ``MaxAbsScaler``, ``Normalizer(norm="l2")``),
+and a fitted ``GridSearchCV``/``RandomizedSearchCV`` of any of them (its ``best_estimator_``).
+``CalibratedClassifierCV`` is read by :mod:`cadcam_numeric.engine.calibrated`.
 
 The score each map explains is the estimator's ``decision_function``, oriented toward the
 explained class: the SVM decision for SVC/NuSVC/LinearSVC; for ``LogisticRegression`` the
@@ -16,7 +18,8 @@ d_k(p) = Σ_i D_{ki} K(s_i, z) + g_k on the (scaled) PCA scores z, and an orient
 
 * binary: a_{classes_[1]} = d, a_{classes_[0]} = −d;
 * one-vs-rest (``LinearSVC`` with > 2 classes, ``OneVsRestClassifier``): a_c = d_c;
-* one-vs-one (multi-class ``SVC``): a_c = Σ_{j≠c} o_{cj}, each pairwise decision oriented to c.
+* one-vs-one (multi-class ``SVC``, ``OneVsOneClassifier``): a_c = Σ_{j≠c} o_{cj}, each pairwise
+  decision oriented to c (for ``OneVsOneClassifier`` this is scikit-learn's sum of confidences).
 """
 
 from __future__ import annotations
@@ -29,15 +32,17 @@ import torch
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.linear_model import LogisticRegression, Perceptron, RidgeClassifier, SGDClassifier
 from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
-from sklearn.multiclass import OneVsRestClassifier
+from sklearn.multiclass import OneVsOneClassifier, OneVsRestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, LinearSVC, NuSVC
 from torch import Tensor
 
 from cadcam_numeric.catalogue_types import KernelCode
+from cadcam_numeric.engine.pca import PREPROCESSORS, preprocessing_steps
 from cadcam_numeric.engine.profile_kernel import ProfileKernel
 from cadcam_numeric.engine.sklearn_checks import require_fitted
+from cadcam_numeric.engine.transform import AffineStep, L2NormalizeStep
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.generated import KERNELS
 
@@ -76,7 +81,9 @@ class SVMHead:
     ``scheme`` is how scikit-learn predicts: ``binary`` (d > 0 → classes_[1]), ``ovr`` (argmax of
     the decisions) or ``ovo`` (votes of the pairwise decisions, ties to the lowest class index,
     as libsvm; with ``break_ties`` — ``SVC(break_ties=True)``, ``decision_function_shape="ovr"`` —
-    the argmax of votes + a_c / (3(|a_c| + 1)), scikit-learn's tie-breaking decision function).
+    the argmax of votes + a_c / (3(|a_c| + 1)), scikit-learn's tie-breaking decision function;
+    ``OneVsOneClassifier`` always predicts so). ``steps`` are scalers/normalisers in front of the
+    classifier other than one ``StandardScaler`` (which is ``scaler_mean``/``scaler_scale``).
     Holds no scikit-learn object, so it can be saved and loaded without pickle.
     """
 
@@ -89,10 +96,18 @@ class SVMHead:
     n_features: int
     zero_is_positive: bool = False  # binary: d == 0 -> classes_[1] (SVC, via libsvm) or classes_[0] (LinearSVC, OvR)
     break_ties: bool = False  # ovo only: SVC(break_ties=True) predicts by confidence-broken votes
+    steps: tuple[AffineStep | L2NormalizeStep, ...] = ()
+
+    def _inputs(self, p: Tensor) -> list[Tensor]:
+        """The input of every step and, last, of the decision blocks."""
+        z = p if self.scaler_mean is None else p - self.scaler_mean
+        inputs = [z if self.scaler_scale is None else z / self.scaler_scale]
+        for step in self.steps:
+            inputs.append(step.forward(inputs[-1]))
+        return inputs
 
     def _scaled(self, p: Tensor) -> Tensor:
-        z = p if self.scaler_mean is None else p - self.scaler_mean
-        return z if self.scaler_scale is None else z / self.scaler_scale
+        return self._inputs(p)[-1]
 
     def decisions(self, p: Tensor) -> Tensor:
         """Raw decision values d_k(p), (N, K_total)."""
@@ -110,7 +125,8 @@ class SVMHead:
         + ..., linear in D), so the kernel gradient is formed for the C classes, not for every
         pairwise decision (45 of them for 10 classes one-vs-one).
         """
-        z = self._scaled(p)
+        inputs = self._inputs(p)
+        z = inputs[-1]
         grad, offset = None, 0
         for block in self.blocks:
             k = block.dual_coef.shape[0]
@@ -118,6 +134,8 @@ class SVMHead:
             term = block.kernel.decision_gradient(z, block.support_vectors, oriented, **block.params)
             grad = term if grad is None else grad + term
             offset += k
+        for step, x in zip(reversed(self.steps), reversed(inputs[:-1])):
+            grad = step.pullback(grad, x)
         if self.scaler_scale is not None:
             grad = grad / self.scaler_scale
         return grad
@@ -133,10 +151,13 @@ class SVMHead:
             # libsvm: pair (i, j) votes for i when its decision is > 0, otherwise for j
             index = self._votes(d, d > 0).argmax(dim=1)  # first maximum = lowest class index, as libsvm
         else:
-            # scikit-learn's _ovr_decision_function: a vote for i when d >= 0, and the oriented
-            # class scores, squashed into (-1/3, 1/3), added to break ties without changing a vote
+            # scikit-learn's _ovr_decision_function: a vote for the class a positive decision favours
+            # when the pair's estimator predicts it (d >= 0 for libsvm's SVC/NuSVC, d > 0 for linear
+            # classifiers), and the oriented class scores, squashed into (-1/3, 1/3), added to
+            # break ties without changing a vote
             a = d @ self.orientation.T
-            index = (self._votes(d, d >= 0) + a / (3 * (a.abs() + 1))).argmax(dim=1)
+            positive = (d >= 0) if self.zero_is_positive else (d > 0)
+            index = (self._votes(d, positive) + a / (3 * (a.abs() + 1))).argmax(dim=1)
         return self.classes[index.cpu().numpy()]
 
     def _votes(self, d: Tensor, for_first: Tensor) -> Tensor:
@@ -158,6 +179,7 @@ class SVMHead:
             orientation=self.orientation.to(like),
             scaler_mean=cast(self.scaler_mean),
             scaler_scale=cast(self.scaler_scale),
+            steps=tuple(step.to(like) for step in self.steps),
         )
 
     def class_index(self, labels: np.ndarray | list, argument: str) -> Tensor:
@@ -240,19 +262,31 @@ def _linear_svc_block(svc: object, like: Tensor) -> DecisionBlock:
     return DecisionBlock(KERNELS["linear"], coef, eye, _tensor(np.ravel(svc.intercept_), like), {})
 
 
-def _binary_blocks(estimator: object, like: Tensor) -> list[DecisionBlock]:
+def _binary_blocks(estimator: object, like: Tensor, wrapper: str) -> list[DecisionBlock]:
     if isinstance(estimator, KERNEL_SVMS):
         blocks, _ = _svc_blocks(estimator, like)
         if len(estimator.classes_) != 2:
-            raise CadcamInputError("svm: OneVsRestClassifier estimators must be binary")
+            raise CadcamInputError(f"svm: {wrapper} estimators must be binary")
         return blocks
     if isinstance(estimator, LINEAR_CLASSIFIERS):
         return [_linear_svc_block(estimator, like)]
-    raise CadcamInputError(f"svm: OneVsRestClassifier of {type(estimator).__name__} is not supported ({_accepted()})")
+    raise CadcamInputError(f"svm: {wrapper} of {type(estimator).__name__} is not supported ({_accepted()})")
 
 
 def _accepted() -> str:
     return ", ".join(c.__name__ for c in (*KERNEL_SVMS, *LINEAR_CLASSIFIERS))
+
+
+def _one_vs_one(ovo: OneVsOneClassifier, like: Tensor) -> tuple[list[DecisionBlock], np.ndarray, bool]:
+    """Pair k = (i, j), i < j, in scikit-learn's order; its estimator was fitted with class j as
+    the positive label, so a positive decision favours j: O[i, k] = −1, O[j, k] = +1."""
+    n_classes = len(ovo.classes_)
+    blocks = [b for est in ovo.estimators_ for b in _binary_blocks(est, like, "OneVsOneClassifier")]
+    pairs = [(i, j) for i in range(n_classes) for j in range(i + 1, n_classes)]
+    orient = np.zeros((n_classes, len(pairs)))
+    for k, (i, j) in enumerate(pairs):
+        orient[i, k], orient[j, k] = -1.0, 1.0
+    return blocks, orient, all(isinstance(e, KERNEL_SVMS) for e in ovo.estimators_)
 
 
 def parse_svm(svm: object, like: Tensor) -> SVMHead:
@@ -262,50 +296,78 @@ def parse_svm(svm: object, like: Tensor) -> SVMHead:
     """
     if isinstance(svm, SVMHead):
         return svm.to(like)
+    from sklearn.calibration import CalibratedClassifierCV
+
+    from cadcam_numeric.engine.calibrated import CalibratedHead, parse_calibrated
+
+    if isinstance(svm, CalibratedHead):
+        return svm.to(like)
     if isinstance(svm, GridSearchCV | RandomizedSearchCV):
         if not hasattr(svm, "best_estimator_"):
             raise CadcamInputError("svm: the search has no best_estimator_ (not fitted, or refit=False)")
         return parse_svm(svm.best_estimator_, like)
     scaler_mean = scaler_scale = None
+    steps: list[AffineStep | L2NormalizeStep] = []
     estimator = svm
     if isinstance(svm, Pipeline):
-        steps = [s for _, s in svm.steps if s not in (None, "passthrough")]
-        if len(steps) == 2 and isinstance(steps[0], StandardScaler):
-            scaler, estimator = steps
+        *pre, estimator = [s for _, s in svm.steps if s not in (None, "passthrough")]
+        if isinstance(estimator, GridSearchCV | RandomizedSearchCV):  # scalers, then a search: its best
+            if not hasattr(estimator, "best_estimator_"):
+                raise CadcamInputError("svm: the search has no best_estimator_ (not fitted, or refit=False)")
+            estimator = estimator.best_estimator_
+            if isinstance(estimator, Pipeline):
+                *inner, estimator = [s for _, s in estimator.steps if s not in (None, "passthrough")]
+                pre = [*pre, *inner]
+        if not all(isinstance(s, PREPROCESSORS) for s in pre):
+            raise CadcamInputError(
+                "svm: a Pipeline must be scalers (" + ", ".join(c.__name__ for c in PREPROCESSORS) + ") then a "
+                "classifier; got " + ", ".join(type(s).__name__ for s in [*pre, estimator])
+            )
+        if len(pre) == 1 and isinstance(pre[0], StandardScaler) and not isinstance(estimator, CalibratedClassifierCV):
+            scaler = pre[0]
             require_fitted(scaler, "svm (its StandardScaler)")
             # scikit-learn fills mean_ even when with_mean=False, but transform() does not use it
             if scaler.with_mean and scaler.mean_ is not None:
                 scaler_mean = _tensor(scaler.mean_, like)
             if scaler.with_std and scaler.scale_ is not None:
                 scaler_scale = _tensor(scaler.scale_, like)
-        elif len(steps) == 1:
-            estimator = steps[0]
-        else:
-            raise CadcamInputError(
-                "svm: a Pipeline must be [StandardScaler, classifier] or [classifier]; got "
-                + ", ".join(type(s).__name__ for s in steps)
-            )
+        elif pre:
+            width = int(pre[0].n_features_in_) if hasattr(pre[0], "n_features_in_") else 0
+            exact = torch.zeros((), dtype=torch.float64, device=like.device)
+            steps = [step.to(like) for step in preprocessing_steps(pre, width, "svm", exact)]
+    if isinstance(estimator, CalibratedClassifierCV):
+        calibrated = parse_calibrated(estimator, like)
+        width = int(getattr(svm, "n_features_in_", calibrated.n_features))
+        return replace(calibrated, steps=tuple(steps), n_features=width)
     require_fitted(estimator, "svm")
+    zero_is_positive = isinstance(estimator, KERNEL_SVMS)
+    break_ties = False
     if isinstance(estimator, KERNEL_SVMS):
         blocks, orient = _svc_blocks(estimator, like)
         classes = estimator.classes_
+        break_ties = bool(estimator.break_ties) and estimator.decision_function_shape == "ovr"
     elif isinstance(estimator, LINEAR_CLASSIFIERS):
         blocks = [_linear_svc_block(estimator, like)]
         classes = estimator.classes_
         orient = np.array([[-1.0], [1.0]]) if len(classes) == 2 else np.eye(len(classes))
     elif isinstance(estimator, OneVsRestClassifier):
-        blocks = [b for est in estimator.estimators_ for b in _binary_blocks(est, like)]
+        blocks = [b for est in estimator.estimators_ for b in _binary_blocks(est, like, "OneVsRestClassifier")]
         classes = estimator.classes_
         orient = np.array([[-1.0], [1.0]]) if len(classes) == 2 else np.eye(len(classes))
+    elif isinstance(estimator, OneVsOneClassifier):
+        blocks, orient, zero_is_positive = _one_vs_one(estimator, like)
+        classes = estimator.classes_
+        break_ties = True  # OneVsOneClassifier predicts by votes + squashed confidences, always
     else:
         raise CadcamInputError(
-            f"svm: expected a fitted {_accepted()}, a OneVsRestClassifier of those, a Pipeline(StandardScaler, ·) "
+            f"svm: expected a fitted {_accepted()}, a OneVsRestClassifier/OneVsOneClassifier of those, "
+            "CalibratedClassifierCV, a Pipeline of scalers then one of those, "
             f"or a fitted GridSearchCV/RandomizedSearchCV of them; got {type(estimator).__name__}"
         )
     n_features = int(getattr(svm, "n_features_in_", blocks[0].support_vectors.shape[1]))
     if len(classes) == 2:
         scheme = "binary"
-    elif isinstance(estimator, KERNEL_SVMS):
+    elif isinstance(estimator, (*KERNEL_SVMS, OneVsOneClassifier)):
         scheme = "ovo"
     else:
         scheme = "ovr"
@@ -317,6 +379,7 @@ def parse_svm(svm: object, like: Tensor) -> SVMHead:
         scaler_mean,
         scaler_scale,
         n_features,
-        zero_is_positive=isinstance(estimator, KERNEL_SVMS),
-        break_ties=scheme == "ovo" and bool(estimator.break_ties) and estimator.decision_function_shape == "ovr",
+        zero_is_positive=zero_is_positive,
+        break_ties=scheme == "ovo" and break_ties,
+        steps=tuple(steps),
     )

@@ -103,10 +103,18 @@ def _broadcast(values: list[object], n: int, argument: str) -> list[object]:
 def resolve_targets(
     targets: object, svm_targets: object, n: int, classes: int, svm_labels: Sequence | None
 ) -> ResolvedTargets:
-    """Split ``targets``/``svm_targets`` (module docstring) into CNN class indices and SVM labels."""
+    """Split ``targets``/``svm_targets`` (module docstring) into CNN class indices and SVM labels.
+
+    ``classes == 0`` is a head without a class output (PCA on the pooled features): every target
+    is then a label of the SVM."""
     cnn: list[int] | None = None
     svm: list[object] | None = None
-    if targets is not None:
+    if targets is not None and classes == 0:
+        if svm_labels is None:
+            raise CadcamInputError("targets: the head has no class output (no Linear layer) and there is no svm")
+        items = _broadcast(_as_list(targets, "targets"), n, "targets")
+        svm = [i.label if isinstance(i, SVMClassTarget) else i for i in items]
+    elif targets is not None:
         items = _broadcast(_as_list(targets, "targets"), n, "targets")
         if any(isinstance(i, float | bool | np.floating | np.bool_) for i in items):
             raise CadcamInputError(f"targets: expected integer class indices for the CNN, got {items[:3]}")

@@ -1,7 +1,7 @@
 # GENERATED FILE - DO NOT EDIT BY HAND.
 # Written by `python -m derivations generate` from the catalogue in `derivations/`;
 # `python -m derivations check` fails on any difference from a fresh generation.
-# catalogue sha256: e41470594f6913da511ed570c99758b5d4c3220ac71aa71bc1b411fd40051cab
+# catalogue sha256: c9f43f59232ee47cfc1994e1f95fcdaaccf404d7c06a6bfa8dc14312e6b5adc5
 # generator: SymPy 1.14.0, formatted by ruff 0.17.6
 """Activation functions f and their derivatives f' for every catalogue entry, batched.
 
@@ -33,6 +33,8 @@ __all__ = [
     "leaky_relu_derivative",
     "mish",
     "mish_derivative",
+    "prelu",
+    "prelu_derivative",
     "relu",
     "relu6",
     "relu6_derivative",
@@ -100,6 +102,23 @@ def leaky_relu_derivative(z: Tensor, negative_slope: float = 0.01) -> Tensor:
     At the kinks it takes PyTorch's autograd values: f'(0) = negative_slope.
     """
     return torch.where((z > 0), torch.zeros_like(z) + 1, torch.zeros_like(z) + negative_slope)
+
+
+def prelu(z: Tensor, weight: float = 0.25) -> Tensor:
+    """prelu: f(z) = z if z > 0 else weight * z (weight learned; one per unit or shared).
+
+    f(z) = Piecewise((z, z > 0), (weight*z, True))
+    """
+    return torch.where((z > 0), z, weight * z)
+
+
+def prelu_derivative(z: Tensor, weight: float = 0.25) -> Tensor:
+    """Derivative of prelu (PyTorch module `torch.nn.PReLU`).
+
+    f'(z) = Piecewise((1, z > 0), (weight, True))
+    At the kinks it takes PyTorch's autograd values: f'(0) = weight.
+    """
+    return torch.where((z > 0), torch.zeros_like(z) + 1, torch.zeros_like(z) + weight)
 
 
 def elu(z: Tensor, alpha: float = 1.0) -> Tensor:
@@ -376,6 +395,15 @@ ACTIVATIONS: dict[str, ActivationCode] = {
         torch_module="torch.nn.LeakyReLU",
         torch_fixed={},
         parameters={"negative_slope": ParameterInfo("negative_slope", 0.01, 0.0, 1.0)},
+        kinks=("0",),
+    ),
+    "prelu": ActivationCode(
+        name="prelu",
+        forward=prelu,
+        derivative=prelu_derivative,
+        torch_module="torch.nn.PReLU",
+        torch_fixed={},
+        parameters={"weight": ParameterInfo("init", 0.25, 0.0, 1.0)},
         kinks=("0",),
     ),
     "elu": ActivationCode(

@@ -1,7 +1,7 @@
 # GENERATED FILE - DO NOT EDIT BY HAND.
 # Written by `python -m derivations generate` from the catalogue in `derivations/`;
 # `python -m derivations check` fails on any difference from a fresh generation.
-# catalogue sha256: e41470594f6913da511ed570c99758b5d4c3220ac71aa71bc1b411fd40051cab
+# catalogue sha256: c9f43f59232ee47cfc1994e1f95fcdaaccf404d7c06a6bfa8dc14312e6b5adc5
 # generator: SymPy 1.14.0, formatted by ruff 0.17.6
 """Block Jacobians of the head (paper Eq. 17-23), each proved in `derivations.blocks`.
 
@@ -22,6 +22,16 @@ left without forming any D_0-wide Jacobian.
 - PCA (plain): d p / d q_l = V^T
 
 - PCA (whitened): d p / d q_l = diag(lambda)^(-1/2) V^T
+
+- softmax output: g d s / d delta = g diag(s) - (g s) s^T
+
+- log-softmax output: g d log s / d delta = g - (g 1) s^T
+
+- l2 normaliser: g d n / d x = (g - (g n) n^T) / |x|, n = x / |x|
+
+- calibrated probabilities pi = u / sum(u): g d pi / d u = (g - (g pi) 1^T) / sum(u)
+
+- isotonic calibration: d/df of the interpolant on [x_lo, x_hi] = (y_hi - y_lo) / (x_hi - x_lo)
 """
 
 import torch
@@ -29,9 +39,14 @@ from torch import Tensor
 
 __all__ = [
     "dense_block_jacobian",
+    "interpolation_slope",
     "pca_block_jacobian",
     "pca_scores",
     "pullback_dense",
+    "pullback_l2_normalize",
+    "pullback_log_softmax",
+    "pullback_softmax",
+    "pullback_sum_normalize",
 ]
 
 
@@ -59,3 +74,28 @@ def pca_block_jacobian(components: Tensor, explained_variance: Tensor | None = N
     if explained_variance is not None:
         return torch.rsqrt(explained_variance).unsqueeze(-1) * components
     return components
+
+
+def pullback_softmax(g: Tensor, s: Tensor) -> Tensor:
+    """g d s / d delta = g diag(s) - (g s) s^T for s = softmax(delta): (..., K, C), (..., C) -> (..., K, C)."""
+    return (g * s.unsqueeze(-2)) - (g @ s.unsqueeze(-1)) * s.unsqueeze(-2)
+
+
+def pullback_log_softmax(g: Tensor, s: Tensor) -> Tensor:
+    """g d log s / d delta = g - (g 1) s^T for s = softmax(delta): (..., K, C), (..., C) -> (..., K, C)."""
+    return g - g.sum(-1, keepdim=True) * s.unsqueeze(-2)
+
+
+def pullback_l2_normalize(g: Tensor, n: Tensor, norm: Tensor) -> Tensor:
+    """g d n / d x = (g - (g n) n^T) / |x| for n = x / |x|: (..., K, D), (..., D), (...) -> (..., K, D)."""
+    return (g - (g @ n.unsqueeze(-1)) * n.unsqueeze(-2)) / norm[..., None, None]
+
+
+def pullback_sum_normalize(g: Tensor, proba: Tensor, total: Tensor) -> Tensor:
+    """g d pi / d u = (g - (g pi) 1^T) / S for pi = u / S, S = sum(u): (..., K, C), (..., C), (...) -> (..., K, C)."""
+    return (g - (g @ proba.unsqueeze(-1))) / total[..., None, None]
+
+
+def interpolation_slope(x_lo: Tensor, x_hi: Tensor, y_lo: Tensor, y_hi: Tensor) -> Tensor:
+    """d/df of the linear interpolant on [x_lo, x_hi] (IsotonicRegression.predict between thresholds)."""
+    return (y_hi - y_lo) / (x_hi - x_lo)

@@ -1,7 +1,7 @@
 # GENERATED FILE - DO NOT EDIT BY HAND.
 # Written by `python -m derivations generate` from the catalogue in `derivations/`;
 # `python -m derivations check` fails on any difference from a fresh generation.
-# catalogue sha256: e41470594f6913da511ed570c99758b5d4c3220ac71aa71bc1b411fd40051cab
+# catalogue sha256: c9f43f59232ee47cfc1994e1f95fcdaaccf404d7c06a6bfa8dc14312e6b5adc5
 # generator: SymPy 1.14.0, formatted by ruff 0.17.6
 """SVM kernels K(p_i, p) as scikit-learn defines them, and the decision gradient (Eq. 24-26).
 

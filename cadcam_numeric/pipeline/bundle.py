@@ -24,11 +24,13 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from sklearn.decomposition import PCA
-from torch import Tensor
+from sklearn.pipeline import Pipeline
+from torch import Tensor, nn
 
 from cadcam_numeric import __version__
 from cadcam_numeric.atomic import atomic_directory
 from cadcam_numeric.engine.chain import PCALayer
+from cadcam_numeric.engine.pca import pca_layer_from_sklearn
 from cadcam_numeric.engine.svm import DecisionBlock, SVMHead, parse_svm
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.generated import ACTIVATIONS, CATALOGUE_SHA256, KERNELS
@@ -67,6 +69,10 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _steps(estimator: object) -> list[object]:
+    return [step for _, step in estimator.steps] if isinstance(estimator, Pipeline) else [estimator]
+
+
 def save_bundle(
     directory: Path,
     model: CNN,
@@ -91,13 +97,25 @@ def save_bundle(
     if backbone.trainable:
         for k, v in model.backbone.state_dict().items():
             tensors[f"backbone.{k}"] = v.detach().cpu().contiguous()
-    tensors["pca.components"] = torch.from_numpy(pca.components_.copy())
-    tensors["pca.mean"] = torch.from_numpy(pca.mean_.copy())
-    if pca.whiten:
-        tensors["pca.explained_variance"] = torch.from_numpy(pca.explained_variance_.copy())
+    layer = pca_layer_from_sklearn(pca, None, like)  # scalers in front are folded in (block/pca/scaler_fold)
+    if not isinstance(layer, PCALayer):
+        raise CadcamInputError(
+            "bundle: only linear transforms (PCA, IncrementalPCA, TruncatedSVD, after affine scalers) can be "
+            "saved; a KernelPCA or a Normalizer is explained in memory with explain()"
+        )
+    tensors["pca.components"] = layer.components.contiguous()
+    tensors["pca.mean"] = layer.mean.contiguous()
+    if layer.explained_variance is not None:
+        tensors["pca.explained_variance"] = layer.explained_variance.contiguous()
+    projection = _steps(pca)[-1]
     svm_spec = {}
     for name, svm in svms.items():
         head = parse_svm(svm, like)
+        if not isinstance(head, SVMHead) or head.steps:
+            raise CadcamInputError(
+                f"bundle: classifier {name!r} cannot be saved (CalibratedClassifierCV, or scalers other than one "
+                "StandardScaler in front); explain it in memory with explain()"
+            )
         blocks = []
         for i, block in enumerate(head.blocks):
             for part in ("support_vectors", "dual_coef", "intercept"):
@@ -109,6 +127,7 @@ def save_bundle(
         if head.scaler_scale is not None:
             tensors[f"svm.{name}.scaler_scale"] = head.scaler_scale.contiguous()
         svm_spec[name] = {
+            "estimator": type(_steps(svm.best_estimator_ if hasattr(svm, "best_estimator_") else svm)[-1]).__name__,
             "scheme": head.scheme,
             "classes": np.asarray(head.classes).tolist(),
             "n_features": head.n_features,
@@ -145,9 +164,10 @@ def save_bundle(
             else {"toml": architecture.text, "sha256": architecture.spec.sha256(), "name": architecture.spec.name},
             "pca": {
                 "after": pca_after,
-                "n_components": int(pca.n_components_),
-                "whiten": bool(pca.whiten),
-                "explained_variance_ratio": pca.explained_variance_ratio_.tolist(),
+                "n_components": layer.n_components,
+                "whiten": layer.explained_variance is not None,
+                "explained_variance_ratio": np.asarray(projection.explained_variance_ratio_).tolist(),
+                "transform": " -> ".join(type(step).__name__ for step in _steps(pca)),
             },
             "svms": svm_spec,
             "default_svm": default_svm,
@@ -241,8 +261,8 @@ def _check_sizes(doc: dict) -> None:
     if not isinstance(names, list) or len(names) != classes or not all(isinstance(c, str) for c in names):
         raise CadcamInputError(f"bundle: class_names must list head.n_classes ({classes}) strings")
     pca = doc["pca"]
-    after = _integer_in(pca.get("after"), 1, len(widths), "pca.after")
-    _integer_in(pca.get("n_components"), 1, widths[after - 1], "pca.n_components")
+    after = _integer_in(pca.get("after"), 0, len(widths), "pca.after")  # 0: on the pooled features x
+    _integer_in(pca.get("n_components"), 1, widths[after - 1] if after else t * m * n, "pca.n_components")
     if not isinstance(pca.get("whiten"), bool):
         raise CadcamInputError("bundle: pca.whiten must be true or false")
 
@@ -426,11 +446,12 @@ def load_bundle(
     model.to(device).eval()
     pca_doc = _need(doc, "pca", dict, "bundle.json")
     widths = list(head_doc["widths"])
-    after = _integer_in(pca_doc.get("after"), 1, len(widths), "pca.after")
-    b = _integer_in(pca_doc.get("n_components"), 1, widths[after - 1], "pca.n_components")
+    after = _integer_in(pca_doc.get("after"), 0, len(widths), "pca.after")
+    reads = widths[after - 1] if after else next(m for m in model.head if isinstance(m, nn.Linear)).in_features
+    b = _integer_in(pca_doc.get("n_components"), 1, reads, "pca.n_components")
     pca = PCALayer(
-        _tensor(tensors, "pca.components", (b, widths[after - 1])),
-        _tensor(tensors, "pca.mean", (widths[after - 1],)),
+        _tensor(tensors, "pca.components", (b, reads)),
+        _tensor(tensors, "pca.mean", (reads,)),
         _tensor(tensors, "pca.explained_variance", (b,)) if pca_doc.get("whiten") is True else None,
     )
     if pca.explained_variance is not None and bool((pca.explained_variance <= 0).any()):

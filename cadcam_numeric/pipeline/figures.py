@@ -41,7 +41,9 @@ def fig6_contribution_ratios(ratios: np.ndarray, layer: int, width: int, path: P
     ax.set(
         ylabel="contribution ratio (%)",
         ylim=(0, max(percent) * 1.25),
-        title=f"Fig. 6: PCA on dense layer {layer} ($D_{{{layer}}}$ = {width})",
+        title=f"Fig. 6: PCA on dense layer {layer} ($D_{{{layer}}}$ = {width})"
+        if layer
+        else f"Fig. 6: PCA on the pooled features x ($D_0$ = {width})",
     )
     return _save(fig, path)
 

@@ -48,9 +48,12 @@ class PipelineConfig:
     momentum: float | None = None  # default: 0 (vgg16) or 0.9 (small_vgg)
     activation: str = "relu"
     widths: tuple[int, ...] = (40, 30, 20)
-    pca_after: int = 2
+    pca_after: int = 2  # 0: PCA on the pooled, flattened features x (the usual CNN-SVM recipe)
     n_components: int = 3
     whiten: bool = False
+    scale_before_pca: bool = False  # StandardScaler -> PCA (folded into the PCA layer exactly)
+    pca_kind: str = "pca"  # pca | incremental_pca | truncated_svd
+    classifiers: tuple[str, ...] = ()  # CLASSIFIER_KINDS fitted beside the paper's four SVMs
     channels_last: bool = False
     svm_c: float = 1.0
     svm_gamma: float = 1.0
@@ -197,6 +200,11 @@ def run_pipeline(
             f"head.classes: the spec has {architecture.spec.classes} classes but {config.data} has "
             f"{len(data.class_names)}"
         )
+    if not 0 <= config.pca_after <= len(config.widths):
+        raise CadcamInputError(
+            f"pca_after: expected 0 (the pooled features) to {len(config.widths)} (the dense layers), "
+            f"got {config.pca_after}"
+        )
     torch.manual_seed(config.seed)
     head = make_head(
         backbone,
@@ -235,7 +243,16 @@ def run_pipeline(
     test_out = layer_outputs(model, data.test, size, config.pca_after, device, cached.get("test"))
     extra = {"spec": architecture.svm_estimator()} if architecture is not None else None
     pca, svms = fit_pca_and_svms(
-        train_out, config.n_components, config.svm_c, config.svm_gamma, config.seed, config.whiten, extra
+        train_out,
+        config.n_components,
+        config.svm_c,
+        config.svm_gamma,
+        config.seed,
+        config.whiten,
+        extra,
+        config.scale_before_pca,
+        tuple(config.classifiers),
+        config.pca_kind,
     )
     rows = table3(pca, svms, train_out, test_out)
     timings["fit"] = time.perf_counter() - t
@@ -244,6 +261,7 @@ def run_pipeline(
         "lr": lr,
         "momentum": momentum,
         "widths": list(config.widths),
+        "classifiers": list(config.classifiers),
     }
     bundle_dir = save_bundle(
         out_dir / "bundle",
@@ -264,7 +282,10 @@ def run_pipeline(
         history.val_accuracy, history.best_epoch, out_dir / "fig5_validation_accuracy.png"
     )
     files["fig6"] = fig6_contribution_ratios(
-        pca.explained_variance_ratio_, config.pca_after, train_out.q.shape[1], out_dir / "fig6_contribution_ratios.png"
+        (pca.steps[-1][1] if hasattr(pca, "steps") else pca).explained_variance_ratio_,
+        config.pca_after,
+        train_out.q.shape[1],
+        out_dir / "fig6_contribution_ratios.png",
     )
     files["fig7"] = fig7_pca_scatter(
         pca.transform(test_out.q), test_out.labels, data.class_names, out_dir / "fig7_pca_scatter.png"

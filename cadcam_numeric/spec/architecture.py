@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sklearn.base import BaseEstimator
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+from sklearn.linear_model import LogisticRegression, RidgeClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC, LinearSVC
+from sklearn.svm import SVC, LinearSVC, NuSVC
 from torch import nn
 
 from cadcam_numeric.engine.profile_kernel import ProfileKernel
@@ -54,16 +56,25 @@ class LoadedArchitecture:
         return [head_activation(self.spec, self.code, layer) for layer in self.spec.dense]
 
     def svm_estimator(self) -> BaseEstimator:
-        """The spec's (unfitted) SVM: SVC with a catalogue or custom kernel, or LinearSVC; scaler first if asked."""
+        """The spec's (unfitted) classifier: SVC/NuSVC with a catalogue or custom kernel, or a linear
+        classifier (LinearSVC, LogisticRegression, LDA, RidgeClassifier); scaler first if asked."""
         spec = self.spec
-        if spec.svm_kind == "linear_svc":
-            estimator: object = LinearSVC(C=spec.svm_c)
-        elif spec.kernel in self.code.kernels:
-            estimator = SVC(
-                kernel=ProfileKernel(self.code.kernels[spec.kernel], **kernel_parameters(spec)), C=spec.svm_c
-            )
+        linear = {
+            "linear_svc": lambda: LinearSVC(C=spec.svm_c),
+            "logistic": lambda: LogisticRegression(C=spec.svm_c, max_iter=5000),
+            "lda": LinearDiscriminantAnalysis,
+            "ridge": RidgeClassifier,
+        }
+        if spec.svm_kind in linear:
+            estimator: object = linear[spec.svm_kind]()
         else:
-            estimator = SVC(kernel=spec.kernel, C=spec.svm_c, **kernel_parameters(spec))
+            if spec.kernel in self.code.kernels:
+                kernel: dict[str, object] = {
+                    "kernel": ProfileKernel(self.code.kernels[spec.kernel], **kernel_parameters(spec))
+                }
+            else:
+                kernel = {"kernel": spec.kernel, **kernel_parameters(spec)}
+            estimator = NuSVC(**kernel) if spec.svm_kind == "nu_svc" else SVC(C=spec.svm_c, **kernel)
         return make_pipeline(StandardScaler(), estimator) if spec.scaler else estimator
 
 
@@ -139,13 +150,31 @@ def spec_of_pipeline_config(config: dict, svm: dict, name: str) -> ArchitectureS
             "after": int(config["pca_after"]),
             "components": int(config["n_components"]),
             "whiten": bool(config["whiten"]),
+            "kind": str(config.get("pca_kind", "pca")),
+            "scaler": bool(config.get("scale_before_pca", False)),
         },
-        "svm": {"kernel": block["kernel"], "scaler": bool(svm["scaler"]), "parameters": params},
+        "svm": {
+            "kind": SPEC_KIND_OF_ESTIMATOR.get(str(svm.get("estimator", "SVC")), "svc"),
+            "kernel": block["kernel"],
+            "scaler": bool(svm["scaler"]),
+            "parameters": params,
+        },
     }
     try:
         return parse_architecture(doc, generated_catalogue())
     except SpecError as exc:
         raise CadcamInputError(f"bundle: its recorded architecture is not a valid spec ({exc})") from exc
+
+
+#: the spec's svm.kind of a fitted estimator recorded in a bundle (by class name)
+SPEC_KIND_OF_ESTIMATOR = {
+    "SVC": "svc",
+    "NuSVC": "nu_svc",
+    "LinearSVC": "linear_svc",
+    "LogisticRegression": "logistic",
+    "LinearDiscriminantAnalysis": "lda",
+    "RidgeClassifier": "ridge",
+}
 
 
 def pipeline_overrides(spec: ArchitectureSpec) -> dict[str, object]:
@@ -159,6 +188,8 @@ def pipeline_overrides(spec: ArchitectureSpec) -> dict[str, object]:
         "pca_after": spec.pca_after,
         "n_components": spec.n_components,
         "whiten": spec.whiten,
+        "pca_kind": spec.pca_kind,
+        "scale_before_pca": spec.pca_scaler,
         "channels_last": spec.channels_last,
         "svm_c": spec.svm_c,
         "default_svm": "spec",

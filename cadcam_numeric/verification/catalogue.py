@@ -4,7 +4,9 @@ For each activation: the generated f against the PyTorch module and f′ against
 random inputs plus the edge values 0, ±1e3 and the kinks. For each kernel: the generated
 decision gradient against autograd of :func:`cadcam_numeric.verification.references.reference_kernel`. For
 the composed chain: ∂y/∂x, ∂p/∂x and ∂a/∂x of random heads against autograd through the
-reference modules (:func:`cadcam_numeric.verification.chain.chain_rows`, the one chain check).
+reference modules (:func:`cadcam_numeric.verification.chain.chain_rows`, the one chain check). For
+the blocks beyond the paper (final softmax, ``Normalizer``, KernelPCA, calibration): each through the
+engine's reader of a fitted estimator (:func:`cadcam_numeric.verification.head_blocks.head_block_rows`).
 Float64 throughout; the tolerances are those of :mod:`cadcam_numeric.verification.errors`.
 """
 
@@ -14,10 +16,11 @@ import torch
 from torch import nn
 
 from cadcam_numeric.catalogue_types import ParameterInfo
-from cadcam_numeric.engine.activation_modules import activation_module
+from cadcam_numeric.engine.activation_modules import activation_from_module, activation_module
 from cadcam_numeric.generated import ACTIVATIONS, KERNELS
 from cadcam_numeric.verification.chain import HeadUnderTest, KernelUnderTest, chain_rows
 from cadcam_numeric.verification.errors import EDGES, ErrorAccumulator, VerificationRow, autograd_jacobian
+from cadcam_numeric.verification.head_blocks import head_block_rows
 from cadcam_numeric.verification.references import ReferenceSVMDecision
 
 __all__ = ["catalogue_head", "catalogue_kernels", "draw", "verify_all"]
@@ -45,7 +48,8 @@ def _activation_rows(cases: int, gen: torch.Generator) -> list[VerificationRow]:
                     torch.tensor([*EDGES, *kinks], dtype=torch.float64),
                 ]
             ).requires_grad_(True)
-            module = activation_module(name, **params)
+            module = activation_module(name, **params).double()
+            params = activation_from_module(module)[1]  # as the module holds them (PReLU's weight is float32)
             y = module(z)
             (grad,) = torch.autograd.grad(y.sum(), z)
             with torch.no_grad():
@@ -100,7 +104,7 @@ def catalogue_head() -> HeadUnderTest:
         for _ in range(4):
             name = names[int(torch.randint(len(names), (), generator=gen))]
             modules.append(
-                activation_module(name, **{k: draw(v, gen) for k, v in ACTIVATIONS[name].parameters.items()})
+                activation_module(name, **{k: draw(v, gen) for k, v in ACTIVATIONS[name].parameters.items()}).double()
             )
         return modules
 
@@ -112,4 +116,9 @@ def verify_all(cases: int = 20, seed: int = 0) -> list[VerificationRow]:
     if cases < 1:
         raise ValueError(f"cases must be >= 1, got {cases}")
     gen = torch.Generator().manual_seed(seed)
-    return _activation_rows(cases, gen) + _kernel_rows(cases, gen) + chain_rows(catalogue_head(), cases, gen)
+    return (
+        _activation_rows(cases, gen)
+        + _kernel_rows(cases, gen)
+        + chain_rows(catalogue_head(), cases, gen)
+        + head_block_rows(cases, gen)
+    )

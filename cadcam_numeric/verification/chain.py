@@ -54,7 +54,7 @@ class HeadUnderTest:
     """What the random heads of the check are made of.
 
     ``hidden(case, gen)`` returns one activation module per hidden dense layer;
-    ``pca_after(case)`` the layer whose output PCA reads (1-based).
+    ``pca_after(case)`` the layer whose output PCA reads (1-based; 0: x itself).
     """
 
     label: str
@@ -124,7 +124,7 @@ def chain_rows(head: HeadUnderTest, cases: int, gen: torch.Generator) -> list[Ve
         jac = pca.jacobian()
         dp.add(pullback(jac.expand(3, *jac.shape), layers, fwd, after), autograd_jacobian(ref_pca, features))
 
-        p = pca.scores(fwd.outputs[after - 1])
+        p = pca.scores(fwd.outputs[after - 1] if after else x)  # after = 0: PCA on x itself
         mean = _normal(gen, b) if head.scaler else torch.zeros(b, dtype=torch.float64)
         scale = _positive(gen, b) if head.scaler else torch.ones(b, dtype=torch.float64)
         for kernel in head.kernels:

@@ -8,7 +8,12 @@ a batch of rows —; a matrix (r × c) is (..., r, c). The grammar is the one th
 * ``HadamardPower(λ, −1/2)`` → ``torch.rsqrt(λ)``;
 * products, right to left when they end in a column vector (``A v`` → ``v @ Aᵀ``, ``diag(d) v`` →
   ``v * d``), left to right otherwise (``diag(d) W`` → ``d.unsqueeze(-1) * W``, ``G diag(d)`` →
-  ``G * d.unsqueeze(-2)``, ``A B`` → ``A @ B``).
+  ``G * d.unsqueeze(-2)``, ``A B`` → ``A @ B``, ``G v`` → ``G @ v.unsqueeze(-1)``, ``G 1`` →
+  ``G.sum(-1, keepdim=True)``, a column times ``vᵀ`` → ``· * v.unsqueeze(-2)``, a column times a row of
+  ones → the column, which broadcasting spreads);
+* sums and differences of such products (``G − G v vᵀ``);
+* a product scaled by ``1/r`` with ``r`` a scalar symbol, one per batch element (..., ) →
+  ``(·) / r[..., None, None]``.
 
 Anything else is refused, so a formula the printer does not understand never becomes code.
 """
@@ -16,7 +21,7 @@ Anything else is refused, so a formula the printer does not understand never bec
 from __future__ import annotations
 
 import sympy as sp
-from sympy import DiagMatrix, HadamardPower, MatAdd, MatMul, MatrixSymbol
+from sympy import DiagMatrix, HadamardPower, MatAdd, MatMul, MatrixSymbol, OneMatrix, Transpose
 
 __all__ = ["MatrixPrintError", "batched_torch"]
 
@@ -58,15 +63,41 @@ def _factor(expr: sp.Basic) -> str:
     raise MatrixPrintError(f"unsupported matrix factor {expr!r}")
 
 
+def _matrix_sum(expr: MatAdd) -> str:
+    """A sum of matrix products, positive terms first: ``G - (G @ v) * vᵀ``."""
+    terms = []
+    for term in expr.args:
+        coeff, inner = term.as_coeff_mmul() if isinstance(term, MatMul) else (1, term)
+        inner = inner if not isinstance(inner, MatMul) or len(inner.args) != 1 else inner.args[0]
+        if coeff not in (1, -1):
+            raise MatrixPrintError(f"unsupported coefficient {coeff} in a sum")
+        terms.append((int(coeff), batched_torch(inner if coeff == 1 else MatMul(*inner.args))))
+    terms.sort(key=lambda t: t[0] < 0)
+    text = terms[0][1] if terms[0][0] == 1 else f"-{terms[0][1]}"
+    for sign, inner in terms[1:]:
+        text += f" {'+' if sign == 1 else '-'} {inner}"
+    return f"({text})"
+
+
 def batched_torch(expr: sp.MatrixExpr) -> str:
     """Batched torch code for one block formula (module docstring)."""
+    if isinstance(expr, MatAdd) and not _is_vector(expr):
+        return _matrix_sum(expr)
     if not isinstance(expr, MatMul):
         return _vector(expr) if _is_vector(expr) else _factor(expr)
     coeff, factors = expr.as_coeff_mmul()
     factors = list(factors.args) if isinstance(factors, MatMul) else list(factors)
     if coeff != 1:
+        base, exponent = coeff.as_base_exp()
+        if isinstance(base, sp.Symbol) and exponent == -1:
+            inner = MatMul(*factors) if len(factors) > 1 else factors[0]
+            text = batched_torch(inner)
+            if not text.startswith("("):
+                text = f"({text})"
+            return f"{text} / {base.name}[..., None, None]"
         raise MatrixPrintError(f"unsupported scalar factor {coeff}")
-    if _is_vector(factors[-1]):  # a column vector at the right: evaluate right to left on rows
+    if _is_vector(factors[-1]) and not isinstance(factors[-1], OneMatrix):
+        # a column vector at the right: evaluate right to left on rows
         acc = _vector(factors[-1])
         for factor in reversed(factors[:-1]):
             if isinstance(factor, DiagMatrix):
@@ -86,6 +117,14 @@ def batched_torch(expr: sp.MatrixExpr) -> str:
             acc = f"({acc} * {_vector(factor.args[0])}.unsqueeze(-2))"
         elif acc is None:
             acc = f"{pending_diag}.unsqueeze(-1) * {_factor(factor)}"
+        elif isinstance(factor, OneMatrix) and factor.shape[0] == 1:
+            pass  # a column times a row of ones: broadcasting does it
+        elif isinstance(factor, OneMatrix) and factor.shape[1] == 1:
+            acc = f"{acc}.sum(-1, keepdim=True)"
+        elif isinstance(factor, MatrixSymbol) and _is_vector(factor):
+            acc = f"({acc} @ {factor.name}.unsqueeze(-1))"
+        elif isinstance(factor, Transpose) and isinstance(factor.arg, MatrixSymbol) and _is_vector(factor.arg):
+            acc = f"{acc} * {factor.arg.name}.unsqueeze(-2)"
         else:
             acc = f"{acc} @ {_factor(factor)}"
     return acc

@@ -21,8 +21,18 @@ import sympy as sp
 from derivations import activations as activation_catalogue
 from derivations import kernels as kernel_catalogue
 from derivations.activations import Activation
-from derivations.block_formulas import BLOCK_FORMULAS
-from derivations.blocks import prove_dense_block, prove_pca_block, prove_pca_scores, prove_pullback
+from derivations.block_formulas import BLOCK_FORMULAS, interpolation_slope
+from derivations.blocks import (
+    prove_dense_block,
+    prove_interpolation_slope,
+    prove_l2_normalize_block,
+    prove_log_softmax_block,
+    prove_pca_block,
+    prove_pca_scores,
+    prove_pullback,
+    prove_softmax_block,
+    prove_sum_normalize_block,
+)
 from derivations.codegen.matrix_printer import batched_torch
 from derivations.codegen.printer import StableTorchPrinter, numeric_constants_to_floats
 from derivations.kernels import Kernel
@@ -209,6 +219,11 @@ def render_all() -> dict[str, str]:
         prove_pullback(),
         *(prove_pca_scores(v) for v in PCA_VARIANTS),
         *(prove_pca_block(v) for v in PCA_VARIANTS),
+        prove_softmax_block(),
+        prove_log_softmax_block(),
+        prove_l2_normalize_block(),
+        prove_sum_normalize_block(),
+        prove_interpolation_slope(),
     ]
     unproved = [p.name for p in block_proofs if not p.holds]
     if unproved:
@@ -235,7 +250,10 @@ def render_all() -> dict[str, str]:
         "activations": activations,
         "kernels": kernels,
         "proofs": [{"statement": p.statement} for p in block_proofs],
-        "block_code": {name: batched_torch(f.expression) for name, f in BLOCK_FORMULAS.items()},
+        "block_code": {
+            **{name: batched_torch(f.expression) for name, f in BLOCK_FORMULAS.items()},
+            "interpolation_slope": StableTorchPrinter("y_hi", frozenset()).doprint(interpolation_slope()),
+        },
     }
     rendered = {}
     for filename, template in OUTPUTS.items():

@@ -1,0 +1,151 @@
+"""The layer in the PCA position when it is not one linear map: scikit-learn preprocessing steps
+(affine scalers that cannot be folded, ``Normalizer``) and ``KernelPCA``.
+
+A :class:`TransformLayer` is a chain x ↦ step_1 ↦ … ↦ step_m ↦ projection, with
+
+* :class:`AffineStep`   z = s∘x + o (StandardScaler, RobustScaler, MinMaxScaler, MaxAbsScaler);
+  Jacobian diag(s), so a row stack g pulls back to g diag(s);
+* :class:`L2NormalizeStep`  n = x/‖x‖ (``Normalizer(norm="l2")``; a zero row stays zero, as in
+  scikit-learn); rows pull back by the generated ``pullback_l2_normalize`` (proved as
+  ``block/normalizer/l2``);
+* the projection: a linear :class:`~cadcam_numeric.engine.chain.PCALayer`, or a
+  :class:`KernelProjection`, KernelPCA's scores written as a decision block
+  p_b = Σ_i D_bi k(x_i, z) + g_b (proved as ``block/kernel_pca/centring``), whose Jacobian is the
+  generated SVM decision gradient of its kernel (Eq. 24, ``block/svm/<kernel>``).
+
+Rows are pulled back right to left (Eq. 13): nothing here is differentiated by hand or by autograd.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor
+
+from cadcam_numeric.catalogue_types import KernelCode
+from cadcam_numeric.engine.chain import PCALayer
+from cadcam_numeric.generated.blocks import pullback_l2_normalize
+
+__all__ = ["AffineStep", "KernelProjection", "L2NormalizeStep", "TransformLayer"]
+
+
+@dataclass(frozen=True)
+class AffineStep:
+    """z = s∘x + o, per feature."""
+
+    scale: Tensor
+    offset: Tensor
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.scale + self.offset
+
+    def pullback(self, g: Tensor, x: Tensor) -> Tensor:
+        """g ∂z/∂x = g diag(s): (N, K, D) -> (N, K, D)."""
+        return g * self.scale
+
+    def to(self, like: Tensor) -> AffineStep:
+        return AffineStep(self.scale.to(like), self.offset.to(like))
+
+
+@dataclass(frozen=True)
+class L2NormalizeStep:
+    """n = x/‖x‖ (scikit-learn's ``Normalizer(norm="l2")``: a zero row is left as it is)."""
+
+    def _norm(self, x: Tensor) -> Tensor:
+        norm = torch.linalg.vector_norm(x, dim=-1)
+        return torch.where(norm == 0, torch.ones_like(norm), norm)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x / self._norm(x).unsqueeze(-1)
+
+    def pullback(self, g: Tensor, x: Tensor) -> Tensor:
+        """g ∂n/∂x = (g − (g n) nᵀ)/‖x‖ (generated block)."""
+        norm = self._norm(x)
+        return pullback_l2_normalize(g, x / norm.unsqueeze(-1), norm)
+
+    def to(self, like: Tensor) -> L2NormalizeStep:
+        return self
+
+
+Step = AffineStep | L2NormalizeStep
+
+
+@dataclass(frozen=True)
+class KernelProjection:
+    """KernelPCA scores p_b(z) = Σ_i D_bi k(x_i, z) + g_b over the fitted inputs x_i (I, D).
+
+    ``dual_coef`` D (B, I) = (A − 1Āᵀ)ᵀ and ``intercept`` g (B,) = c Σ_i A_ib − Σ_i A_ib r_i, with A the
+    eigenvectors scaled by 1/√eigenvalue and r, c the centring statistics of the fitted kernel
+    (``derivations/blocks.py::prove_kernel_pca_centring``).
+    """
+
+    kernel: KernelCode
+    fitted_inputs: Tensor
+    dual_coef: Tensor
+    intercept: Tensor
+    params: dict[str, float]
+
+    def scores(self, z: Tensor) -> Tensor:
+        return self.kernel.decision(z, self.fitted_inputs, self.dual_coef, self.intercept, **self.params)
+
+    def pullback(self, g: Tensor, z: Tensor) -> Tensor:
+        """g ∂p/∂z, with ∂p/∂z (N, B, D) the generated decision gradient of the kernel."""
+        jac = self.kernel.decision_gradient(z, self.fitted_inputs, self.dual_coef, **self.params)
+        return g @ jac
+
+    @property
+    def n_components(self) -> int:
+        return int(self.dual_coef.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.fitted_inputs.shape[1])
+
+    def to(self, like: Tensor) -> KernelProjection:
+        return replace(
+            self,
+            fitted_inputs=self.fitted_inputs.to(like),
+            dual_coef=self.dual_coef.to(like),
+            intercept=self.intercept.to(like),
+        )
+
+
+@dataclass(frozen=True)
+class TransformLayer:
+    """Steps then a projection; ``scores`` and ``pullback`` have :class:`PCALayer`'s signatures."""
+
+    steps: tuple[Step, ...]
+    projection: PCALayer | KernelProjection
+
+    def _inputs(self, q: Tensor) -> list[Tensor]:
+        """The input of every step and of the projection (index m: the projection's)."""
+        inputs = [q]
+        for step in self.steps:
+            inputs.append(step.forward(inputs[-1]))
+        return inputs
+
+    def scores(self, q: Tensor) -> Tensor:
+        return self.projection.scores(self._inputs(q)[-1])
+
+    def pullback(self, g: Tensor, q: Tensor) -> Tensor:
+        """Rows g (N, K, B) at the scores pulled back to the layer's input (N, K, D), right to left."""
+        inputs = self._inputs(q)
+        g = self.projection.pullback(g, inputs[-1])
+        for step, x in zip(reversed(self.steps), reversed(inputs[:-1])):
+            g = step.pullback(g, x)
+        return g
+
+    @property
+    def n_components(self) -> int:
+        return int(self.projection.n_components)
+
+    @property
+    def n_features(self) -> int:
+        for step in self.steps:
+            if isinstance(step, AffineStep):
+                return int(step.scale.shape[0])
+        return self.projection.n_features
+
+    def to(self, like: Tensor) -> TransformLayer:
+        return TransformLayer(tuple(s.to(like) for s in self.steps), self.projection.to(like))
