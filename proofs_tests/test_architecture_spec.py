@@ -118,9 +118,11 @@ def test_the_cnn_svm_recipe_is_a_spec_and_verifies(capsys, tmp_path):
     from cadcam_numeric.spec.architecture import pipeline_overrides
 
     paper = (EXAMPLE.parent / "paper_head.toml").read_text(encoding="utf-8")
-    text = paper.replace("after = 2", 'after = 0\nkind = "incremental_pca"\nscaler = true').replace(
-        'kind = "svc"\nkernel = "rbf"', 'kind = "logistic"\nkernel = "linear"'
-    ).replace("parameters = { gamma = 1.0 }", "")
+    text = (
+        paper.replace("after = 2", 'after = 0\nkind = "incremental_pca"\nscaler = true')
+        .replace('kind = "svc"\nkernel = "rbf"', 'kind = "logistic"\nkernel = "linear"')
+        .replace("parameters = { gamma = 1.0 }", "")
+    )
     loaded = architecture_from_text(text, None)
     spec = loaded.spec
     assert (spec.pca_after, spec.pca_kind, spec.pca_scaler, spec.svm_kind) == (0, "incremental_pca", True, "logistic")
