@@ -199,6 +199,7 @@ def _bench(args: argparse.Namespace) -> int:
         device=args.device,
         dtype=args.dtype,
         with_report=not args.no_report,
+        heads_only=args.heads_only,
     )
     result = run_suite(config, log=lambda m: print(m, file=sys.stderr), report_builder=_report_builder)
     markdown = to_markdown(result)
@@ -255,6 +256,10 @@ def _run_pipeline(args: argparse.Namespace, data: str) -> int:
     if args.spec:
         from cadcam_numeric.spec.architecture import load_architecture_file, pipeline_overrides
 
+        if args.pca_after is not None or args.recipe != "paper":
+            raise CadcamInputError(
+                "--pca-after/--recipe: the spec fixes the PCA (its [pca] table: after, kind, scaler); edit the spec"
+            )
         architecture = load_architecture_file(args.spec, args.derived)
         overrides = pipeline_overrides(architecture.spec)
         explicit = {k for k in ("epochs", "seed") if getattr(args, k) is not None}
@@ -537,6 +542,11 @@ def build_parser() -> argparse.ArgumentParser:
     ben.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     ben.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     ben.add_argument("--no-report", action="store_true", help="do not time the report build")
+    ben.add_argument(
+        "--heads-only",
+        action="store_true",
+        help="only the backbone and the head variants (the cost of each transform/classifier block)",
+    )
     ben.add_argument("--out", default=None, help="directory for bench.json and bench.md")
     ben.add_argument("--json", action="store_true", help="print the JSON instead of the Markdown tables")
     ben.set_defaults(func=_bench)

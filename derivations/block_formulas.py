@@ -101,8 +101,10 @@ def interpolation_segment() -> sp.Expr:
 
 
 def interpolation_slope() -> sp.Expr:
-    """dy/df on the segment, derived (what the generated ``interpolation_slope`` prints)."""
-    return sp.factor(sp.diff(interpolation_segment(), INTERPOLATION_SYMBOLS[0]))
+    """The closed form the generated ``interpolation_slope`` prints: (y_hi − y_lo)/(x_hi − x_lo);
+    ``derivations.blocks.prove_interpolation_slope`` proves it is d/df of the segment."""
+    _, x_lo, x_hi, y_lo, y_hi = INTERPOLATION_SYMBOLS
+    return (y_hi - y_lo) / (x_hi - x_lo)
 
 
 def explicit(formula: sp.MatrixExpr, values: Mapping[str, sp.Matrix]) -> sp.Matrix:

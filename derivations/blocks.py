@@ -30,6 +30,7 @@ from derivations import activations as activation_catalogue
 from derivations import kernels as kernel_catalogue
 from derivations.activations import Activation, Z
 from derivations.block_formulas import (
+    INTERPOLATION_SYMBOLS,
     dense_block_jacobian,
     explicit,
     interpolation_segment,
@@ -412,13 +413,15 @@ def prove_calibration_sigmoid() -> ProofResult:
 
 def prove_interpolation_slope() -> ProofResult:
     """IsotonicRegression's predict is linear interpolation between its thresholds (clipped outside):
-    on a segment its derivative is the printed slope; outside the thresholds it is 0."""
-    f = sp.Symbol("f", real=True)
+    the segment formula meets the thresholds (y(x_lo) = y_lo, y(x_hi) = y_hi) and its derivative is
+    the printed closed form; outside the thresholds the clipped value is constant (derivative 0)."""
+    f, x_lo, x_hi, y_lo, y_hi = INTERPOLATION_SYMBOLS
+    segment = interpolation_segment()
     return prove_equal(
         "block/calibration/isotonic_slope",
-        "isotonic calibration: d/df of the interpolant on [x_lo, x_hi] = (y_hi - y_lo) / (x_hi - x_lo)",
-        sp.Matrix([sp.diff(interpolation_segment(), f)]),
-        sp.Matrix([interpolation_slope()]),
+        "isotonic calibration: a segment meets its thresholds; its d/df = (y_hi - y_lo)/(x_hi - x_lo)",
+        sp.Matrix([segment.subs(f, x_lo), segment.subs(f, x_hi), sp.diff(segment, f)]),
+        sp.Matrix([y_lo, y_hi, interpolation_slope()]),
         latex=r"\frac{d}{df}\Big(y_j+\frac{(y_{j+1}-y_j)(f-x_j)}{x_{j+1}-x_j}\Big)"
         r"=\frac{y_{j+1}-y_j}{x_{j+1}-x_j}",
     )

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 
+from cadcam_numeric.bench.head_variants import VARIANTS
 from cadcam_numeric.bench.suite import E2E, HEAD
 from cadcam_numeric.cli import main
 
-ROUTES = (*E2E, *HEAD, "eigen_cam", "eigen_cam_pkg", "decom_cam")
+ROUTES = (*E2E, *HEAD, "eigen_cam", "eigen_cam_pkg", "decom_cam", *VARIANTS)
 
 
 def test_quick_bench_writes_every_measurement(tmp_path, capsys):
@@ -35,7 +36,14 @@ def test_quick_bench_writes_every_measurement(tmp_path, capsys):
     assert agreement["SVM map: pytorch-grad-cam vs explain (max abs)"] < 1e-4
     assert agreement["Eigen-CAM: package vs ours, up to sign (max abs)"] < 1e-4
     assert doc["input_size"] == 96 and "VGG16 at 96×96 px (pool5 512×3×3)" in markdown  # quick: small images
-    for heading in ("| batch | 1 backbone | 2 explain |", "Head only", "Eigen-CAM (ours)", "peak memory"):
+    assert all(label in markdown for label in VARIANTS.values())
+    for heading in (
+        "| batch | 1 backbone | 2 explain |",
+        "Head only",
+        "Head variants",
+        "Eigen-CAM (ours)",
+        "peak memory",
+    ):
         assert heading in markdown
 
 

@@ -119,3 +119,37 @@ def test_a_search_without_refit_and_an_unknown_classifier_are_refused():
     p3, labels3 = data(3, False)
     with pytest.raises(CadcamInputError, match="CalibratedClassifierCV of a multi-class one-vs-one"):
         parse_svm(CalibratedClassifierCV(SVC(), cv=2).fit(p3, labels3), torch.zeros(()))
+
+
+def test_isotonic_values_are_scikit_learns_bit_for_bit():
+    """An isotonic calibrator's values equal IsotonicRegression.predict bit for bit (at, between and
+    beyond its thresholds); the calibrated probabilities equal predict_proba to 1e-14."""
+    p, labels = data(3, False)
+    cal = CalibratedClassifierCV(LogisticRegression(max_iter=2000), method="isotonic", cv=2).fit(p, labels)
+    head = parse_svm(cal, torch.zeros((), dtype=torch.float64))
+    calibrator = cal.calibrated_classifiers_[0].calibrators[0]
+    from cadcam_numeric.engine.calibrated import IsotonicCalibrator
+
+    iso = IsotonicCalibrator(torch.from_numpy(calibrator.X_thresholds_), torch.from_numpy(calibrator.y_thresholds_))
+    xs = calibrator.X_thresholds_
+    probe = np.concatenate([xs, (xs[:-1] + xs[1:]) / 2, [xs[0] - 1, xs[-1] + 1]])
+    assert np.array_equal(iso.value(torch.from_numpy(probe)).numpy(), calibrator.predict(probe))
+    rows = np.random.default_rng(3).normal(size=(40, 3)) * 3
+    np.testing.assert_allclose(head.predict_proba(torch.from_numpy(rows)).numpy(), cal.predict_proba(rows), atol=1e-14)
+
+
+def test_a_frozen_estimator_is_read_as_the_estimator_it_wraps():
+    from sklearn.frozen import FrozenEstimator
+
+    p, labels = data(2, False)
+    svc = SVC(gamma=0.5).fit(p, labels)
+    like = torch.zeros((), dtype=torch.float64)
+    z = torch.from_numpy(np.random.default_rng(4).normal(size=(10, 3)))
+    assert torch.equal(parse_svm(FrozenEstimator(svc), like).class_scores(z), parse_svm(svc, like).class_scores(z))
+
+
+def test_refusals_name_the_argument():
+    from sklearn.pipeline import Pipeline
+
+    with pytest.raises(CadcamInputError, match="svm: the Pipeline holds no estimator"):
+        parse_svm(Pipeline([("a", "passthrough")]), torch.zeros(()))

@@ -100,3 +100,17 @@ def test_bad_arguments():
         decom_cam(images, backbone, head, target="pca")
     with pytest.raises(CadcamInputError, match="p: expected >= 1"):
         decom_cam(images, backbone, head, p=0)
+
+
+def test_a_class_target_needs_a_class_output():
+    """A head without Linear (PCA on the pooled features) has no class to decompose: refused by name."""
+    backbone = nn.Conv2d(3, 4, 3, padding=1).double()
+    head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    images = torch.rand(6, 3, 8, 8, dtype=torch.float64)
+    with torch.no_grad():
+        pooled = head(backbone(images)).numpy()
+    pca = PCA(2).fit(pooled)
+    with pytest.raises(CadcamInputError, match="target: 'class' needs a head with a class output"):
+        decom_cam(images, backbone, head, pca, 0, target="class", p=2)
+    result = decom_cam(images, backbone, head, pca, 0, target="pca", p=2)
+    assert torch.isfinite(result.saliency).all()

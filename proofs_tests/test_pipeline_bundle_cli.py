@@ -363,3 +363,10 @@ def test_the_recipe_and_pca_after_options(tmp_path, capsys):
     assert "Logistic regression" in (tmp_path / "r" / "table3.md").read_text()
     assert main(["demo", "--pca-after", "4", "--out", str(tmp_path / "bad"), "--epochs", "1"]) == 2
     assert "pca_after: expected 0 (the pooled features) to 3" in capsys.readouterr().err
+
+
+def test_a_spec_and_a_recipe_do_not_mix(tmp_path, capsys):
+    spec = Path(__file__).resolve().parents[1] / "derivations" / "examples" / "paper_head.toml"
+    argv = ["demo", "--spec", str(spec), "--recipe", "cnn-svm", "--out", str(tmp_path / "x"), "--epochs", "1"]
+    assert main(argv) == 2
+    assert "--pca-after/--recipe: the spec fixes the PCA" in capsys.readouterr().err

@@ -124,3 +124,22 @@ def test_a_whitened_component_without_variance_is_refused():
     pca = PCA(4, whiten=True).fit(x)
     with pytest.raises(CadcamInputError, match="a whitened component has zero"):
         pca_layer_from_sklearn(pca, 4, torch.zeros((), dtype=torch.float64))
+
+
+def test_zero_rows_before_a_normalizer_and_bad_prelu_widths_are_refused():
+    """x/|x| has no derivative at 0: a zero row is refused by name, not given an identity Jacobian;
+    a PReLU with as many slopes as neither 1 nor its layer's units is refused."""
+    x = np.random.default_rng(5).normal(size=(20, 4))
+    est = make_pipeline(Normalizer(), PCA(2)).fit(x)
+    head = nn.Sequential(nn.Flatten())
+    features = torch.randn(3, 4, 1, 1, dtype=torch.float64)
+    features[1] = 0
+    with pytest.raises(CadcamInputError, match="1 input row\\(s\\) of a Normalizer are all zero"):
+        explain(features, head, est, 0)
+    bad = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.PReLU(2)).double()
+    with pytest.raises(CadcamInputError, match="PReLU at position 2 has 2 values of 'weight'"):
+        explain(torch.randn(2, 4, 1, 1, dtype=torch.float64), bad)
+    with pytest.raises(CadcamInputError, match="pca: the Pipeline holds no estimator"):
+        from sklearn.pipeline import Pipeline
+
+        pca_layer_from_sklearn(Pipeline([("a", "passthrough")]), 4, torch.zeros(()))

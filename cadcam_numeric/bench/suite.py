@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from cadcam_numeric.bench.head_variants import VARIANTS, head_variants
 from cadcam_numeric.bench.problem import make_problem
 from cadcam_numeric.bench.routes import Routes
 from cadcam_numeric.devices import select_device
@@ -49,6 +50,7 @@ class BenchConfig:
     dtype: str = "float32"
     input_size: int | None = None  # default 200 (the paper's); quick: 96 (pool5 512×3×3)
     with_report: bool = True
+    heads_only: bool = False  # only the backbone and the head variants
     decom_max_batch: int = 8  # Decom-CAM runs p + 1 = 11 backbone passes per call: small batches only on a CPU
     seed: int = 0
 
@@ -229,7 +231,9 @@ def run_suite(
     problem = make_problem(device, dtype, config.resolved_input_size(), config.seed)
     routes = Routes(problem)
     try:
-        routes_per_batch = (*E2E, *HEAD, "eigen_cam", "eigen_cam_pkg", "decom_cam")
+        routes_per_batch = (
+            ("backbone",) if config.heads_only else (*E2E, *HEAD, "eigen_cam", "eigen_cam_pkg", "decom_cam")
+        )
         progress = tqdm(total=len(batches) * len(routes_per_batch), desc="bench", leave=False)
         for batch in batches:
             images = problem.images(batch, config.seed)
@@ -243,6 +247,16 @@ def run_suite(
                 med, lo, hi = _time(_route(routes, route, images, features), config.repeats, device)
                 result.timings.append(Timing(route, batch, round(med, 3), round(lo, 3), round(hi, 3), config.repeats))
         progress.close()
+        log("bench: head variants (the blocks beyond the paper's head), closed form from the features")
+        variants = head_variants(problem, config.seed)
+        for batch in batches:
+            with torch.no_grad():
+                features = problem.backbone(problem.images(batch, config.seed))
+            for route, fn in variants.items():
+                med, lo, hi = _time(lambda fn=fn, f=features: fn(f), config.repeats, device)
+                result.timings.append(Timing(route, batch, round(med, 3), round(lo, 3), round(hi, 3), config.repeats))
+        if config.heads_only:
+            return result
         for batch in batches:
             result.ratios[str(batch)] = _ratios(result, batch)
         largest = batches[-1]
@@ -332,6 +346,15 @@ def to_markdown(result: BenchResult) -> str:
     """The tables the README shows: end to end, head only, Eigen/Decom-CAM, memory, one-off costs."""
     batches = result.config["batches"]
     t, m, n = feature_shape("vgg16", "pool", result.input_size)
+    if result.config.get("heads_only"):
+        head = [
+            f"Device: **{result.device_name}** ({result.device}), {result.dtype}, VGG16 at "
+            f"{result.input_size}×{result.input_size} px (pool5 {t}×{m}×{n}); median of {result.config['repeats']} "
+            "run(s) after a warm-up, ms. Backbone forward: "
+            + ", ".join(f"{_fmt(result.median('backbone', b))} at batch {b}" for b in batches)
+            + ".",
+        ]
+        return "\n".join([*head, *_variant_lines(result, batches)]) + "\n"
     lines = [
         f"Device: **{result.device_name}** ({result.device}), {result.dtype}, VGG16 at "
         f"{result.input_size}×{result.input_size} px (pool5 {t}×{m}×{n}), head 40-30-20-10, PCA B = 3 on layer 2, "
@@ -364,6 +387,7 @@ def to_markdown(result: BenchResult) -> str:
             + " | ".join(_fmt(result.median(k, b)) for k in HEAD)
             + f" | {_fmt(r['head: autograd / closed form'], '×')} | {_fmt(r['head: torch.func / closed form'], '×')} |"
         )
+    lines += _variant_lines(result, batches)
     lines += [
         "",
         "| batch | Eigen-CAM (ours) | EigenCAM (pytorch-grad-cam) | Decom-CAM (ours; no reference package) |",
@@ -382,3 +406,26 @@ def to_markdown(result: BenchResult) -> str:
     lines += [f"| {k} | {_fmt(v)} |" for k, v in result.once_s.items()]
     lines += [f"\n{note}" for note in result.notes]
     return "\n".join(lines) + "\n"
+
+
+def _variant_lines(result: BenchResult, batches: list[int]) -> list[str]:
+    """The head-variant table: each variant's ms per batch and (backbone + head) ÷ backbone."""
+    largest = batches[-1]
+    lines = [
+        "",
+        "Head variants (the blocks beyond the paper's head; `explain` from the features, all maps), ms, "
+        f"and the end-to-end cost they imply at batch {largest}, (backbone + head) ÷ backbone:",
+        "",
+        "| head | " + " | ".join(f"batch {b}" for b in batches) + f" | (1 + head) ÷ 1 at {largest} |",
+        "|---|" + "---|" * (len(batches) + 1),
+    ]
+    floor = result.median("backbone", largest)
+    for route, label in VARIANTS.items():
+        head_ms = result.median(route, largest)
+        implied = None if floor is None or head_ms is None else (floor + head_ms) / floor
+        lines.append(
+            f"| {label} | "
+            + " | ".join(_fmt(result.median(route, b)) for b in batches)
+            + f" | {'n/a' if implied is None else f'{implied:.3f}×'} |"
+        )
+    return lines

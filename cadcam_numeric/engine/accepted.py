@@ -8,6 +8,7 @@ Each row states what the map of that estimator explains.
 from __future__ import annotations
 
 from sklearn.calibration import CalibratedClassifierCV
+from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 from sklearn.multiclass import OneVsOneClassifier, OneVsRestClassifier
 from sklearn.pipeline import Pipeline
@@ -67,13 +68,14 @@ def accepted_rows() -> list[tuple[str, str, str]]:
     rows.append(
         (
             "svm",
-            f"`{CalibratedClassifierCV.__name__}` (sigmoid, isotonic)",
+            f"`{CalibratedClassifierCV.__name__}` (sigmoid, isotonic; its base binary, one-vs-rest or linear)",
             "log predict_proba of the class (isotonic: slope of its segment, 0 where flat)",
         )
     )
     rows.append(("svm", f"`{Pipeline.__name__}` of the scalers above, then one of those", "the same score"))
     searches = f"`{GridSearchCV.__name__}` / `{RandomizedSearchCV.__name__}`"
     rows.append(("svm", f"fitted {searches} of any of those", "its `best_estimator_`'s score"))
+    rows.append(("pca, svm", f"`{FrozenEstimator.__name__}` of any of the above", "the wrapped estimator's"))
     return rows
 
 

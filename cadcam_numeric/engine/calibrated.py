@@ -9,7 +9,9 @@ scikit-learn averages K calibrated copies of the base classifier (one per CV fol
   its thresholds; **its gradient is the slope of the segment f_m lies in** (right-continuous at a
   threshold, ``block/calibration/isotonic_slope``) **and 0 outside the thresholds**. An isotonic fit is
   mostly flat (a step function with short ramps), so its maps are often exactly zero: that is the
-  gradient of what it computes, not a failure;
+  gradient of what it computes, not a failure. Every calibration-set decision value is a threshold,
+  where the derivative is one-sided: explaining those very points, float32 rounding of f can pick the
+  neighbouring segment (explain them in float64, or explain other points);
 
 then normalises: binary π_1 = u, π_0 = 1 − u; multi-class π = u/Σu (uniform where Σu = 0, gradient 0;
 ``block/calibration/normalize``). ``predict_proba`` is π̄ = (1/K) Σ_k π^(k) and ``predict`` its argmax.
@@ -32,7 +34,7 @@ from torch import Tensor
 from cadcam_numeric.engine.chain import DenseLayer
 from cadcam_numeric.engine.sklearn_checks import require_fitted
 from cadcam_numeric.engine.svm import SVMHead, parse_svm
-from cadcam_numeric.engine.transform import AffineStep, L2NormalizeStep
+from cadcam_numeric.engine.transform import AffineStep, L2NormalizeStep, pull_back_steps, step_inputs
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.generated import ACTIVATIONS
 from cadcam_numeric.generated.blocks import interpolation_slope, pullback_dense, pullback_sum_normalize
@@ -70,21 +72,24 @@ class IsotonicCalibrator:
     y: Tensor
 
     def _segment(self, f: Tensor) -> Tensor:
+        """j with x_j <= f < x_{j+1} (the last segment from x_{last-1} on), as NumPy's ``interp`` picks it."""
         j = torch.searchsorted(self.x, f.contiguous(), right=True) - 1
         return j.clamp(0, self.x.shape[0] - 2)
 
     def value(self, f: Tensor) -> Tensor:
-        """As scikit-learn computes it (clip, then SciPy's interp1d: the segment ending at a threshold
-        that f equals, slope·(f − x_lo) + y_lo), so values agree to the last bit."""
+        """As scikit-learn computes it for float64 thresholds: clip to [x_0, x_last], then NumPy's
+        ``interp`` (through SciPy's ``interp1d``): slope_j·(f − x_j) + y_j on the segment with
+        x_j <= f, y_last at x_last. ``tests`` hold the values equal to ``predict`` bit for bit."""
         if self.x.shape[0] == 1:
             return self.y.expand(f.shape[0]).clone()
         fc = torch.minimum(torch.maximum(f, self.x[0]), self.x[-1])
-        j = (torch.searchsorted(self.x, fc.contiguous(), right=False) - 1).clamp(0, self.x.shape[0] - 2)
+        j = self._segment(fc)
         x_lo, x_hi, y_lo, y_hi = self.x[j], self.x[j + 1], self.y[j], self.y[j + 1]
-        return interpolation_slope(x_lo, x_hi, y_lo, y_hi) * (fc - x_lo) + y_lo
+        inside = interpolation_slope(x_lo, x_hi, y_lo, y_hi) * (fc - x_lo) + y_lo
+        return torch.where(fc == self.x[-1], self.y[-1], inside)
 
     def slope(self, f: Tensor) -> Tensor:
-        """The right derivative: the slope of the segment starting at or before f; 0 from x_last on."""
+        """The right derivative: the slope of the segment with x_j <= f; 0 from x_last on and below x_0."""
         if self.x.shape[0] == 1:
             return torch.zeros_like(f)
         j = self._segment(f)
@@ -124,14 +129,9 @@ class CalibratedHead:
     steps: tuple[AffineStep | L2NormalizeStep, ...] = ()  # scalers in front of it in a Pipeline
 
     def _probabilities(self, p: Tensor, with_gradients: bool) -> tuple[Tensor, Tensor | None]:
-        inputs = [p]
-        for step in self.steps:
-            inputs.append(step.forward(inputs[-1]))
+        inputs = step_inputs(self.steps, p)
         mean, grad = self._calibrated(inputs[-1], with_gradients)
-        if grad is not None:
-            for step, x in zip(reversed(self.steps), reversed(inputs[:-1])):
-                grad = step.pullback(grad, x)
-        return mean, grad
+        return mean, (None if grad is None else pull_back_steps(self.steps, inputs, grad))
 
     def _calibrated(self, p: Tensor, with_gradients: bool) -> tuple[Tensor, Tensor | None]:
         n, c = p.shape[0], len(self.classes)
@@ -164,6 +164,10 @@ class CalibratedHead:
         k = len(self.copies)
         return mean / k, (None if grad is None else grad / k)
 
+    def predict_proba(self, p: Tensor) -> Tensor:
+        """π̄(p), (N, C): ``CalibratedClassifierCV.predict_proba``."""
+        return self._probabilities(p, with_gradients=False)[0]
+
     def predict(self, p: Tensor) -> np.ndarray:
         """argmax of the mean calibrated probability (first maximum), as ``CalibratedClassifierCV.predict``."""
         proba, _ = self._probabilities(p, with_gradients=False)
@@ -181,7 +185,8 @@ class CalibratedHead:
         return torch.where((proba == 0).unsqueeze(-1), torch.zeros_like(grad), grad / safe)
 
     def class_index(self, labels: np.ndarray | list, argument: str) -> Tensor:
-        return SVMHead.class_index(self, labels, argument)  # same lookup in ``classes``
+        """Positions of ``labels`` in ``classes_`` (the lookup ``SVMHead`` uses)."""
+        return SVMHead.class_index(self, labels, argument)
 
     def to(self, like: Tensor) -> CalibratedHead:
         copies = tuple(
@@ -231,6 +236,11 @@ def parse_calibrated(cal: CalibratedClassifierCV, like: Tensor) -> CalibratedHea
                         "svm: an isotonic calibrator must clip out of its range (scikit-learn's default)"
                     )
                 calibrators.append(IsotonicCalibrator(x, y))
+        if len(classes) > 2 and len(base_classes) != len(classes):
+            raise CadcamInputError(
+                f"svm: a CalibratedClassifierCV fold's classifier saw {len(base_classes)} of the {len(classes)} "
+                "classes; refit with folds that hold every class (e.g. a stratified cv)"
+            )
         if len(calibrators) != len(columns):
             raise CadcamInputError("svm: CalibratedClassifierCV has a calibrator count that does not match its classes")
         copies.append(CalibratedCopy(base, columns, indices, tuple(calibrators)))

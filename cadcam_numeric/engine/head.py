@@ -229,6 +229,12 @@ def parse_head(
                 )
             activation, params = found
             params = {k: v.to(dtype=dtype, device=device) if isinstance(v, Tensor) else v for k, v in params.items()}
+            for name, value in params.items():  # PReLU: one learned slope, or one per unit of this layer
+                if isinstance(value, Tensor) and value.numel() not in (1, weight.shape[0]):
+                    raise CadcamInputError(
+                        f"head: {type(candidate).__name__} at position {index} has {value.numel()} values of "
+                        f"{name!r}, but its Linear has {weight.shape[0]} units (expected 1 or {weight.shape[0]})"
+                    )
             if not isinstance(candidate, ExpressionActivation) and any(
                 activation is c for c in (custom_activations or {}).values()
             ):  # the user's own class, matched by name: check it computes the expression

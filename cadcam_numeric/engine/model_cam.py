@@ -37,9 +37,10 @@ __all__ = ["ImageMaps", "PCASVMGradCAM", "SplitModel", "compose_head", "eval_mod
 @dataclass(frozen=True)
 class ImageMaps:
     """Maps at image resolution, in [0, 1]: Grad-CAM and SVM-Grad-CAM min–max per map, the PCA
-    pairs on their shared ν_b scale (Eq. 12). ``raw`` keeps the unscaled feature-resolution result."""
+    pairs on their shared ν_b scale (Eq. 12). ``raw`` keeps the unscaled feature-resolution result.
+    ``gradcam`` is None for a head without a class output (no ``Linear``)."""
 
-    gradcam: Tensor
+    gradcam: Tensor | None
     pca_positive: Tensor | None
     pca_negative: Tensor | None
     svm: Tensor | None
@@ -222,4 +223,5 @@ class PCASVMGradCAM:
             pos, neg = normalise_pca_pair(upsample(raw.pca_positive, size), upsample(raw.pca_negative, size))
         if raw.svm is not None:
             svm_map = normalise(upsample(raw.svm, size))
-        return ImageMaps(normalise(upsample(raw.gradcam, size)), pos, neg, svm_map, raw)
+        gradcam = None if raw.gradcam is None else normalise(upsample(raw.gradcam, size))
+        return ImageMaps(gradcam, pos, neg, svm_map, raw)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sklearn.decomposition import PCA, IncrementalPCA, KernelPCA, TruncatedSVD
+from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, Normalizer, RobustScaler, StandardScaler
 from torch import Tensor
@@ -137,13 +138,19 @@ def pca_layer_from_sklearn(
     (``explained_variance_``), with any scalers in front folded in, cast to ``like``'s dtype and device.
 
     ``width`` is the width D_l of what the PCA reads, ``reads`` names it for the message (checked;
-    None skips the check). A ``PCALayer`` (e.g. loaded from a bundle) is accepted as is.
+    None skips the check). A ``PCALayer`` or ``TransformLayer`` (e.g. loaded from a bundle) is accepted
+    as is. Returns a ``PCALayer`` when the transform is linear (scalers folded in), else a
+    ``TransformLayer`` (a ``Normalizer`` that cannot be folded, or a ``KernelPCA``).
     """
     if isinstance(pca, PCALayer | TransformLayer):
         if width is not None and pca.n_features != width:
             raise CadcamInputError(f"pca: has {pca.n_features} input features, but {reads} has width {width}")
         return pca.to(like)
+    if isinstance(pca, FrozenEstimator):
+        pca = pca.estimator
     steps = [s for _, s in pca.steps if s not in (None, "passthrough")] if isinstance(pca, Pipeline) else [pca]
+    if not steps:
+        raise CadcamInputError("pca: the Pipeline holds no estimator (every step is 'passthrough')")
     *pre, projection = steps
     if not isinstance(projection, PROJECTIONS) or not all(isinstance(s, PREPROCESSORS) for s in pre):
         found = " -> ".join(type(s).__name__ for s in steps)

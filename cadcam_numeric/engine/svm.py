@@ -25,11 +25,12 @@ d_k(p) = Σ_i D_{ki} K(s_i, z) + g_k on the (scaled) PCA scores z, and an orient
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression, Perceptron, RidgeClassifier, SGDClassifier
 from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 from sklearn.multiclass import OneVsOneClassifier, OneVsRestClassifier
@@ -42,9 +43,12 @@ from cadcam_numeric.catalogue_types import KernelCode
 from cadcam_numeric.engine.pca import PREPROCESSORS, preprocessing_steps
 from cadcam_numeric.engine.profile_kernel import ProfileKernel
 from cadcam_numeric.engine.sklearn_checks import require_fitted
-from cadcam_numeric.engine.transform import AffineStep, L2NormalizeStep
+from cadcam_numeric.engine.transform import AffineStep, L2NormalizeStep, pull_back_steps, step_inputs
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.generated import KERNELS
+
+if TYPE_CHECKING:
+    from cadcam_numeric.engine.calibrated import CalibratedHead
 
 __all__ = ["DecisionBlock", "SVMHead", "parse_svm"]
 
@@ -101,10 +105,7 @@ class SVMHead:
     def _inputs(self, p: Tensor) -> list[Tensor]:
         """The input of every step and, last, of the decision blocks."""
         z = p if self.scaler_mean is None else p - self.scaler_mean
-        inputs = [z if self.scaler_scale is None else z / self.scaler_scale]
-        for step in self.steps:
-            inputs.append(step.forward(inputs[-1]))
-        return inputs
+        return step_inputs(self.steps, z if self.scaler_scale is None else z / self.scaler_scale)
 
     def _scaled(self, p: Tensor) -> Tensor:
         return self._inputs(p)[-1]
@@ -134,8 +135,7 @@ class SVMHead:
             term = block.kernel.decision_gradient(z, block.support_vectors, oriented, **block.params)
             grad = term if grad is None else grad + term
             offset += k
-        for step, x in zip(reversed(self.steps), reversed(inputs[:-1])):
-            grad = step.pullback(grad, x)
+        grad = pull_back_steps(self.steps, inputs, grad)
         if self.scaler_scale is not None:
             grad = grad / self.scaler_scale
         return grad
@@ -289,7 +289,23 @@ def _one_vs_one(ovo: OneVsOneClassifier, like: Tensor) -> tuple[list[DecisionBlo
     return blocks, orient, all(isinstance(e, KERNEL_SVMS) for e in ovo.estimators_)
 
 
-def parse_svm(svm: object, like: Tensor) -> SVMHead:
+def _unwrapped(wrapper: object) -> object:
+    """A fitted search's ``best_estimator_``, or a ``FrozenEstimator``'s estimator."""
+    if isinstance(wrapper, FrozenEstimator):
+        return wrapper.estimator
+    if not hasattr(wrapper, "best_estimator_"):
+        raise CadcamInputError("svm: the search has no best_estimator_ (not fitted, or refit=False)")
+    return wrapper.best_estimator_
+
+
+def _pipeline_steps(pipeline: Pipeline) -> list[object]:
+    steps = [s for _, s in pipeline.steps if s not in (None, "passthrough")]
+    if not steps:
+        raise CadcamInputError("svm: the Pipeline holds no estimator (every step is 'passthrough')")
+    return steps
+
+
+def parse_svm(svm: object, like: Tensor) -> SVMHead | CalibratedHead:
     """Validate a fitted scikit-learn SVM (see module docstring) and read its decision blocks.
 
     An ``SVMHead`` (e.g. loaded from a bundle) is accepted as is, cast to ``like``.
@@ -302,21 +318,17 @@ def parse_svm(svm: object, like: Tensor) -> SVMHead:
 
     if isinstance(svm, CalibratedHead):
         return svm.to(like)
-    if isinstance(svm, GridSearchCV | RandomizedSearchCV):
-        if not hasattr(svm, "best_estimator_"):
-            raise CadcamInputError("svm: the search has no best_estimator_ (not fitted, or refit=False)")
-        return parse_svm(svm.best_estimator_, like)
+    if isinstance(svm, GridSearchCV | RandomizedSearchCV | FrozenEstimator):
+        return parse_svm(_unwrapped(svm), like)
     scaler_mean = scaler_scale = None
     steps: list[AffineStep | L2NormalizeStep] = []
     estimator = svm
     if isinstance(svm, Pipeline):
-        *pre, estimator = [s for _, s in svm.steps if s not in (None, "passthrough")]
-        if isinstance(estimator, GridSearchCV | RandomizedSearchCV):  # scalers, then a search: its best
-            if not hasattr(estimator, "best_estimator_"):
-                raise CadcamInputError("svm: the search has no best_estimator_ (not fitted, or refit=False)")
-            estimator = estimator.best_estimator_
+        *pre, estimator = _pipeline_steps(svm)
+        if isinstance(estimator, GridSearchCV | RandomizedSearchCV | FrozenEstimator):  # scalers, then a search
+            estimator = _unwrapped(estimator)
             if isinstance(estimator, Pipeline):
-                *inner, estimator = [s for _, s in estimator.steps if s not in (None, "passthrough")]
+                *inner, estimator = _pipeline_steps(estimator)
                 pre = [*pre, *inner]
         if not all(isinstance(s, PREPROCESSORS) for s in pre):
             raise CadcamInputError(

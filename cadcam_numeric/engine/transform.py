@@ -25,9 +25,14 @@ from torch import Tensor
 
 from cadcam_numeric.catalogue_types import KernelCode
 from cadcam_numeric.engine.chain import PCALayer
+from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.generated.blocks import pullback_l2_normalize
 
-__all__ = ["AffineStep", "KernelProjection", "L2NormalizeStep", "TransformLayer"]
+__all__ = ["AffineStep", "KernelProjection", "L2NormalizeStep", "TransformLayer", "pull_back_steps", "step_inputs"]
+
+#: KernelPCA's gradient forms (rows, fitted inputs, features) differences: batches are split so that
+#: no intermediate holds more than this many values
+KERNEL_CHUNK_VALUES = 1 << 25
 
 
 @dataclass(frozen=True)
@@ -60,8 +65,13 @@ class L2NormalizeStep:
         return x / self._norm(x).unsqueeze(-1)
 
     def pullback(self, g: Tensor, x: Tensor) -> Tensor:
-        """g ∂n/∂x = (g − (g n) nᵀ)/‖x‖ (generated block)."""
-        norm = self._norm(x)
+        """g ∂n/∂x = (g − (g n) nᵀ)/‖x‖ (generated block); x/‖x‖ has no derivative at x = 0."""
+        norm = torch.linalg.vector_norm(x, dim=-1)
+        if bool((norm == 0).any()):
+            raise CadcamInputError(
+                f"pca/svm: {int((norm == 0).sum())} input row(s) of a Normalizer are all zero; x/|x| has no "
+                "derivative there (scikit-learn leaves such rows at zero), so no map can be formed for them"
+            )
         return pullback_l2_normalize(g, x / norm.unsqueeze(-1), norm)
 
     def to(self, like: Tensor) -> L2NormalizeStep:
@@ -69,6 +79,21 @@ class L2NormalizeStep:
 
 
 Step = AffineStep | L2NormalizeStep
+
+
+def step_inputs(steps: tuple[Step, ...], x: Tensor) -> list[Tensor]:
+    """The input of every step and, last, the output of the last one."""
+    inputs = [x]
+    for step in steps:
+        inputs.append(step.forward(inputs[-1]))
+    return inputs
+
+
+def pull_back_steps(steps: tuple[Step, ...], inputs: list[Tensor], g: Tensor) -> Tensor:
+    """Rows g at the steps' output pulled back through them, right to left (``inputs``: ``step_inputs``)."""
+    for step, x in zip(reversed(steps), reversed(inputs[:-1])):
+        g = step.pullback(g, x)
+    return g
 
 
 @dataclass(frozen=True)
@@ -86,12 +111,29 @@ class KernelProjection:
     intercept: Tensor
     params: dict[str, float]
 
+    def _chunks(self, z: Tensor) -> int:
+        per_row = max(1, self.fitted_inputs.shape[0] * self.fitted_inputs.shape[1])
+        return max(1, KERNEL_CHUNK_VALUES // per_row)
+
     def scores(self, z: Tensor) -> Tensor:
-        return self.kernel.decision(z, self.fitted_inputs, self.dual_coef, self.intercept, **self.params)
+        step = self._chunks(z)
+        return torch.cat(
+            [
+                self.kernel.decision(part, self.fitted_inputs, self.dual_coef, self.intercept, **self.params)
+                for part in z.split(step)
+            ]
+        )
 
     def pullback(self, g: Tensor, z: Tensor) -> Tensor:
-        """g ∂p/∂z, with ∂p/∂z (N, B, D) the generated decision gradient of the kernel."""
-        jac = self.kernel.decision_gradient(z, self.fitted_inputs, self.dual_coef, **self.params)
+        """g ∂p/∂z, with ∂p/∂z (N, B, D) the generated decision gradient of the kernel (in batch chunks:
+        the stationary kernels form every (row, fitted input, feature) difference)."""
+        step = self._chunks(z)
+        jac = torch.cat(
+            [
+                self.kernel.decision_gradient(part, self.fitted_inputs, self.dual_coef, **self.params)
+                for part in z.split(step)
+            ]
+        )
         return g @ jac
 
     @property
@@ -118,23 +160,13 @@ class TransformLayer:
     steps: tuple[Step, ...]
     projection: PCALayer | KernelProjection
 
-    def _inputs(self, q: Tensor) -> list[Tensor]:
-        """The input of every step and of the projection (index m: the projection's)."""
-        inputs = [q]
-        for step in self.steps:
-            inputs.append(step.forward(inputs[-1]))
-        return inputs
-
     def scores(self, q: Tensor) -> Tensor:
-        return self.projection.scores(self._inputs(q)[-1])
+        return self.projection.scores(step_inputs(self.steps, q)[-1])
 
     def pullback(self, g: Tensor, q: Tensor) -> Tensor:
         """Rows g (N, K, B) at the scores pulled back to the layer's input (N, K, D), right to left."""
-        inputs = self._inputs(q)
-        g = self.projection.pullback(g, inputs[-1])
-        for step, x in zip(reversed(self.steps), reversed(inputs[:-1])):
-            g = step.pullback(g, x)
-        return g
+        inputs = step_inputs(self.steps, q)
+        return pull_back_steps(self.steps, inputs, self.projection.pullback(g, inputs[-1]))
 
     @property
     def n_components(self) -> int:

@@ -31,7 +31,7 @@ left without forming any D_0-wide Jacobian.
 
 - calibrated probabilities pi = u / sum(u): g d pi / d u = (g - (g pi) 1^T) / sum(u)
 
-- isotonic calibration: d/df of the interpolant on [x_lo, x_hi] = (y_hi - y_lo) / (x_hi - x_lo)
+- isotonic calibration: a segment meets its thresholds; its d/df = (y_hi - y_lo)/(x_hi - x_lo)
 """
 
 import torch

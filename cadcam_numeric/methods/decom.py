@@ -137,6 +137,8 @@ def decom_cam(
         features = backbone(images)
     grads = position_gradients(features, head, pca, pca_after, svm if target == "svm" else None, targets, svm_targets)
     if target == "class":
+        if grads.gradcam is None:
+            raise CadcamInputError("target: 'class' needs a head with a class output (a Linear layer)")
         g = grads.gradcam
     elif target == "pca":
         if not 0 <= component < grads.pca.shape[1]:

@@ -36,7 +36,12 @@ from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.generated import ACTIVATIONS, CATALOGUE_SHA256, KERNELS
 from cadcam_numeric.pipeline.backbones import CNN, Backbone, build_backbone
 from cadcam_numeric.pipeline.training import make_head
-from cadcam_numeric.spec.architecture import LoadedArchitecture, architecture_from_text, spec_from_text
+from cadcam_numeric.spec.architecture import (
+    SPEC_KIND_OF_ESTIMATOR,
+    LoadedArchitecture,
+    architecture_from_text,
+    spec_from_text,
+)
 
 __all__ = ["Bundle", "load_bundle", "read_bundle_document", "save_bundle"]
 
@@ -126,8 +131,14 @@ def save_bundle(
             tensors[f"svm.{name}.scaler_mean"] = head.scaler_mean.contiguous()
         if head.scaler_scale is not None:
             tensors[f"svm.{name}.scaler_scale"] = head.scaler_scale.contiguous()
+        estimator = type(_steps(svm.best_estimator_ if hasattr(svm, "best_estimator_") else svm)[-1]).__name__
+        if estimator not in SPEC_KIND_OF_ESTIMATOR:
+            raise CadcamInputError(
+                f"bundle: classifier {name!r} ({estimator}) cannot be saved; bundles hold "
+                f"{', '.join(SPEC_KIND_OF_ESTIMATOR)} (after one StandardScaler); explain it in memory with explain()"
+            )
         svm_spec[name] = {
-            "estimator": type(_steps(svm.best_estimator_ if hasattr(svm, "best_estimator_") else svm)[-1]).__name__,
+            "estimator": estimator,
             "scheme": head.scheme,
             "classes": np.asarray(head.classes).tolist(),
             "n_features": head.n_features,

@@ -26,6 +26,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, LinearSVC
 from torch import Tensor
 
+from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.pipeline.backbones import CNN
 from cadcam_numeric.pipeline.data import ImageSet
 
@@ -121,7 +122,11 @@ def fit_pca_and_svms(
         "truncated_svd": lambda: TruncatedSVD(n_components, random_state=seed),
     }
     pca = projections[pca_kind]()
-    pca = (make_pipeline(StandardScaler(), pca) if scale_before_pca else pca).fit(train.q)
+    pca = make_pipeline(StandardScaler(), pca) if scale_before_pca else pca
+    try:
+        pca.fit(train.q)
+    except ValueError as exc:  # e.g. more components than samples or features
+        raise CadcamInputError(f"pca: scikit-learn could not fit it on {train.q.shape} inputs ({exc})") from exc
     scores = pca.transform(train.q)
     svms: dict[str, SVC | Pipeline] = {
         "linear": SVC(kernel="linear", C=c),
