@@ -10,15 +10,17 @@ from sklearn.multiclass import OneVsOneClassifier
 from sklearn.svm import SVC, NuSVC
 from torch import nn
 
+from cadcam_numeric.verification.references import ReferencePCA
 from cadcam_numeric.verification.sklearn_references import (
     ReferenceClassScores,
     ReferenceTransform,
     _svc_pairwise,
+    _t,
     estimator_parts,
     reference_decision,
 )
 
-__all__ = ["Permute", "ReferenceClassScores", "ReferenceTransform", "check_reference_matches_sklearn"]
+__all__ = ["Permute", "ReferenceClassScores", "ReferenceTransform", "check_reference_matches_sklearn", "reference_pca"]
 
 
 def check_reference_matches_sklearn(svm, p: torch.Tensor) -> None:
@@ -60,3 +62,8 @@ class Permute(nn.Module):
 
     def forward(self, x):
         return x.permute(0, 2, 3, 1)
+
+
+def reference_pca(pca, like) -> ReferencePCA:
+    var = _t(pca.explained_variance_, like) if pca.whiten else None
+    return ReferencePCA(_t(pca.components_, like), _t(pca.mean_, like), var)
