@@ -45,6 +45,7 @@ from derivations.block_formulas import (
 )
 from derivations.functions import to_elementary
 from derivations.kernels import Kernel
+from derivations.latex import formula_latex
 from derivations.pca import PCA_VARIANTS, PCAVariant
 from derivations.proof import ProofResult, is_identically_zero, prove_equal
 
@@ -87,7 +88,7 @@ def prove_activation_forward(act: Activation) -> ProofResult:
         to_elementary(act.forward),
         act.elementary_definition,
         split_on=(Z,),
-        latex=rf"{act.latex_name}(z) = {sp.latex(act.forward)}",
+        latex=rf"{act.latex_name}(z) = {formula_latex(act.forward)}",
     )
 
 
@@ -99,7 +100,7 @@ def prove_activation_derivative(act: Activation) -> ProofResult:
         to_elementary(act.derivative),
         sp.diff(act.elementary_definition, Z),
         split_on=(Z,),
-        latex=rf"{act.latex_name}'(z) = {sp.latex(act.derivative)}",
+        latex=rf"{act.latex_name}'(z) = {formula_latex(act.derivative)}",
     )
 
 
@@ -111,6 +112,10 @@ def prove_activation_kinks(act: Activation) -> ProofResult:
         f"{act.name}: f' at the kinks {points} takes PyTorch's autograd values",
         sp.Matrix([act.derivative.subs(Z, point) for point in points]),
         sp.Matrix([value for _, value in act.kink_derivatives]),
+        latex=r",\quad ".join(
+            rf"{act.latex_name}'({formula_latex(point)})={formula_latex(value)}"
+            for point, value in act.kink_derivatives
+        ),
     )
 
 
@@ -483,7 +488,7 @@ def prove_svm_block(kernel: Kernel, b: int = 2, n_support: int = 2) -> ProofResu
         time.perf_counter() - start,
         latex=r"\frac{\partial a}{\partial\mathbf p}=\sum_i\alpha_ic_i\,"
         + closed
-        + rf",\quad k(u)={sp.latex(kernel.profile)},\ k'(u)={sp.latex(kernel.profile_derivative)}",
+        + rf",\quad k(u)={formula_latex(kernel.profile)},\ k'(u)={formula_latex(kernel.profile_derivative)}",
     )
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
-__all__ = ["tex_escape"]
+import sympy as sp
+from sympy.printing.latex import greek_letters_set
+
+__all__ = ["formula_latex", "tex_escape"]
 
 _ESCAPES = {
     "\\": r"\textbackslash{}",
@@ -57,3 +61,20 @@ def tex_escape(text: object) -> str:
         else:
             out.append(_unicode(ch))
     return "".join(out)
+
+
+def formula_latex(expr: sp.Expr) -> str:
+    """SymPy's LaTeX as the reports print formulas: long constants to 10 significant digits,
+    parameter names upright (``min_val``, not min with a subscript), ``expm1``/``log1p`` as named
+    functions (SymPy prints them as expm with a subscript 1)."""
+    expr = expr.xreplace({f: sp.Float(f, 10) for f in expr.atoms(sp.Float)})
+    names = {
+        sym: r"\mathrm{" + sym.name.replace("_", r"\_") + r"}\,"  # \, : apart from a following factor
+        for sym in expr.free_symbols
+        if isinstance(sym, sp.Symbol)
+        and len(sym.name) > 1
+        and "\\" not in sym.name
+        and sym.name not in greek_letters_set
+    }
+    text = sp.latex(expr, symbol_names=names)
+    return re.sub(r"\\operatorname\{(expm|log)\}_\{(1|1p)\}", r"\\operatorname{\1\2}", text)

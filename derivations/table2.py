@@ -54,7 +54,8 @@ class Table2Case:
             else r"\sum_i\alpha_ic_i\,2\gamma e^{-\gamma\lVert\mathbf p_i-\mathbf p\rVert^2}"
             r"(\mathbf p_i-\mathbf p)^\top"
         )
-        return rf"\frac{{\partial a}}{{\partial\mathbf x^t}}=\Big({grad}\Big){chain}"
+        # the report sets it on two lines: the SVM's gradient, then the chain it multiplies
+        return rf"\frac{{\partial a}}{{\partial\mathbf x^t}}=\Big({grad}\Big)\quad\cdot\,{chain}"
 
 
 TABLE2_CASES: tuple[Table2Case, ...] = tuple(

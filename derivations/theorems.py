@@ -11,7 +11,7 @@ a theorem ``holds`` only when every step reduced to the claim.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sympy as sp
 
@@ -26,14 +26,16 @@ t = sp.Symbol("t", positive=True)
 
 @dataclass(frozen=True)
 class ProofStep:
-    """One step: what is computed, its LaTeX, and whether SymPy confirmed the claim."""
+    """One step: what is computed (plain text, and ``caption`` as LaTeX text with inline maths, for
+    the report), its LaTeX, and whether SymPy confirmed the claim."""
 
     description: str
     latex: str
     holds: bool = True
+    caption: str = ""
 
     def to_json(self) -> dict[str, object]:
-        return {"description": self.description, "latex": self.latex, "holds": self.holds}
+        return {"description": self.description, "latex": self.latex, "holds": self.holds, "caption": self.caption}
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class Theorem:
     results: dict[str, str]
     proof_steps: tuple[ProofStep, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    title_latex: str = ""  # the title as LaTeX text (the report's)
+    prose_latex: str = ""  # the statement in words, as LaTeX text with inline maths (the report's)
 
     @property
     def holds(self) -> bool:
@@ -61,6 +65,17 @@ class Theorem:
             "proof_steps": [s.to_json() for s in self.proof_steps],
             "notes": list(self.notes),
         }
+
+
+#: ‖p_i‖ in the extensions (printed as such, never as σ, which the sigmoid kernel does not own)
+NORM_PI = sp.Symbol("sigma", positive=True)
+#: the poly kernel's degree (printed \deg: d is the distance)
+DEG = sp.Symbol("deg", integer=True, positive=True)
+
+
+def _tex(expr: sp.Expr) -> str:
+    r"""LaTeX with the report's names: ‖p_i‖ for NORM_PI, \deg for DEG."""
+    return sp.latex(expr, symbol_names={NORM_PI: r"\lVert\mathbf p_i\rVert", DEG: r"\deg"})
 
 
 def _same(a: sp.Expr, b: sp.Expr) -> bool:
@@ -241,13 +256,12 @@ def _erratum(v: dict[str, sp.Expr]) -> Theorem:
 
 
 def _linear_extension() -> Theorem:
-    sn = sp.Symbol("sigma", positive=True)  # ||p_i||
+    sn = NORM_PI  # ||p_i||
     E = sn  # ||grad_p (p_i^T p)|| = ||p_i||
     steps = (
         ProofStep(
             "gradient of the linear kernel is the support vector itself",
-            r"\nabla_{\mathbf p}\,\mathbf p_i^\top\mathbf p=\mathbf p_i,\quad E=\lVert\mathbf p_i\rVert = "
-            + sp.latex(E),
+            r"\nabla_{\mathbf p}\,\mathbf p_i^\top\mathbf p=\mathbf p_i,\quad E=\lVert\mathbf p_i\rVert",
             True,
         ),
         ProofStep(
@@ -272,8 +286,8 @@ def _poly_extension() -> Theorem:
     u = sp.Symbol("u", real=True)
     r = sp.Symbol("r", real=True)
     w = sp.Symbol("w", real=True)  # w = gamma u + r
-    sn = sp.Symbol("sigma", positive=True)
-    n = sp.Symbol("n", integer=True, nonnegative=True)  # degree = n + 2 >= 2
+    sn = NORM_PI
+    n = sp.Symbol("n", integer=True, nonnegative=True)  # degree = n + 2 >= 2 (printed as deg)
     deg = n + 2
     kprime = sp.diff((gamma * u + r) ** deg, u)
     kprime_w = deg * gamma * w ** (n + 1)
@@ -284,7 +298,8 @@ def _poly_extension() -> Theorem:
     steps = (
         ProofStep(
             "gradient of the poly kernel: grad K = k'(u) p_i with u = p_i^T p; write w = gamma u + r",
-            rf"k'(u) = {sp.latex(kprime_w)},\quad E = \lVert\mathbf p_i\rVert\,|k'(u)| = {sp.latex(E)}",
+            rf"k'(u) = {_tex(kprime_w.subs(n, DEG - 2))},\quad E = \lVert\mathbf p_i\rVert\,|k'(u)| = "
+            rf"{_tex(E.subs(n, DEG - 2))}",
             _same(kprime, kprime_w.subs(w, gamma * u + r)),
         ),
         ProofStep(
@@ -306,7 +321,7 @@ def _poly_extension() -> Theorem:
         "For degree = 1 it is constant (as the linear kernel); for degree >= 2 it is zero on the "
         "hyperplane gamma u + r = 0 and unbounded as |u| grows. Neither theorem carries over: far "
         "support vectors dominate.",
-        r"E=\lVert\mathbf p_i\rVert\,d\,\gamma\,|\gamma\mathbf p_i^\top\mathbf p+r|^{d-1}",
+        r"E=\lVert\mathbf p_i\rVert\,\deg\,\gamma\,|\gamma\mathbf p_i^\top\mathbf p+r|^{\deg-1}",
         {
             "E": str(E),
             "limit_infinity": str(grow),
@@ -320,7 +335,7 @@ def _poly_extension() -> Theorem:
 def _sigmoid_extension() -> Theorem:
     u = sp.Symbol("u", real=True)
     r = sp.Symbol("r", real=True)
-    sn = sp.Symbol("sigma", positive=True)
+    sn = NORM_PI
     E = sn * sp.diff(sp.tanh(gamma * u + r), u)  # k' = gamma (1 - tanh^2) > 0
     E1 = sp.factor(sp.diff(E, u))
     u_star = -r / gamma
@@ -332,7 +347,7 @@ def _sigmoid_extension() -> Theorem:
     steps = (
         ProofStep(
             "gradient of the sigmoid kernel: grad K = gamma (1 - tanh^2(gamma u + r)) p_i",
-            rf"E(u) = {sp.latex(E)} > 0",
+            rf"E(u) = {_tex(E)} > 0",
             bool(sp.simplify(E.rewrite(sp.exp)).is_positive)
             or _same(E, sn * gamma * (1 - sp.tanh(gamma * u + r) ** 2)),
         ),
@@ -343,12 +358,12 @@ def _sigmoid_extension() -> Theorem:
         ),
         ProofStep(
             "E' > 0 before u* = -r/gamma and < 0 after (substitute u = u* -/+ t, t > 0)",
-            rf"E'(u^*-t)={sp.latex(before)},\quad E'(u^*+t)={sp.latex(after)}",
+            rf"E'(u^*-t)={_tex(before)},\quad E'(u^*+t)={_tex(after)}",
             bool(before.is_positive) and bool(after.is_negative),
         ),
         ProofStep(
             "maximum and curvature",
-            rf"E(u^*)={sp.latex(E_max)},\quad E''(u^*)={sp.latex(E2_star)}<0",
+            rf"E(u^*)={_tex(E_max)},\quad E''(u^*)={_tex(E2_star)}<0",
             _same(E_max, gamma * sn) and _same(E2_star, -2 * gamma**3 * sn),
         ),
     )
@@ -372,10 +387,103 @@ def _sigmoid_extension() -> Theorem:
     )
 
 
+#: Each proof step's caption as LaTeX text (the report typesets these; ``description`` stays plain
+#: text for the terminal and JSON). Notation: d = ‖p_i − p‖ the distance, deg the poly degree,
+#: ‖p_i‖ written as such.
+STEP_CAPTIONS = {
+    "E(d) as the norm of the RBF kernel gradient, d = ||p_i - p||": r"$E(d)$ as the norm of the RBF kernel's gradient, "
+    r"with $d=\lVert\mathbf p_i-\mathbf p\rVert$",
+    "limit at d -> 0+ by continuity": r"the limit as $d\to0^+$, by continuity",
+    "d -> infinity is the indeterminate form infinity/infinity: apply L'Hopital to 2 gamma d / exp(gamma d^2)": (
+        r"as $d\to\infty$ the quotient $2\gamma d/e^{\gamma d^2}$ has the form $\infty/\infty$: "
+        r"apply L'H\^opital's rule"
+    ),
+    "direct SymPy limit agrees": r"SymPy's limit of $E$ itself agrees",
+    "first derivative": r"the first derivative",
+    "the only critical point on d > 0": r"the only critical point with $d>0$",
+    "E' > 0 on (0, d*): substitute d = d* t/(1+t), t > 0": r"$E'>0$ on $(0,d^*)$: substitute $d=d^*t/(1+t)$, $t>0$",
+    "E' < 0 on (d*, infinity): substitute d = d* (1+t), t > 0": r"$E'<0$ on $(d^*,\infty)$: substitute $d=d^*(1+t)$, "
+    r"$t>0$",
+    "second derivative": r"the second derivative",
+    "strict local maximum: E''(d*) < 0": r"a strict local maximum: $E''(d^*)<0$",
+    "maximum value (global on d >= 0, since E increases before d* and decreases after)": (
+        r"the maximum value, global on $d\ge0$ since $E$ increases before $d^*$ and decreases after it"
+    ),
+    "d* decreases in gamma": r"$d^*$ decreases in $\gamma$",
+    "example: gamma = 0.1": r"for example $\gamma=0.1$",
+    "gradient of the linear kernel is the support vector itself": r"the gradient of the linear kernel is the support "
+    r"vector itself",
+    "E does not depend on p: no decay near or far, no maximiser": r"$E$ does not depend on $\mathbf p$: no decay near "
+    r"or far, no maximiser",
+    "gradient of the poly kernel: grad K = k'(u) p_i with u = p_i^T p; write w = gamma u + r": (
+        r"the gradient of the poly kernel is $k'(u)\,\mathbf p_i$ with $u=\mathbf p_i^\top\mathbf p$; write "
+        r"$w=\gamma u+r$ and $\deg\ge2$ for the degree"
+    ),
+    "degree >= 2: E grows without bound as w = gamma u + r -> infinity (no Theorem 1 analogue)": r"for $\deg\ge2$, "
+    r"$E$ grows without bound as $w\to\infty$ (no analogue of Theorem 1)",
+    "degree >= 2: E vanishes on the hyperplane w = 0 (its minimum, not a maximum)": r"for $\deg\ge2$, $E$ vanishes on "
+    r"the hyperplane $w=0$ (its minimum, not a maximum)",
+    "gradient of the sigmoid kernel: grad K = gamma (1 - tanh^2(gamma u + r)) p_i": r"the gradient of the sigmoid "
+    r"kernel is $\gamma\big(1-\tanh^2(\gamma u+r)\big)\,\mathbf p_i$",
+    "limits along the projection": r"the limits along the projection $u$",
+    "E' > 0 before u* = -r/gamma and < 0 after (substitute u = u* -/+ t, t > 0)": r"$E'>0$ before $u^*=-r/\gamma$ and "
+    r"$E'<0$ after it (substitute $u=u^*\mp t$, $t>0$)",
+    "maximum and curvature": r"the maximum and the curvature there",
+}
+
+#: Each theorem's title and statement in words, as LaTeX text (the report's).
+THEOREM_PROSE = {
+    "theorem_1": (
+        r"RBF degree of effect vanishes near and far",
+        r"For $\gamma>0$ the degree of effect $E(d)=2\gamma d\,e^{-\gamma d^2}$ tends to $0$ as $d\to0^+$ and "
+        r"as $d\to\infty$: support vectors very close to $\mathbf p$ or very far from it barely move the SVM's "
+        r"gradient.",
+    ),
+    "theorem_2": (
+        r"the RBF degree of effect peaks at $d^*=1/\sqrt{2\gamma}$",
+        r"For $\gamma>0$, $E$ increases strictly on $(0,d^*)$ and decreases strictly on $(d^*,\infty)$, so its "
+        r"maximiser over $d\ge0$ is $d^*=1/\sqrt{2\gamma}$ and its maximum $\sqrt{2\gamma}\,e^{-1/2}$.",
+    ),
+    "erratum_small_gamma": (
+        r"a small $\gamma$ makes the most influential distance long, not short",
+        r"The paper says a small $\gamma$ makes the maximising distance short. Since $d^*=1/\sqrt{2\gamma}$ "
+        r"decreases in $\gamma$, a small $\gamma$ makes it long ($\gamma=0.1$ gives $d^*=\sqrt5\approx2.236$) and a "
+        r"large $\gamma$ makes it short.",
+    ),
+    "extension_linear": (
+        r"linear kernel: every support vector has a constant effect",
+        r"For $K=\mathbf p_i^\top\mathbf p$, $E=\lVert\mathbf p_i\rVert$ whatever $\mathbf p$ is: Theorem 1 does "
+        r"not hold (no decay) and Theorem 2 has no analogue (no maximiser); the linear SVM's gradient is the fixed "
+        r"vector $\sum_i\alpha_ic_i\mathbf p_i$.",
+    ),
+    "extension_poly": (
+        r"poly kernel: no locality",
+        r"For $K=(\gamma\,\mathbf p_i^\top\mathbf p+r)^{\deg}$, $E$ depends on $\mathbf p$ only through the "
+        r"projection $u=\mathbf p_i^\top\mathbf p$, not the distance. For $\deg=1$ it is constant (as the linear "
+        r"kernel); for $\deg\ge2$ it is zero on the hyperplane $\gamma u+r=0$ and unbounded as $|u|$ grows. Neither "
+        r"theorem carries over: far support vectors dominate.",
+    ),
+    "extension_sigmoid": (
+        r"sigmoid kernel: Theorems 1--2 hold along $u=\mathbf p_i^\top\mathbf p$",
+        r"For $K=\tanh(\gamma\,\mathbf p_i^\top\mathbf p+r)$, $E\to0$ as $u\to\pm\infty$ (Theorem 1 in $u$, not "
+        r"in the distance) and $E$ is largest, $\gamma\lVert\mathbf p_i\rVert$, at $u^*=-r/\gamma$ with "
+        r"$E''(u^*)<0$ (Theorem 2 in $u$). What does not carry over: moving $\mathbf p$ orthogonally to "
+        r"$\mathbf p_i$ never decays.",
+    ),
+}
+
+
+def _typeset(theorem: Theorem) -> Theorem:
+    """The theorem with its report captions (KeyError if a step or theorem has none: a test holds this)."""
+    title, prose = THEOREM_PROSE[theorem.key]
+    steps = tuple(replace(s, caption=STEP_CAPTIONS[s.description]) for s in theorem.proof_steps)
+    return replace(theorem, proof_steps=steps, title_latex=title, prose_latex=prose)
+
+
 def all_theorems() -> list[Theorem]:
     """Theorems 1–2 (RBF), the erratum, and the linear/poly/sigmoid extensions, in that order."""
     values, base = _rbf_analysis()
-    return [
+    theorems = [
         _theorem_1(values, list(base)),
         _theorem_2(values, list(base)),
         _erratum(values),
@@ -383,3 +491,4 @@ def all_theorems() -> list[Theorem]:
         _poly_extension(),
         _sigmoid_extension(),
     ]
+    return [_typeset(t) for t in theorems]

@@ -159,7 +159,8 @@ def test_demo_command_writes_everything(tmp_path, capsys):
     rows = (out / "table3.csv").read_text().splitlines()
     assert rows[0] == "model,train_macro_f1,test_macro_f1" and len(rows) == 6
     maps = np.load(out / "fig8_maps.npz")
-    assert maps["pca_positive"].shape == (6, 3, 32, 32) and maps["gradcam"].max() <= 1.0
+    assert maps["pca_positive"].shape == (10, 3, 32, 32) and maps["gradcam"].max() <= 1.0  # every class
+    assert [p.name for p in sorted(out.glob("fig8_maps_part*.png"))] == ["fig8_maps_part1.png", "fig8_maps_part2.png"]
     assert "Table 3" in capsys.readouterr().out
     assert not list(out.glob(".*tmp*")), "no temporary files may be left"
     # explain: happy path on image files, then bad inputs

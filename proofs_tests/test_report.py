@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 
@@ -47,7 +48,7 @@ def test_demo_ends_with_a_pdf_holding_theorems_verification_and_every_caption(de
         "Theorem 1",
         "RBF degree of effect vanishes near and far",
         "Theorem 2",
-        "peaks at d* = 1/sqrt(2 gamma)",
+        "the RBF degree of effect peaks at d",
         "Erratum",
         "Extension (poly kernel: no locality)",
         "Verification of the generated code",
@@ -60,7 +61,7 @@ def test_demo_ends_with_a_pdf_holding_theorems_verification_and_every_caption(de
         "Contribution ratio of each principal component",
         "PCA scores (p1 , p2 , p3 ) coloured by true class",
         "Validation accuracy per training epoch",
-        "Maps for one test image per class",
+        "Maps for one test image of every class",
         "small_vgg",
         "Block Jacobians",
         "Composed chains",
@@ -148,3 +149,77 @@ def test_table2_reports_each_case_and_proves_each_once(tmp_path, monkeypatch):
     assert section.count(r"\textcolor{red}{NOT PROVED}") == 1
     assert section.count("proved.") == len(TABLE2_CASES) - 1
     assert table2_proof_name(TABLE2_CASES[0]).startswith("table2/")
+
+
+# ---------------------------------------------------------------------------------------------
+# typesetting: what a reviewer reads
+
+
+#: plain-text renderings of maths that must never reach the typeset mathematics
+ASCII_MATH = ("->", "^", "_{", "sqrt(", "gamma", "˜", "expm", "8943/200000")
+
+
+def _code_words(tex: str) -> set[str]:
+    """Every word set in \\texttt in the .tex (code names: those may hold '_' and 'gamma')."""
+    words = set()
+    for body in re.findall(r"\\texttt\{((?:[^{}]|\{[^{}]*\})*)\}", tex):
+        plain = body.replace("\\allowbreak{}", "").replace("\\_", "_").replace("\\textasciicircum{}", "^")
+        words.update(w for w in re.split(r"[\s,;:()]+", plain) if w)
+    return words
+
+
+def typesetting_problems(out) -> list[str]:
+    """Overfull boxes, unresolved references and ASCII maths in a built report (``out``)."""
+    log = (out / "report.log").read_text(errors="replace")
+    tex = (out / "report.tex").read_text()
+    problems = [f"overfull box: {m}" for m in re.findall(r"Overfull \\hbox \(([\d.]+pt) too wide\)", log)]
+    problems += [
+        f"LaTeX: {m}" for m in re.findall(r"(Reference `[^']*' on page \d+ undefined|There were undefined)", log)
+    ]
+    text = pdf_text(out / "report.pdf")
+    text = text.split("Reproducing this report")[0]  # versions and the command line are not mathematics
+    code = _code_words(tex)
+    for line in text.splitlines():
+        words = [w for w in line.split() if w not in code and w.strip(".,;:()") not in code]
+        kept = " ".join(words)
+        problems += [f"ASCII maths {marker!r} in: {line.strip()[:100]}" for marker in ASCII_MATH if marker in kept]
+    if "??" in text:
+        problems.append("an unresolved reference (??) in the text")
+    return problems
+
+
+@needs_latex
+def test_three_reports_typeset_their_mathematics(demo_with_report, tmp_path):
+    """The default, a demo bundle's and a custom spec's report: no overfull box, no unresolved
+    reference, and none of the ASCII renderings of maths in their text (code names aside)."""
+    from cadcam_numeric.spec.architecture import load_architecture_file
+    from cadcam_numeric.spec.derive import derive_spec
+
+    default = tmp_path / "default"
+    build_report(default, verify=False)
+    example = PAPER_SPEC.parent / "custom_head.toml"
+    derived = tmp_path / "derived"
+    derive_spec(example, derived, cases=2)
+    custom = tmp_path / "custom"
+    arch = load_architecture_file(example, derived)
+    build_report(custom, view=view_of_architecture(arch.spec, arch.code), verify=False)
+    for out in (default, demo_with_report / "report", custom):
+        assert typesetting_problems(out) == [], out
+    pages = subprocess.run(["pdfinfo", str(custom / "report.pdf")], capture_output=True, text=True).stdout
+    assert "Title:" in pages and "cadcam derivation report" in pages  # the PDF's metadata
+
+
+def test_the_typesetting_check_catches_what_it_looks_for(tmp_path):
+    """The check is not vacuous: ASCII maths and an overfull box planted in a report are reported."""
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "report.tex").write_text("\\texttt{block/svm/rbf\\_gamma}")
+    (out / "report.log").write_text("Overfull \\hbox (12.5pt too wide) in paragraph at lines 3--4")
+    fake = "E(d) = 2 gamma d exp(-gamma d^2) as d -> 0\nblock/svm/rbf_gamma is code\n"
+    import unittest.mock
+
+    with unittest.mock.patch(f"{__name__}.pdf_text", return_value=fake):
+        problems = typesetting_problems(out)
+    assert any("overfull box: 12.5pt" in p for p in problems)
+    assert any("'gamma'" in p for p in problems) and any("'->'" in p for p in problems)
+    assert not any("is code" in p for p in problems)

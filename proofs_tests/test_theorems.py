@@ -77,3 +77,27 @@ def test_theorems_json_cli():
     assert "gamma" in doc["symbols"]
     assert {"extension_poly", "extension_sigmoid", "extension_linear", "erratum_small_gamma"} <= set(by_key)
     assert by_key["extension_poly"]["results"]["limit_infinity"] == "oo"
+
+
+def test_the_degree_of_effect_of_any_kernel_and_its_maximiser_are_derived():
+    """The report's E curve for each kernel: RBF d* = 1/sqrt(2 gamma) (Theorem 2), an inverse-quadratic
+    spec kernel d* = 1/sqrt(3 gamma), sigmoid u* = -r/gamma; linear and poly have none, for the
+    derived reason."""
+    import math
+
+    import sympy as sp
+
+    from derivations.degree_of_effect import degree_of_effect
+    from derivations.kernels import Kernel, U, kernel_by_name
+
+    rbf = degree_of_effect(kernel_by_name("rbf"), {"gamma": 0.5})
+    assert math.isclose(rbf.maximiser, 1 / math.sqrt(2 * 0.5)) and math.isclose(rbf.maximum, math.exp(-0.5))
+    gamma = sp.Symbol("gamma", positive=True)
+    inverse_quadratic = Kernel("iq", "stationary", 1 / (1 + gamma * U), (), "", "")
+    iq = degree_of_effect(inverse_quadratic, {"gamma": 0.5})
+    assert math.isclose(iq.maximiser, 1 / math.sqrt(3 * 0.5))
+    sigmoid = degree_of_effect(kernel_by_name("sigmoid"), {"gamma": 0.5, "coef0": -1.0})
+    assert math.isclose(sigmoid.maximiser, 2.0) and math.isclose(sigmoid.maximum, 0.5)
+    assert degree_of_effect(kernel_by_name("linear"), {}).reason.startswith("E does not depend on the input")
+    poly = degree_of_effect(kernel_by_name("poly"), {"gamma": 0.5, "coef0": 1.0, "degree": 3})
+    assert poly.maximiser is None and "without bound" in poly.reason

@@ -25,7 +25,8 @@ import jinja2
 import sympy as sp
 
 from derivations.activations import Activation
-from derivations.latex import tex_escape
+from derivations.degree_of_effect import degree_of_effect
+from derivations.latex import formula_latex, tex_escape
 from reports.view import ArchitectureView, view_of_architecture
 
 __all__ = ["LATEX_PACKAGES", "PAPER_SPEC", "ReportBuild", "build_report", "paper_view", "render_tex", "view_of_bundle"]
@@ -34,7 +35,6 @@ TEMPLATES = Path(__file__).parent / "templates"
 #: the architecture a report describes when it is given neither a spec nor a bundle
 PAPER_SPEC = Path(__file__).resolve().parent.parent / "derivations" / "examples" / "paper_head.toml"
 LATEX_PACKAGES = "texlive-latex-base texlive-latex-recommended"
-LONG = 90  # LaTeX longer than this is scaled to the line width
 MAX_FIGURE_BYTES = 50 << 20  # a bundle's figure larger than this is left out
 
 
@@ -56,24 +56,26 @@ SVM_KIND_TITLES = {
 }
 
 
-def _fit(latex: str) -> str:
-    """Long formulas are shrunk to the line width instead of overflowing the page (never enlarged)."""
-    if len(latex) <= LONG:
-        return latex
-    return r"\resizebox{\ifdim\width>0.85\linewidth 0.85\linewidth\else\width\fi}{!}{$\displaystyle " + latex + "$}"
+def _lines(latex: str) -> str:
+    r"""A formula as lines of a ``gather*``: split after its top-level ``\quad`` separators (never
+    shrunk; the overfull-box check of the suite holds every line within the text width)."""
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(latex):
+        ch = latex[i]
+        depth += ch == "{"
+        depth -= ch == "}"
+        if depth == 0 and latex.startswith(r"\quad", i):
+            parts.append(latex[start:i].rstrip().rstrip(",").rstrip(r"\,").rstrip())
+            i += len(r"\quad")
+            start = i
+            continue
+        i += 1
+    parts.append(latex[start:])
+    return r"\\ ".join(p.strip() for p in parts if p.strip())
 
 
-def latex_of(expr: sp.Expr) -> str:
-    """SymPy LaTeX for display: long constants to 10 digits, parameter names upright (not subscripts)."""
-    expr = expr.xreplace({f: sp.Float(f, 10) for f in expr.atoms(sp.Float)})
-    names = {
-        sym: r"\mathrm{" + sym.name.replace("_", r"\_") + "}"
-        for sym in expr.free_symbols
-        if "_" in sym.name or sym.name in ("coef0", "degree", "threshold", "beta", "alpha")
-    }
-    names.update({sym: r"\beta" for sym in expr.free_symbols if sym.name == "beta"})
-    names.update({sym: r"\alpha" for sym in expr.free_symbols if sym.name == "alpha"})
-    return sp.latex(expr, symbol_names=names)
+#: the reports' formula printer (``derivations.latex.formula_latex``)
+latex_of = formula_latex
 
 
 def _date() -> str:
@@ -109,13 +111,70 @@ def _fig4(path: Path, gamma: float) -> None:
     plt.close(fig)
 
 
+def _fig4_any_kernel(path: Path, doe: object, kernel_name: str) -> None:
+    """E of a non-RBF kernel against its variable, with its derived maximiser when there is one."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    stationary = doe.variable.name == "d"
+    centre = doe.maximiser if doe.maximiser is not None else (0.0 if not stationary else 1.0)
+    span = max(3.0, 3 * abs(centre)) if doe.maximiser is not None else 4.0
+    x = np.linspace(0 if stationary else centre - span, centre + span, 600)
+    y = np.broadcast_to(np.asarray(doe.function()(x), dtype=float), x.shape)
+    fig, ax = plt.subplots(figsize=(6, 3.4), layout="constrained")
+    ax.plot(x, y, "-", label=f"{kernel_name} kernel")
+    if doe.maximiser is not None:
+        star = "d^*" if stationary else "u^*"
+        ax.axvline(doe.maximiser, color="tab:red", lw=0.8)
+        ax.plot([doe.maximiser], [doe.maximum], "o", color="tab:red", label=rf"${star}$ = {doe.maximiser:.3f}")
+    xlabel = (
+        r"$d=\|\mathbf{p}_i-\mathbf{p}\|$" if stationary else r"$u=\mathbf{p}_i^\top\mathbf{p}$ ($\|\mathbf{p}_i\|=1$)"
+    )
+    ax.set(xlabel=xlabel, ylabel="$E$", title="Degree of effect of a support vector")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def _fig4_caption(kernel: object, doe: object, gamma: float) -> str:
+    """The caption of the degree-of-effect figure, from the derivation (``derivations.degree_of_effect``)."""
+    if kernel.name == "rbf":
+        return (
+            r"Degree of effect (the paper's Fig.~4) $E(d)=2\gamma d\,e^{-\gamma d^2}$ for $\gamma="
+            + f"{gamma:g}"
+            + r"$ (this architecture's kernel parameter), with the maximiser $d^*=1/\sqrt{2\gamma}="
+            + f"{1 / (2 * gamma) ** 0.5:.4f}"
+            + r"$ and the maximum $\sqrt{2\gamma}e^{-1/2}="
+            + f"{(2 * gamma) ** 0.5 * 0.6065306597:.4f}"
+            + r"$ marked; curves for $\gamma/4$ and $4\gamma$ show the erratum: smaller $\gamma$, larger $d^*$."
+        )
+    variable = doe.variable.name
+    what = (
+        r"of the distance $d=\lVert\mathbf p_i-\mathbf p\rVert$"
+        if variable == "d"
+        else r"of the projection $u=\mathbf p_i^\top\mathbf p$, for $\lVert\mathbf p_i\rVert=1$"
+    )
+    text = (
+        rf"Degree of effect $E={latex_of(doe.expression)}$ of this architecture's \texttt{{{tex_escape(kernel.name)}}} "
+        rf"kernel, derived by SymPy as $\lVert\partial K/\partial\mathbf p\rVert$, as a function {what}. "
+    )
+    if doe.maximiser is not None:
+        star = "d^*" if variable == "d" else "u^*"
+        return text + rf"Its maximiser ${star}={doe.maximiser:.4f}$ (maximum ${doe.maximum:.4f}$) is marked."
+    return text + tex_escape(doe.reason) + "."
+
+
 def _activation_latex(a: Activation) -> dict[str, str]:
     kinks = ", ".join(f"$f'({latex_of(x)})={latex_of(y)}$" for x, y in a.kink_derivatives)
     return {
         "name": tex_escape(a.name),
-        "forward": _fit(latex_of(a.forward)),
-        "derivative": _fit(latex_of(a.derivative)),
-        "derivative_short": _fit(latex_of(a.derivative.subs(sp.Symbol("z", real=True), sp.Symbol(r"\delta")))),
+        "forward": _lines(latex_of(a.forward)),
+        "derivative": _lines(latex_of(a.derivative)),
+        "derivative_short": _lines(latex_of(a.derivative.subs(sp.Symbol("z", real=True), sp.Symbol(r"\delta")))),
         "kinks": kinks,
         "latex_name": a.latex_name,
         "torch": tex_escape(a.torch_module),
@@ -181,7 +240,7 @@ def _context(
         proofs.append(
             {
                 "name": tex_escape(r.name),
-                "statement": tex_escape(r.statement),
+                "lines": _lines(r.latex),
                 "result": ("proved" if r.holds else r"\textcolor{red}{NOT PROVED}") + f" ({tex_escape(r.method)})",
             }
         )
@@ -190,8 +249,8 @@ def _context(
         res = table2_results[table2_proof_name(case)]
         table2.append(
             {
-                "name": tex_escape(case.name),
-                "latex": _fit(case.latex()),
+                "name": tex_escape(case.name).replace(" x ", r" $\times$ "),
+                "latex": _lines(case.latex()),
                 "result": "proved" if res.holds else r"\textcolor{red}{NOT PROVED}",
             }
         )
@@ -201,20 +260,14 @@ def _context(
         env = (
             "erratum" if th.key.startswith("erratum") else "extension" if th.key.startswith("extension") else "theorem"
         )
-        # the environment already prints "Theorem 1" / "Erratum" / "Extension": keep the rest
-        title = re.sub(r"^Theorem \d+ \((.*)\)$", r"\1", th.title)
-        title = re.sub(r"^Extension \(([^)]*)\)", r"\1", re.sub(r"^Erratum: ", "", title))
         theorems.append(
             {
                 "env": env,
-                "title": tex_escape(title),
-                "statement": tex_escape(th.statement),
+                "title": th.title_latex,
+                "statement": th.prose_latex,
                 "statement_latex": th.statement_latex,
                 "holds": th.holds,
-                "steps": [
-                    {"description": tex_escape(s.description), "latex": _fit(s.latex), "holds": s.holds}
-                    for s in th.proof_steps
-                ],
+                "steps": [{"caption": s.caption, "latex": _lines(s.latex), "holds": s.holds} for s in th.proof_steps],
             }
         )
     verification, passed = [], 0
@@ -232,10 +285,16 @@ def _context(
                 }
             )
     gamma = view.gamma
-    _fig4(out / "fig4_degree_of_effect.png", gamma)
+    doe = degree_of_effect(view.kernel, view.svm_params)
+    if view.kernel.name == "rbf":
+        _fig4(out / "fig4_degree_of_effect.png", gamma)
+    else:
+        _fig4_any_kernel(out / "fig4_degree_of_effect.png", doe, view.kernel.name)
     params = ", ".join(f"${sp.latex(sp.Symbol(k))}={v:g}$" for k, v in view.svm_params.items())
+    params_math = r",\ ".join(f"{formula_latex(sp.Symbol(k))}={v:g}" for k, v in view.svm_params.items())
     return {
         "spec_name": tex_escape(spec.name),
+        "spec_name_plain": re.sub(r"[^A-Za-z0-9 ,.:()=-]", " ", spec.name),
         "date": _date(),
         "T": t,
         "M": m,
@@ -261,9 +320,10 @@ def _context(
         + (r"V^\top(\mathbf q_{%d}-\mathbf u)" % spec.pca_after if spec.pca_after else r"V^\top(\mathbf x-\mathbf u)"),
         "pca_jacobian_latex": (r"\operatorname{diag}(\boldsymbol\lambda)^{-1/2}" if spec.whiten else "") + r"V^\top",
         "svm_input": "standardised PCA scores" if spec.scaler else "the PCA scores",
-        "kernel_name": tex_escape(kernel.name),
+        "kernel_name": tex_escape(kernel.name).replace(r"\_", r"\_\allowbreak{}"),
         "kernel_latex": kernel.latex,
         "kernel_params": params,
+        "kernel_params_math": params_math,
         "kernel_gradient_latex": grad,
         "kernel_profile": latex_of(kernel.profile),
         "kernel_profile_derivative": latex_of(kernel.profile_derivative),
@@ -273,13 +333,13 @@ def _context(
         "activations": activations,
         "flatten_order": "channels-last, Keras" if spec.channels_last else "channel-major",
         "spec_steps": [
-            {"title": tex_escape(st.title), "latex": r"\\ ".join(_fit(line) for line in st.latex.split(r"\\"))}
+            {"title": tex_escape(st.title), "latex": r"\\ ".join(_lines(line) for line in st.latex.split(r"\\"))}
             for st in view.steps
         ],
         "spec_proofs": [
             {
                 "name": tex_escape(p.name),
-                "statement": tex_escape(p.statement),
+                "lines": _lines(p.latex) if p.latex else r"\text{" + tex_escape(p.statement) + "}",
                 "result": ("proved" if p.holds else r"\textcolor{red}{NOT PROVED}") + f" ({tex_escape(p.method)})",
             }
             for p in view.spec_proofs
@@ -291,13 +351,18 @@ def _context(
         "table2_method": method,
         "theorems": theorems,
         "gamma": f"{gamma:g}",
-        "d_star": f"{1 / (2 * gamma) ** 0.5:.4f}",
-        "e_max": f"{(2 * gamma) ** 0.5 * 0.6065306597:.4f}",
+        "fig4_caption": _fig4_caption(view.kernel, doe, gamma),
         "verification": verification,
         "verify_cases": cases,
         "verify_seed": seed,
         "verify_passed": passed,
         "verify_total": len(verification),
+        "proofs_total": len(proofs) + len(table2),
+        "proofs_held": sum(1 for p in proofs if "NOT PROVED" not in p["result"])
+        + sum(1 for c in table2 if "NOT PROVED" not in c["result"]),
+        "theorems_total": len(theorems),
+        "theorems_held": sum(1 for t in theorems if t["holds"]),
+        "verify_worst_latex": _sci(max((float(r["max_rel"]) for r in verification), default=0.0)),
         "bundle": _bundle_context(bundle, out) if bundle is not None else None,
         "versions": {
             "cadcam": __version__,
@@ -305,15 +370,15 @@ def _context(
             "torch": torch.__version__,
             "sklearn": sklearn.__version__,
         },
-        "catalogue_short": CATALOGUE_SHA256[:16],
-        "spec_hash_short": spec.sha256()[:16],
+        "catalogue_hash": CATALOGUE_SHA256,
+        "spec_hash": spec.sha256(),
         "command": tex_escape(command),
         "catalogue": [
             {
                 "name": tex_escape(a.name),
                 "torch": tex_escape(a.torch_module),
-                "forward": _fit(latex_of(a.forward)),
-                "derivative": _fit(latex_of(a.derivative)),
+                "forward": _lines(latex_of(a.forward)),
+                "derivative": _lines(latex_of(a.derivative)),
             }
             for a in ACTIVATIONS
         ],
@@ -352,11 +417,11 @@ FIGURES = (
     (
         "fig8_maps.png",
         1.0,
-        "Maps for one test image per class (the paper's Fig.~8 style). Columns: the image; Grad-CAM of the "
+        "Maps for one test image of every class (the paper's Fig.~8). Columns: the image; Grad-CAM of the "
         "CNN's predicted class; SVM-Grad-CAM of the SVM's predicted class; then for each principal component $b$ the "
         "pair $P_b^{\\oplus}$ (evidence that raises $p_b$) and $P_b^{\\ominus}$ (evidence that lowers it), both drawn "
-        "on one colour scale $[0,\\nu_b]$ (Eq.~12) whose maximum the colour bar gives. Row labels: image, true class "
-        "and the two predictions.",
+        "on one colour scale $[0,\\nu_b]$ (Eq.~12), $\\nu_b$ the largest value of the pair's raw maps, which the "
+        "opaque colour bar's top gives. Row labels: image, true class and the two predictions.",
     ),
 )
 
@@ -409,16 +474,63 @@ def _table3_rows(run_dir: Path) -> list[dict[str, str]]:
         return []
 
 
+def _sci(value: float) -> str:
+    """1.2e-15 as LaTeX: 1.2\\times10^{-15}."""
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return rf"{mantissa}\times10^{{{int(exponent)}}}"
+
+
+def _results_in_words(rows: list[dict[str, str]]) -> str:
+    """Two or three sentences read off Table 3: the best classifier on the test set, and every one
+    that memorises its training set (train − test > 0.1), with the γ = 1 explanation for RBF rows."""
+    if not rows:
+        return ""
+    cnn = next((r for r in rows if r["model"] == "CNN"), None)
+    others = [r for r in rows if r["model"] != "CNN"]
+    sentences = []
+    if cnn is not None:
+        sentences.append(f"The CNN reaches a test macro-F1 of {cnn['test']} (train {cnn['train']}).")
+    if others:
+        best = max(others, key=lambda r: float(r["test"]))
+        sentences.append(
+            f"Of the classifiers on the PCA scores, {best['model']} does best on the test set ({best['test']})."
+        )
+    for r in others:
+        gap = float(r["train"]) - float(r["test"])
+        if gap > 0.1:
+            why = (
+                r" With $\gamma=1$ and unscaled scores that span tens of units, every training point lies many "
+                r"$d^*=1/\sqrt{2\gamma}$ from the others (Theorem~2), so the RBF kernel matrix is nearly the identity."
+                if "RBF" in r["model"] and "standardised" not in r["model"]
+                else ""
+            )
+            sentences.append(f"{r['model']} memorises the training set (train {r['train']}, test {r['test']}).{why}")
+    return " ".join(sentences)
+
+
 def _bundle_context(bundle: Path, out: Path) -> dict[str, object]:
     run_dir = Path(bundle).resolve().parent
     rows = _table3_rows(run_dir)
     figures = []
     for name, width, caption in FIGURES:
-        data = _own_regular_file(run_dir, name)
-        if data is not None and _is_png(data):
-            (out / name).write_bytes(data)
-            figures.append({"file": name, "width": width, "caption": caption})
-    return {"path": tex_escape(str(bundle)), "table3": rows, "figures": figures}
+        pages = _figure_pages(run_dir, name) if name == "fig8_maps.png" else [name]
+        found = [(page, data) for page in pages if (data := _own_regular_file(run_dir, page)) and _is_png(data)]
+        for k, (page, data) in enumerate(found, start=1):
+            (out / page).write_bytes(data)
+            part = f" (part {k} of {len(found)}, classes in order)" if len(found) > 1 else ""
+            figures.append(
+                {"file": page, "width": width, "caption": caption + part, "landscape": name == "fig8_maps.png"}
+            )
+    return {"path": tex_escape(str(bundle)), "table3": rows, "figures": figures, "words": _results_in_words(rows)}
+
+
+def _figure_pages(run_dir: Path, name: str) -> list[str]:
+    """The pages of a map grid (``fig8_maps_part<k>.png``) when the run wrote them, else the grid itself."""
+    stem = name.removesuffix(".png")
+    parts = []
+    while (run_dir / f"{stem}_part{len(parts) + 1}.png").is_file():
+        parts.append(f"{stem}_part{len(parts) + 1}.png")
+    return parts or [name]
 
 
 def render_tex(
@@ -568,7 +680,9 @@ def build_report(
                 )
                 raise RuntimeError(f"pdflatex failed on report.tex (nothing was written to {out}):\n{log}")
         made_pdf = (work / "report.pdf").is_file()
-        published = [*sorted(work.glob("*.png")), work / "report.tex", *([work / "report.pdf"] if made_pdf else [])]
+        published = [*sorted(work.glob("*.png")), work / "report.tex"]
+        if made_pdf:  # with LaTeX's log: its warnings (overfull boxes, references) are checked by the suite
+            published += [work / "report.pdf", work / "report.log"]
         for f in published:
             atomic_write_bytes(out / f.name, f.read_bytes())
     tex, pdf_path = out / "report.tex", out / "report.pdf"

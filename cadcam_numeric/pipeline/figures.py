@@ -1,5 +1,6 @@
-"""The figures a person looks at: Fig. 5 (validation accuracy), Fig. 6 (contribution ratios),
-Fig. 7 (3-D PCA scatter), Fig. 8 (map grids). PNGs, written atomically."""
+"""The figures a person looks at: the paper's Fig. 5 (validation accuracy), Fig. 6 (contribution
+ratios), Fig. 7 (3-D PCA scatter) and Fig. 8 (map grids). PNGs, written atomically; no figure
+number is drawn into an image (the report numbers its figures; the file names carry the paper's)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def fig5_validation_accuracy(val_accuracy: list[float], best_epoch: int, path: P
     epochs = np.arange(1, len(val_accuracy) + 1)
     ax.plot(epochs, val_accuracy, marker="o", ms=3)
     ax.axvline(best_epoch, color="tab:red", ls="--", label=f"best epoch {best_epoch} (kept)")
-    ax.set(xlabel="epoch", ylabel="validation accuracy", title="Fig. 5: validation accuracy per epoch", ylim=(0, 1.02))
+    ax.set(xlabel="epoch", ylabel="validation accuracy", title="validation accuracy per epoch", ylim=(0, 1.02))
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     return _save(fig, path)
@@ -41,9 +42,9 @@ def fig6_contribution_ratios(ratios: np.ndarray, layer: int, width: int, path: P
     ax.set(
         ylabel="contribution ratio (%)",
         ylim=(0, max(percent) * 1.25),
-        title=f"Fig. 6: PCA on dense layer {layer} ($D_{{{layer}}}$ = {width})"
+        title=f"PCA on dense layer {layer} ($D_{{{layer}}}$ = {width})"
         if layer
-        else f"Fig. 6: PCA on the pooled features x ($D_0$ = {width})",
+        else f"PCA on the pooled features $\\mathbf{{x}}$ ($D_0$ = {width})",
     )
     return _save(fig, path)
 
@@ -56,7 +57,7 @@ def fig7_pca_scatter(scores: np.ndarray, labels: np.ndarray, class_names: list[s
         sel = labels == c
         z = scores[sel, 2] if scores.shape[1] > 2 else np.zeros(sel.sum())
         ax.scatter(scores[sel, 0], scores[sel, 1], z, s=8, color=cmap(c % 10), label=name)
-    ax.set(xlabel="$p_1$", ylabel="$p_2$", zlabel="$p_3$", title="Fig. 7: test PCA scores by class")
+    ax.set(xlabel="$p_1$", ylabel="$p_2$", zlabel="$p_3$", title="test PCA scores by class")
     ax.legend(loc="upper left", fontsize=7, ncol=2, markerscale=2)
     return _save(fig, path)
 
@@ -71,50 +72,61 @@ def fig8_map_grid(
     path: Path,
     svm_name: str,
     method: str = "grad-cam",
+    nu: np.ndarray | None = None,
 ) -> Path:
     """One row per image: the image, Grad-CAM, SVM-Grad-CAM, then P_b⊕ / P_b⊖ for each component.
 
-    ``gradcam``/``svm`` are [0, 1] maps at image size; ``pca_pos``/``pca_neg`` (N, B, H, W) raw
-    (ReLU'd) maps at image size: each pair is drawn on its own [0, ν_b] scale (Eq. 12) with one
-    colour bar per pair.
+    ``gradcam``/``svm`` are [0, 1] maps at image size; ``pca_pos``/``pca_neg`` (N, B, H, W) the
+    (ReLU'd) maps upsampled to image size; ``nu`` (N, B) the ν_b of Eq. 12, the largest value of the
+    pair's *raw* maps at feature resolution (default: of the maps given). Each pair is drawn on
+    [0, ν_b] with one opaque colour bar per pair whose top is ν_b.
     """
+    from matplotlib import cm
+    from matplotlib.colors import Normalize
+
     n, b = pca_pos.shape[:2]
     cols = 3 + 2 * b
-    fig, axes = plt.subplots(n, cols, figsize=(1.6 * cols + 1.2, 1.55 * n + 1.0), squeeze=False, layout="constrained")
-    titles = ["image", "Grad-CAM\n(CNN class)", f"SVM-Grad-CAM\n({svm_name})"]
+    fig, axes = plt.subplots(n, cols, figsize=(1.2 * cols + 1.0, 1.2 * n + 0.9), squeeze=False, layout="constrained")
+    import textwrap
+
+    wrapped = "\n".join(textwrap.wrap(f"({svm_name})", 16))  # a long classifier name must not run into its neighbour
+    titles = ["image", "Grad-CAM\n(CNN class)", f"SVM-Grad-CAM\n{wrapped}"]
     for k in range(b):
         titles += [f"$P_{k + 1}^{{\\oplus}}$", f"$P_{k + 1}^{{\\ominus}}$"]
     grey = images.mean(-1) if images.ndim == 4 else images
     for i in range(n):
         axes[i, 0].imshow(images[i] if images.ndim == 4 else grey[i], cmap=None if images.ndim == 4 else "grey")
-        axes[i, 0].set_ylabel(row_titles[i], fontsize=7)
+        axes[i, 0].set_ylabel(row_titles[i], fontsize=9)
         for j, cam in ((1, gradcam[i]), (2, svm[i])):
             axes[i, j].imshow(grey[i], cmap="gray")
-            im = axes[i, j].imshow(cam, cmap="jet", alpha=0.5, vmin=0, vmax=1)
-        if i == n - 1:
+            axes[i, j].imshow(cam, cmap="jet", alpha=0.5, vmin=0, vmax=1)
+        if i == n - 1:  # opaque bars: a mappable without the overlay's alpha
+            bar = cm.ScalarMappable(norm=Normalize(0, 1), cmap="jet")
             cb = fig.colorbar(
-                im, ax=axes[:, 1:3].ravel().tolist(), orientation="horizontal", fraction=0.03, pad=0.01, aspect=30
+                bar, ax=axes[:, 1:3].ravel().tolist(), orientation="horizontal", fraction=0.03, pad=0.01, aspect=30
             )
-            cb.set_label("Grad-CAM, SVM-Grad-CAM: [0, 1] per map", fontsize=7)
-            cb.ax.tick_params(labelsize=6)
+            cb.set_label("Grad-CAM, SVM-Grad-CAM: [0, 1] per map", fontsize=9)
+            cb.ax.tick_params(labelsize=8)
         for k in range(b):
-            nu = max(float(pca_pos[i, k].max()), float(pca_neg[i, k].max()), 1e-300)
+            top = float(nu[i, k]) if nu is not None else max(float(pca_pos[i, k].max()), float(pca_neg[i, k].max()))
+            top = max(top, 1e-300)
             for s, maps in enumerate((pca_pos, pca_neg)):
                 ax = axes[i, 3 + 2 * k + s]
                 ax.imshow(grey[i], cmap="gray")
-                im = ax.imshow(maps[i, k], cmap="jet", alpha=0.5, vmin=0, vmax=nu)
-            cb = fig.colorbar(im, ax=axes[i, 3 + 2 * k : 5 + 2 * k].tolist(), fraction=0.06, pad=0.01, aspect=12)
-            cb.ax.tick_params(labelsize=6, length=2, pad=1)
-            cb.set_ticks([0, nu])
-            cb.set_ticklabels(["0", f"{nu:.2g}"])
+                ax.imshow(maps[i, k], cmap="jet", alpha=0.5, vmin=0, vmax=top)
+            bar = cm.ScalarMappable(norm=Normalize(0, top), cmap="jet")
+            cb = fig.colorbar(bar, ax=axes[i, 3 + 2 * k : 5 + 2 * k].tolist(), fraction=0.06, pad=0.01, aspect=12)
+            cb.ax.tick_params(labelsize=8, length=2, pad=1)
+            cb.set_ticks([0, top])
+            cb.set_ticklabels(["0", f"{top:.2g}"])
     for j, title in enumerate(titles):
-        axes[0, j].set_title(title, fontsize=8)
+        axes[0, j].set_title(title, fontsize=10)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(
-        f"Fig. 8-style maps ({method}). Each PCA pair $P_b^\\oplus$, $P_b^\\ominus$ is drawn on one scale "
-        "[0, $\\nu_b$] (Eq. 12); its colour bar gives $\\nu_b$.",
-        fontsize=9,
+        f"Maps ({method}). Each PCA pair $P_b^\\oplus$, $P_b^\\ominus$ is drawn on one scale [0, $\\nu_b$] "
+        "(Eq. 12), $\\nu_b$ the largest value of the pair's raw maps; its colour bar's top is $\\nu_b$.",
+        fontsize=10,
     )
     return _save(fig, path)

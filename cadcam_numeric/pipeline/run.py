@@ -30,7 +30,10 @@ from cadcam_numeric.pipeline.fitting import fit_pca_and_svms, layer_outputs, svm
 from cadcam_numeric.pipeline.training import extract_features, make_head, train_model
 from cadcam_numeric.spec.architecture import LoadedArchitecture
 
-__all__ = ["PipelineConfig", "explain_images", "labels_as_numpy", "run_pipeline"]
+__all__ = ["FIG8_ROWS_PER_PAGE", "PipelineConfig", "explain_images", "labels_as_numpy", "run_pipeline"]
+
+#: Fig. 8 grids of more rows are also written in pages of this many rows (``fig8_maps_part<k>.png``)
+FIG8_ROWS_PER_PAGE = 5
 
 
 @dataclass
@@ -58,7 +61,7 @@ class PipelineConfig:
     svm_c: float = 1.0
     svm_gamma: float = 1.0
     default_svm: str = "rbf-std"
-    n_images: int = 6
+    n_images: int | None = None  # Fig. 8 rows: one test image per class (None: every class)
     seed: int = 0
     device: str | None = None
     download: bool = False
@@ -123,19 +126,23 @@ def explain_images(
         f"{t}\nCNN {names[int(c)]}, SVM {label_text(s)}"
         for t, c, s in zip(row_titles, result.cnn_prediction.cpu(), labels_as_numpy(result.svm_prediction))
     ]
-    png = fig8_map_grid(
-        from_model_input(images),
-        grad,
-        svm_map,
-        pos,
-        neg,
-        titles,
-        out_dir / f"{stem}.png",
-        svm_label(
-            svm_name, bundle.svms[svm_name].blocks[0].kernel.name, bundle.svms[svm_name].scaler_scale is not None
-        ),
-        method,
+    # ν_b of Eq. 12: the largest value of the pair's raw maps (feature resolution), per image
+    nu = torch.maximum(result.pca_positive.amax(dim=(-2, -1)), result.pca_negative.amax(dim=(-2, -1))).cpu().numpy()
+    label = svm_label(
+        svm_name, bundle.svms[svm_name].blocks[0].kernel.name, bundle.svms[svm_name].scaler_scale is not None
     )
+    shown = from_model_input(images)
+
+    def grid(rows: slice, path: Path) -> Path:
+        return fig8_map_grid(
+            shown[rows], grad[rows], svm_map[rows], pos[rows], neg[rows], titles[rows], path, label, method, nu[rows]
+        )
+
+    png = grid(slice(None), out_dir / f"{stem}.png")
+    parts = []
+    if len(titles) > FIG8_ROWS_PER_PAGE:  # pages of the same grid, for reading at print size (the report)
+        for k, start in enumerate(range(0, len(titles), FIG8_ROWS_PER_PAGE), start=1):
+            parts.append(grid(slice(start, start + FIG8_ROWS_PER_PAGE), out_dir / f"{stem}_part{k}.png"))
     arrays = {
         "gradcam_raw": result.gradcam.cpu().numpy(),
         "svm_raw": result.svm.cpu().numpy(),
@@ -154,7 +161,7 @@ def explain_images(
     if labels is not None:
         arrays["labels"] = np.asarray(labels)
     npz = atomic_write(out_dir / f"{stem}.npz", lambda tmp: np.savez_compressed(open(tmp, "wb"), **arrays))
-    return {"grid": png, "maps": npz}
+    return {"grid": png, "maps": npz, "parts": parts}
 
 
 def _write_test_images(images: torch.Tensor, chosen: list[int], data, folder: Path) -> Path:
@@ -298,13 +305,15 @@ def run_pipeline(
         hits = np.flatnonzero(test_out.labels == c)
         if len(hits):
             chosen.append(int(hits[0]))
-        if len(chosen) == config.n_images:
+        if config.n_images is not None and len(chosen) == config.n_images:
             break
     files["test_images"] = _write_test_images(data.test.images[chosen], chosen, data, out_dir / "test_images")
     images = to_model_input(data.test.images[chosen], size)
     titles = [f"test #{i}: true {data.class_names[int(data.test.labels[i])]}" for i in chosen]
     maps = explain_images(bundle, images, out_dir, titles, labels=data.test.labels[chosen].numpy())
     files["fig8"], files["maps"] = maps["grid"], maps["maps"]
+    for k, part in enumerate(maps["parts"], start=1):
+        files[f"fig8_part{k}"] = part
     timings["explain"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     summary = {

@@ -131,7 +131,8 @@ def _interpolate(x: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> torch.T
     Autograd gives the right derivative at a threshold (the training points' decision values sit
     exactly on thresholds): the segment to the right, 0 at and beyond xs_last (cadcam's stated rule)."""
     j = (torch.searchsorted(xs, x.detach().contiguous(), right=True) - 1).clamp(0, len(xs) - 2)
-    inside = ys[j] + (x - xs[j]) * (ys[j + 1] - ys[j]) / (xs[j + 1] - xs[j])
+    width = xs[j + 1] - xs[j]  # IsotonicRegression can repeat a threshold: keep 0/0 out of the masked branch
+    inside = ys[j] + (x - xs[j]) * (ys[j + 1] - ys[j]) / torch.where(width == 0, torch.ones_like(width), width)
     return torch.where(x >= xs[-1], ys[-1], torch.where(x < xs[0], ys[0], inside))
 
 
