@@ -316,7 +316,8 @@ def _layer_steps(spec: ArchitectureSpec, catalogue: CustomCatalogue) -> list[Ste
     vt = r"\operatorname{diag}(\boldsymbol\lambda)^{-1/2}V^\top" if spec.whiten else r"V^\top"
     steps.append(
         Step(
-            f"PCA layer on q_{a} ({spec.n_components} components{', whitened' if spec.whiten else ''})",
+            (f"PCA layer on the output of dense layer {a}" if a else "PCA layer on the pooled features")
+            + f" ({spec.n_components} components{', whitened' if spec.whiten else ''})",
             rf"\mathbf p={vt}(\mathbf q_{a}-\mathbf u),\quad "
             rf"\frac{{\partial\mathbf p}}{{\partial\mathbf x}}={vt}\,{pca_chain}",
             f"p = {'diag(lambda)^(-1/2) ' if spec.whiten else ''}V^T (q_{a} - u); dp/dx = "

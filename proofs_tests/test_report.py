@@ -183,6 +183,8 @@ def typesetting_problems(out) -> list[str]:
         words = [w for w in line.split() if w not in code and w.strip(".,;:()") not in code]
         kept = " ".join(words)
         problems += [f"ASCII maths {marker!r} in: {line.strip()[:100]}" for marker in ASCII_MATH if marker in kept]
+        if re.search(r"(?<![\w/])[A-Za-z]_\d", kept):  # q_2 typed, not typeset (pdftotext gives q2 for q₂)
+            problems.append(f"ASCII subscript in: {line.strip()[:100]}")
     if "??" in text:
         problems.append("an unresolved reference (??) in the text")
     return problems
@@ -215,11 +217,12 @@ def test_the_typesetting_check_catches_what_it_looks_for(tmp_path):
     out.mkdir()
     (out / "report.tex").write_text("\\texttt{block/svm/rbf\\_gamma}")
     (out / "report.log").write_text("Overfull \\hbox (12.5pt too wide) in paragraph at lines 3--4")
-    fake = "E(d) = 2 gamma d exp(-gamma d^2) as d -> 0\nblock/svm/rbf_gamma is code\n"
+    fake = "E(d) = 2 gamma d exp(-gamma d^2) as d -> 0\nblock/svm/rbf_gamma is code\nPCA layer on q_2\n"
     import unittest.mock
 
     with unittest.mock.patch(f"{__name__}.pdf_text", return_value=fake):
         problems = typesetting_problems(out)
     assert any("overfull box: 12.5pt" in p for p in problems)
     assert any("'gamma'" in p for p in problems) and any("'->'" in p for p in problems)
+    assert any("ASCII subscript in: PCA layer on q_2" in p for p in problems)
     assert not any("is code" in p for p in problems)
