@@ -205,8 +205,11 @@ def test_three_reports_typeset_their_mathematics(demo_with_report, tmp_path):
     custom = tmp_path / "custom"
     arch = load_architecture_file(example, derived)
     build_report(custom, view=view_of_architecture(arch.spec, arch.code), verify=False)
+    from reports.html import tex_to_html
+
     for out in (default, demo_with_report / "report", custom):
         assert typesetting_problems(out) == [], out
+        assert tex_to_html((out / "report.tex").read_text()).errors == [], out  # its HTML page typesets all
     pages = subprocess.run(["pdfinfo", str(custom / "report.pdf")], capture_output=True, text=True).stdout
     assert "Title:" in pages and "cadcam derivation report" in pages  # the PDF's metadata
 
@@ -226,3 +229,49 @@ def test_the_typesetting_check_catches_what_it_looks_for(tmp_path):
     assert any("'gamma'" in p for p in problems) and any("'->'" in p for p in problems)
     assert any("ASCII subscript in: PCA layer on q_2" in p for p in problems)
     assert not any("is code" in p for p in problems)
+
+
+HAVE_CHROMIUM = shutil.which("chromium") is not None
+
+
+def test_the_demo_reports_html_page_holds_every_formula_as_mathml(demo_with_report):
+    """report.html is written beside the PDF from the same .tex; every formula converts to MathML."""
+    from reports.html import tex_to_html
+
+    out = demo_with_report / "report"
+    page = tex_to_html((out / "report.tex").read_text())
+    assert page.errors == [] and page.formulas > 300
+    written = (out / "report.html").read_text()
+    assert written == page.text and written.count("<math") >= page.formulas
+    assert 'class="math-error"' not in written and "fig8_maps_part1.png" in written
+
+
+def test_the_converter_shows_what_it_cannot_typeset():
+    """A formula the converter cannot read is kept as source, marked and counted, never dropped."""
+    from reports.html import tex_to_html
+
+    tex = "\\title{t}\n\\begin{document}\nok $a+b$ and bad $\\frac{a}{$ end\n\\end{document}"
+    page = tex_to_html(tex)
+    assert page.formulas == 2 and len(page.errors) == 1 and 'class="math-error"' in page.text
+
+
+@pytest.mark.skipif(not HAVE_CHROMIUM, reason="Chromium not installed (apt-get install chromium)")
+def test_the_html_report_renders_in_headless_chromium(demo_with_report, tmp_path):
+    """Load the demo's report.html in headless Chromium: after its scripts ran, the DOM holds every
+    formula as a <math> element, none marked unreadable; and a screenshot of it is taken."""
+    page = (demo_with_report / "report" / "report.html").resolve()
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--virtual-time-budget=5000"]
+    dom = subprocess.run(
+        ["chromium", *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
+    ).stdout
+    from reports.html import tex_to_html
+
+    formulas = tex_to_html((page.parent / "report.tex").read_text()).formulas
+    assert dom.count("<math") >= formulas > 300 and 'class="math-error"' not in dom
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        ["chromium", *flags, "--window-size=1100,2400", f"--screenshot={shot}", page.as_uri()],
+        capture_output=True,
+        timeout=120,
+    )
+    assert shot.is_file() and shot.stat().st_size > 50_000

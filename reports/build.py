@@ -27,6 +27,7 @@ import sympy as sp
 from derivations.activations import Activation
 from derivations.degree_of_effect import degree_of_effect
 from derivations.latex import formula_latex, tex_escape
+from reports.html import tex_to_html
 from reports.view import ArchitectureView, view_of_architecture
 
 __all__ = ["LATEX_PACKAGES", "PAPER_SPEC", "ReportBuild", "build_report", "paper_view", "render_tex", "view_of_bundle"]
@@ -43,6 +44,8 @@ class ReportBuild:
     tex: Path
     pdf: Path | None
     message: str
+    html: Path | None = None
+    html_unreadable: int = 0  # formulas the HTML page could not typeset (shown as source; 0 expected)
 
 
 #: how the report names the spec's classifier (its score is the linear kernel's for the linear kinds)
@@ -670,7 +673,10 @@ def build_report(
         view = view_of_bundle(bundle, derived) if bundle is not None else paper_view()
     with tempfile.TemporaryDirectory(prefix="cadcam-report-") as tmp:
         work = Path(tmp)
-        (work / "report.tex").write_text(render_tex(view, work, verify, cases, seed, bundle, command), "utf-8")
+        tex_text = render_tex(view, work, verify, cases, seed, bundle, command)
+        (work / "report.tex").write_text(tex_text, "utf-8")
+        page = tex_to_html(tex_text)  # the same document for a browser: MathML, the figures beside it
+        (work / "report.html").write_text(page.text, "utf-8")
         have_latex = shutil.which("pdflatex") is not None
         if pdf and have_latex:
             result = _pdflatex(work)
@@ -680,22 +686,26 @@ def build_report(
                 )
                 raise RuntimeError(f"pdflatex failed on report.tex (nothing was written to {out}):\n{log}")
         made_pdf = (work / "report.pdf").is_file()
-        published = [*sorted(work.glob("*.png")), work / "report.tex"]
+        published = [*sorted(work.glob("*.png")), work / "report.tex", work / "report.html"]
         if made_pdf:  # with LaTeX's log: its warnings (overfull boxes, references) are checked by the suite
             published += [work / "report.pdf", work / "report.log"]
         for f in published:
             atomic_write_bytes(out / f.name, f.read_bytes())
+    html_path = out / "report.html"
+    html_note = f"; {html_path}" + (f" ({len(page.errors)} formulas left as source)" if page.errors else "")
     tex, pdf_path = out / "report.tex", out / "report.pdf"
     if not made_pdf:
         pdf_path.unlink(missing_ok=True)
     if not pdf:
-        return ReportBuild(tex, None, f"wrote {tex}")
+        return ReportBuild(tex, None, f"wrote {tex}{html_note}", html_path, len(page.errors))
     if not have_latex:
         return ReportBuild(
             tex,
             None,
             f"LaTeX is not installed, so only {tex} was written. Install it with "
             f"`apt-get install -y --no-install-recommends {LATEX_PACKAGES}` and rerun "
-            f"(or run `pdflatex report.tex` twice in {out}).",
+            f"(or run `pdflatex report.tex` twice in {out}){html_note}.",
+            html_path,
+            len(page.errors),
         )
-    return ReportBuild(tex, pdf_path, f"wrote {tex} and {pdf_path}")
+    return ReportBuild(tex, pdf_path, f"wrote {tex} and {pdf_path}{html_note}", html_path, len(page.errors))

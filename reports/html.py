@@ -1,0 +1,238 @@
+"""The derivation report as one HTML page, from the very ``report.tex`` the PDF is built from.
+
+The ``.tex`` is cadcam's own output (``reports/templates/report.tex.j2``), so its vocabulary is
+known: sections, lists, theorem and proof environments, ``gather*``/``align`` displays, inline
+``$...$``, tables (booktabs), figures, and a handful of text macros. Each formula becomes MathML
+(``latex2mathml``), which browsers typeset natively: no script and no network. A formula the
+converter cannot read is kept as its LaTeX source in ``<code class="math-error">`` and counted
+(``HtmlReport.errors``); the test suite requires none and checks the page in headless Chromium.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["HtmlReport", "tex_to_html"]
+
+_DISPLAY = re.compile(r"\\begin\{(gather\*|align\*?)\}(.*?)\\end\{\1\}|\\\[(.*?)\\\]", re.S)
+_INLINE = re.compile(r"(?<!\\)\$(.+?)(?<!\\)\$", re.S)
+_TEXT_MACROS = (
+    (re.compile(r"\\texttt\{((?:[^{}]|\{[^{}]*\})*)\}"), r"<code>\1</code>"),
+    (re.compile(r"\\textbf\{((?:[^{}]|\{[^{}]*\})*)\}"), r"<b>\1</b>"),
+    (re.compile(r"\\emph\{((?:[^{}]|\{[^{}]*\})*)\}"), r"<em>\1</em>"),
+    (re.compile(r"\\textcolor\{red\}\{((?:[^{}]|\{[^{}]*\})*)\}"), r'<span class="red">\1</span>'),
+)
+_PLAIN = (
+    (r"\allowbreak{}", ""),
+    (r"\_", "_"),
+    (r"\&", "&amp;"),
+    (r"\%", "%"),
+    (r"\#", "#"),
+    (r"\textbackslash{}", "\\"),
+    (r"\textasciicircum{}", "^"),
+    (r"\textasciitilde{}", "~"),
+    (r"\textless{}", "&lt;"),
+    (r"\textgreater{}", "&gt;"),
+    (r"\textbar{}", "|"),
+    (r"\S", "§"),
+    ("---", "—"),
+    ("--", "–"),
+    ("``", "“"),
+    ("''", "”"),
+    ("~", "\u00a0"),
+    (r"\ ", " "),
+    (r"\,", "\u2009"),
+    (r"\^o", "ô"),
+)
+
+
+@dataclass
+class HtmlReport:
+    text: str
+    formulas: int
+    errors: list[str]
+
+
+class _Converter:
+    def __init__(self) -> None:
+        import latex2mathml.converter
+
+        self._convert = latex2mathml.converter.convert
+        self.formulas = 0
+        self.errors: list[str] = []
+        self.figure = 0
+        self.theorem = 0
+
+    def math(self, latex: str, display: bool) -> str:
+        self.formulas += 1
+        # inside \text{...} LaTeX's ~ and -- are a space and an en dash (the converter keeps them literally)
+        latex = re.sub(
+            r"\\text\{([^{}]*)\}", lambda m: r"\text{" + m.group(1).replace("~", " ").replace("--", "–") + "}", latex
+        )
+        latex = latex.strip()
+        try:
+            mathml = self._convert(latex, display="block" if display else "inline")
+        except Exception as exc:  # any converter failure is shown as source and counted, never hidden
+            self.errors.append(f"{latex[:120]} ({type(exc).__name__})")
+            return f'<code class="math-error">{html.escape(latex)}</code>'
+        return mathml
+
+    def display(self, body: str) -> str:
+        """A display environment's lines (split at its own ``\\\\``, not at those of a ``cases`` inside),
+        alignment ``&`` at its top level dropped."""
+        lines, depth, current, i = [], 0, [], 0
+        while i < len(body):
+            if body.startswith(r"\begin{", i):
+                depth += 1
+            elif body.startswith(r"\end{", i):
+                depth -= 1
+            if depth == 0 and body.startswith("\\\\", i):
+                lines.append("".join(current))
+                current = []
+                i += 2
+                if i < len(body) and body[i] == "[":
+                    i = body.index("]", i) + 1
+                continue
+            if depth == 0 and body[i] == "&":
+                i += 1
+                continue
+            current.append(body[i])
+            i += 1
+        lines.append("".join(current))
+        lines = [re.sub(r"\\(tag|label)\{[^}]*\}", "", line) for line in lines if line.strip()]
+        return '<div class="display">' + "".join(self.math(line, True) for line in lines) + "</div>"
+
+    def text(self, chunk: str) -> str:
+        """Text with inline maths; LaTeX text macros to HTML."""
+        out, last = [], 0
+        for m in _INLINE.finditer(chunk):
+            out.append(self._plain(chunk[last : m.start()]))
+            out.append(self.math(m.group(1), False))
+            last = m.end()
+        out.append(self._plain(chunk[last:]))
+        return "".join(out)
+
+    def _plain(self, text: str) -> str:
+        text = html.escape(text, quote=False).replace("&amp;", "&")
+        for pattern, repl in _TEXT_MACROS:
+            for _ in range(3):
+                text = pattern.sub(repl, text)
+        for old, new in _PLAIN:
+            text = text.replace(old, new)
+        text = text.replace("&", "&amp;").replace("&amp;amp;", "&amp;").replace("&amp;lt;", "&lt;")
+        text = text.replace("&amp;gt;", "&gt;").replace("&amp;nbsp;", "&nbsp;")
+        return text.replace("\\\\", "<br>")
+
+
+def _table(conv: _Converter, spec: str, body: str) -> str:
+    math_first = spec.startswith(">{$}")
+    rows = []
+    for raw in re.split(r"\\\\(?:\*|\[[^\]]*\])?", body):
+        raw = re.sub(r"\\(toprule|midrule|bottomrule|endhead|hline)", "", raw).strip()
+        if not raw:
+            continue
+        cells = [c.strip() for c in raw.split(" & ")]
+        tds = [conv.math(c, False) if math_first and i == 0 else conv.text(c) for i, c in enumerate(cells)]
+        rows.append("<tr>" + "".join(f"<td>{t}</td>" for t in tds) + "</tr>")
+    return "<table>" + "".join(rows) + "</table>"
+
+
+def tex_to_html(tex: str, figures_dir: Path | None = None) -> HtmlReport:
+    """The HTML page of a report's ``.tex`` (module docstring). Figures are referenced by file name,
+    so the page reads them from its own folder."""
+    conv = _Converter()
+    title = re.search(r"\\title\{(.*?)\}\n", tex)
+    date = re.search(r"\\date\{(.*?)\}", tex)
+    body = tex.split(r"\begin{document}", 1)[1].split(r"\end{document}", 1)[0]
+    body = "\n".join(line for line in body.splitlines() if not line.lstrip().startswith("%"))
+    for drop in (r"\maketitle", r"\tableofcontents", r"\appendix", r"\clearpage", r"\noindent", r"\centering"):
+        body = body.replace(drop, "")
+    body = re.sub(r"\\setlength\{[^}]*\}\{[^}]*\}", "", body)
+    body = re.sub(r"\{\\(small|footnotesize|raggedright)\s*", "", body)
+    body = re.sub(r"\\par(?![A-Za-z])\}?", "", body)  # \par and \par}, not \partial or \paragraph
+    body = re.sub(r"^\}\s*$", "", body, flags=re.M)
+    body = re.sub(r"\\begin\{center\}\\small|\\begin\{center\}|\\end\{center\}", "", body)
+
+    parts: list[str] = []
+    pos = 0
+    token = re.compile(
+        r"\\(section|subsection|paragraph)(\*?)\{((?:[^{}]|\{[^{}]*\})*)\}"
+        r"|\\begin\{(itemize|enumerate|abstract|proof|theorem|erratum|extension)\}(\[(?:[^\[\]]|\[[^\]]*\])*\])?"
+        r"|\\end\{(itemize|enumerate|abstract|proof|theorem|erratum|extension)\}"
+        r"|\\item\s*"
+        r"|\\begin\{(figure|sidewaysfigure)\}(?:\[[^\]]*\])?(.*?)\\end\{\7\}"
+        r"|\\begin\{(tabular|longtable)\}\{((?:[^{}]|\{[^{}]*\})*)\}(.*?)\\end\{\9\}"
+        r"|\\begin\{(gather\*|align\*?)\}(.*?)\\end\{\12\}|\\\[(.*?)\\\]",
+        re.S,
+    )
+    names = {"theorem": "Theorem", "erratum": "Erratum", "extension": "Extension"}
+    for m in token.finditer(body):
+        parts.append(_paragraphs(conv, body[pos : m.start()]))
+        pos = m.end()
+        if m.group(1):
+            level = {"section": "h2", "subsection": "h3", "paragraph": "h4"}[m.group(1)]
+            parts.append(f"<{level}>{conv.text(m.group(3))}</{level}>")
+        elif m.group(4):
+            env, option = m.group(4), (m.group(5) or "")[1:-1]
+            if env in ("itemize", "enumerate"):
+                parts.append("<ul>" if env == "itemize" else "<ol>")
+            elif env == "abstract":
+                parts.append('<div class="abstract"><h4>Abstract</h4>')
+            elif env == "proof":
+                parts.append(f'<div class="proof"><i>{conv.text(option) if option else "Proof"}.</i> ')
+            else:
+                number = ""
+                if env == "theorem":
+                    conv.theorem += 1
+                    number = f" {conv.theorem}"
+                head = f"<b>{names[env]}{number}</b>" + (f" ({conv.text(option)})" if option else "")
+                parts.append(f'<div class="theorem">{head}. ')
+        elif m.group(6):
+            parts.append({"itemize": "</ul>", "enumerate": "</ol>"}.get(m.group(6), "</div>"))
+        elif m.group(0).startswith(r"\item"):
+            parts.append("<li>")
+        elif m.group(7):
+            conv.figure += 1
+            image = re.search(r"\\includegraphics(?:\[[^\]]*\])?\{([^}]*)\}", m.group(8))
+            caption = re.search(r"\\caption\{((?:[^{}]|\{(?:[^{}]|\{[^{}]*\})*\})*)\}", m.group(8))
+            src = html.escape(image.group(1)) if image else ""
+            text = conv.text(caption.group(1)) if caption else ""
+            parts.append(
+                f'<figure><img src="{src}" alt="figure {conv.figure}">'
+                f"<figcaption>Figure {conv.figure}: {text}</figcaption></figure>"
+            )
+        elif m.group(9):
+            parts.append(_table(conv, m.group(10), m.group(11)))
+        else:
+            parts.append(conv.display(m.group(13) if m.group(12) else m.group(14)))
+    parts.append(_paragraphs(conv, body[pos:]))
+    head_title = conv.text(re.sub(r"\\\\\[[^\]]*\]\\large", " — ", title.group(1))) if title else "cadcam report"
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>{re.sub("<[^>]+>", "", head_title)}</title>
+<style>
+body {{ max-width: 52em; margin: 2em auto; font-family: "Latin Modern Roman", Georgia, serif; line-height: 1.45;
+       padding: 0 1em; }}
+h1 {{ text-align: center; font-weight: normal; }} .date {{ text-align: center; }}
+.display {{ margin: 0.6em 0; overflow-x: auto; }} .display math {{ display: block; margin: 0.2em 0; }}
+.abstract {{ margin: 1em 3em; font-size: 0.95em; }} .theorem {{ margin: 1em 0; font-style: italic; }}
+.theorem b {{ font-style: normal; }} .proof {{ margin: 0.5em 0 1.5em; }} .red {{ color: #c00; }}
+figure {{ margin: 1.5em 0; text-align: center; }} figure img {{ max-width: 100%; }}
+figcaption {{ text-align: left; font-size: 0.95em; }} table {{ border-collapse: collapse; margin: 1em auto; }}
+td {{ padding: 0.15em 0.6em; border-bottom: 1px solid #ddd; vertical-align: top; }}
+code {{ font-size: 0.92em; }} .math-error {{ color: #c00; }}
+</style></head><body>
+<h1>{head_title}</h1>
+<p class="date">{conv.text(date.group(1)) if date else ""}</p>
+{"".join(parts)}
+</body></html>
+"""
+    return HtmlReport(page, conv.formulas, conv.errors)
+
+
+def _paragraphs(conv: _Converter, chunk: str) -> str:
+    blocks = [b.strip() for b in re.split(r"\n\s*\n", chunk) if b.strip()]
+    return "".join(f"<p>{conv.text(b)}</p>" for b in blocks)
