@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -234,15 +235,40 @@ def test_the_typesetting_check_catches_what_it_looks_for(tmp_path):
 HAVE_CHROMIUM = shutil.which("chromium") is not None
 
 
+def _katex_or_skip():
+    from reports.html import find_katex
+
+    katex = find_katex()
+    if katex is None:
+        pytest.skip("KaTeX not installed (apt-get install libjs-katex, or set CADCAM_KATEX)")
+    return katex
+
+
+def _chromium_dom(page: Path) -> str:
+    """The DOM of ``page`` after its scripts ran, in headless Chromium."""
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--virtual-time-budget=10000"]
+    return subprocess.run(
+        ["chromium", *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=180
+    ).stdout
+
+
+def _math_status(dom: str) -> str:
+    found = re.search(r'<body[^>]*data-math-status="([^"]*)"', dom)
+    assert found, "the page's body carries no data-math-status"
+    return found.group(1)
+
+
 def test_the_demo_reports_html_page_holds_every_formula_as_mathml(demo_with_report):
-    """report.html is written beside the PDF from the same .tex; every formula converts to MathML."""
-    from reports.html import tex_to_html
+    """report.html is written beside the PDF from the same .tex; every formula converts to MathML
+    and carries its LaTeX for KaTeX."""
+    from reports.html import find_katex, tex_to_html
 
     out = demo_with_report / "report"
-    page = tex_to_html((out / "report.tex").read_text())
+    page = tex_to_html((out / "report.tex").read_text(), katex=find_katex() is not None)
     assert page.errors == [] and page.formulas > 300
     written = (out / "report.html").read_text()
     assert written == page.text and written.count("<math") >= page.formulas
+    assert written.count('class="tex"') == page.formulas
     assert 'class="math-error"' not in written and "fig8_maps_part1.png" in written
 
 
@@ -257,21 +283,50 @@ def test_the_converter_shows_what_it_cannot_typeset():
 
 @pytest.mark.skipif(not HAVE_CHROMIUM, reason="Chromium not installed (apt-get install chromium)")
 def test_the_html_report_renders_in_headless_chromium(demo_with_report, tmp_path):
-    """Load the demo's report.html in headless Chromium: after its scripts ran, the DOM holds every
-    formula as a <math> element, none marked unreadable; and a screenshot of it is taken."""
-    page = (demo_with_report / "report" / "report.html").resolve()
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--virtual-time-budget=5000"]
-    dom = subprocess.run(
-        ["chromium", *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
-    ).stdout
+    """Load the demo's report.html in headless Chromium: after its script ran, KaTeX reports every
+    formula typeset and none rejected (the page's data-math-status), the DOM holds a KaTeX box per
+    formula, and a screenshot of it is taken."""
+    _katex_or_skip()
     from reports.html import tex_to_html
 
+    page = (demo_with_report / "report" / "report.html").resolve()
+    assert (page.parent / "katex" / "katex.min.js").is_file()
     formulas = tex_to_html((page.parent / "report.tex").read_text()).formulas
-    assert dom.count("<math") >= formulas > 300 and 'class="math-error"' not in dom
+    dom = _chromium_dom(page)
+    assert _math_status(dom) == f"katex rendered={formulas} failed=0" and formulas > 300
+    assert dom.count('class="katex"') + dom.count('class="katex-display"') >= formulas
+    assert "katex-failed" not in dom.split("<body", 1)[1].split("<script", 1)[0]
     shot = tmp_path / "report.png"
     subprocess.run(
-        ["chromium", *flags, "--window-size=1100,2400", f"--screenshot={shot}", page.as_uri()],
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--virtual-time-budget=10000",
+            "--window-size=1100,2400",
+            f"--screenshot={shot}",
+            page.as_uri(),
+        ],
         capture_output=True,
-        timeout=120,
+        timeout=180,
     )
     assert shot.is_file() and shot.stat().st_size > 50_000
+
+
+@pytest.mark.skipif(not HAVE_CHROMIUM, reason="Chromium not installed (apt-get install chromium)")
+def test_a_formula_katex_rejects_is_counted_in_the_browser(tmp_path):
+    """The browser check can fail: a page with one formula KaTeX rejects reports failed=1 and marks
+    it, keeping its MathML."""
+    katex = _katex_or_skip()
+    from reports.html import katex_files, tex_to_html
+
+    tex = "\\title{t}\n\\begin{document}\nok $a+b$ and $\\nosuchmacro{x}$ end\n\\end{document}"
+    (tmp_path / "report.html").write_text(tex_to_html(tex, katex=True).text)
+    for name, data in katex_files(katex).items():
+        (tmp_path / "katex" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "katex" / name).write_bytes(data)
+    dom = _chromium_dom(tmp_path / "report.html")
+    assert _math_status(dom) == "katex rendered=1 failed=1"
+    assert 'class="tex katex-failed"' in dom

@@ -27,7 +27,7 @@ import sympy as sp
 from derivations.activations import Activation
 from derivations.degree_of_effect import degree_of_effect
 from derivations.latex import formula_latex, tex_escape
-from reports.html import tex_to_html
+from reports.html import find_katex, katex_files, tex_to_html
 from reports.view import ArchitectureView, view_of_architecture
 
 __all__ = ["LATEX_PACKAGES", "PAPER_SPEC", "ReportBuild", "build_report", "paper_view", "render_tex", "view_of_bundle"]
@@ -675,7 +675,8 @@ def build_report(
         work = Path(tmp)
         tex_text = render_tex(view, work, verify, cases, seed, bundle, command)
         (work / "report.tex").write_text(tex_text, "utf-8")
-        page = tex_to_html(tex_text)  # the same document for a browser: MathML, the figures beside it
+        katex = find_katex()  # typesets the browser page when found; MathML alone otherwise
+        page = tex_to_html(tex_text, katex=katex is not None)  # the same document for a browser
         (work / "report.html").write_text(page.text, "utf-8")
         have_latex = shutil.which("pdflatex") is not None
         if pdf and have_latex:
@@ -691,8 +692,12 @@ def build_report(
             published += [work / "report.pdf", work / "report.log"]
         for f in published:
             atomic_write_bytes(out / f.name, f.read_bytes())
+        for name, data in (katex_files(katex) if katex is not None else {}).items():
+            (out / "katex" / name).parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(out / "katex" / name, data)
     html_path = out / "report.html"
     html_note = f"; {html_path}" + (f" ({len(page.errors)} formulas left as source)" if page.errors else "")
+    html_note += f" (formulas typeset by KaTeX from {katex})" if katex is not None else " (formulas as MathML)"
     tex, pdf_path = out / "report.tex", out / "report.pdf"
     if not made_pdf:
         pdf_path.unlink(missing_ok=True)

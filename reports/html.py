@@ -6,16 +6,64 @@ known: sections, lists, theorem and proof environments, ``gather*``/``align`` di
 (``latex2mathml``), which browsers typeset natively: no script and no network. A formula the
 converter cannot read is kept as its LaTeX source in ``<code class="math-error">`` and counted
 (``HtmlReport.errors``); the test suite requires none and checks the page in headless Chromium.
+
+Every formula also carries its LaTeX source (``data-tex``). When a KaTeX distribution is found
+(:func:`find_katex`: ``$CADCAM_KATEX``, else Debian's ``libjs-katex``), the report folder gets a copy
+of it in ``katex/`` and the page typesets each formula with KaTeX in the browser, strictly
+(``throwOnError``): a formula KaTeX rejects keeps its MathML, is marked ``katex-failed`` with KaTeX's
+message, and is counted in ``<body data-math-status="katex rendered=N failed=M">``, which the test
+reads after the page's script ran. Without KaTeX the MathML stands alone.
 """
 
 from __future__ import annotations
 
 import html
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["HtmlReport", "tex_to_html"]
+__all__ = ["HtmlReport", "find_katex", "katex_files", "tex_to_html"]
+
+#: where Debian's ``libjs-katex`` puts KaTeX (``apt-get install libjs-katex``)
+DEBIAN_KATEX = Path("/usr/share/javascript/katex")
+
+# After KaTeX loaded: typeset each formula from its data-tex, strictly; count what KaTeX rejected.
+_KATEX_SCRIPT = """<script>
+(function () {
+  var nodes = document.querySelectorAll(".tex"), rendered = 0, failed = 0;
+  if (typeof katex === "undefined") { document.body.dataset.mathStatus = "mathml (KaTeX did not load)"; return; }
+  nodes.forEach(function (node) {
+    try {
+      katex.render(node.dataset.tex, node, {displayMode: node.dataset.display === "1", throwOnError: true,
+                                            strict: "error", trust: false});
+      rendered += 1;
+    } catch (err) {
+      failed += 1; node.classList.add("katex-failed"); node.title = String(err.message || err);
+    }
+  });
+  document.body.dataset.mathStatus = "katex rendered=" + rendered + " failed=" + failed;
+})();
+</script>"""
+
+
+def find_katex() -> Path | None:
+    """The KaTeX distribution to ship with the HTML report: ``$CADCAM_KATEX`` when set (a folder
+    holding ``katex.min.js``, ``katex.min.css`` and ``fonts/``), else Debian's; None when neither."""
+    for candidate in (os.environ.get("CADCAM_KATEX"), DEBIAN_KATEX):
+        if candidate and (Path(candidate) / "katex.min.js").is_file():
+            return Path(candidate)
+    return None
+
+
+def katex_files(katex: Path) -> dict[str, bytes]:
+    """The files of ``katex`` the page needs, by their path under the report's ``katex/`` folder
+    (the script, the stylesheet and its woff2 fonts; symbolic links are read through)."""
+    files = {name: (katex / name).read_bytes() for name in ("katex.min.js", "katex.min.css")}
+    for font in sorted((katex / "fonts").glob("*.woff2")):
+        files[f"fonts/{font.name}"] = font.read_bytes()
+    return files
+
 
 _DISPLAY = re.compile(r"\\begin\{(gather\*|align\*?)\}(.*?)\\end\{\1\}|\\\[(.*?)\\\]", re.S)
 _INLINE = re.compile(r"(?<!\\)\$(.+?)(?<!\\)\$", re.S)
@@ -77,8 +125,9 @@ class _Converter:
             mathml = self._convert(latex, display="block" if display else "inline")
         except Exception as exc:  # any converter failure is shown as source and counted, never hidden
             self.errors.append(f"{latex[:120]} ({type(exc).__name__})")
-            return f'<code class="math-error">{html.escape(latex)}</code>'
-        return mathml
+            mathml = f'<code class="math-error">{html.escape(latex)}</code>'
+        tag = "div" if display else "span"
+        return f'<{tag} class="tex" data-display="{int(display)}" data-tex="{html.escape(latex)}">{mathml}</{tag}>'
 
     def display(self, body: str) -> str:
         """A display environment's lines (split at its own ``\\\\``, not at those of a ``cases`` inside),
@@ -140,9 +189,10 @@ def _table(conv: _Converter, spec: str, body: str) -> str:
     return "<table>" + "".join(rows) + "</table>"
 
 
-def tex_to_html(tex: str, figures_dir: Path | None = None) -> HtmlReport:
+def tex_to_html(tex: str, katex: bool = False) -> HtmlReport:
     """The HTML page of a report's ``.tex`` (module docstring). Figures are referenced by file name,
-    so the page reads them from its own folder."""
+    so the page reads them from its own folder; with ``katex`` the page loads ``katex/`` beside it
+    and typesets every formula with it (:func:`katex_files` writes that folder)."""
     conv = _Converter()
     title = re.search(r"\\title\{(.*?)\}\n", tex)
     date = re.search(r"\\date\{(.*?)\}", tex)
@@ -210,6 +260,8 @@ def tex_to_html(tex: str, figures_dir: Path | None = None) -> HtmlReport:
             parts.append(conv.display(m.group(13) if m.group(12) else m.group(14)))
     parts.append(_paragraphs(conv, body[pos:]))
     head_title = conv.text(re.sub(r"\\\\\[[^\]]*\]\\large", " — ", title.group(1))) if title else "cadcam report"
+    katex_head = '\n<link rel="stylesheet" href="katex/katex.min.css">' if katex else ""
+    katex_head += '<script src="katex/katex.min.js"></script>' if katex else ""
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>{re.sub("<[^>]+>", "", head_title)}</title>
@@ -223,11 +275,12 @@ h1 {{ text-align: center; font-weight: normal; }} .date {{ text-align: center; }
 figure {{ margin: 1.5em 0; text-align: center; }} figure img {{ max-width: 100%; }}
 figcaption {{ text-align: left; font-size: 0.95em; }} table {{ border-collapse: collapse; margin: 1em auto; }}
 td {{ padding: 0.15em 0.6em; border-bottom: 1px solid #ddd; vertical-align: top; }}
-code {{ font-size: 0.92em; }} .math-error {{ color: #c00; }}
-</style></head><body>
+code {{ font-size: 0.92em; }} .math-error {{ color: #c00; }} .katex-failed {{ outline: 1px solid #c00; }}
+</style>{katex_head}</head><body data-math-status="mathml">
 <h1>{head_title}</h1>
 <p class="date">{conv.text(date.group(1)) if date else ""}</p>
 {"".join(parts)}
+{_KATEX_SCRIPT if katex else ""}
 </body></html>
 """
     return HtmlReport(page, conv.formulas, conv.errors)
