@@ -99,7 +99,7 @@ KERNELS: tuple[Kernel, ...] = (
         (g * U + r) ** d,
         (_gamma, _coef0, _degree),
         "K(s, p) = (gamma <s, p> + coef0)^degree",
-        r"(\gamma\,\mathbf s^\top\mathbf p + r)^{d}",
+        r"(\gamma\,\mathbf s^\top\mathbf p + r)^{\deg}",
     ),
     Kernel(
         "rbf",

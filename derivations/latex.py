@@ -63,13 +63,36 @@ def tex_escape(text: object) -> str:
     return "".join(out)
 
 
+#: parameter names the reports write in the notation table's symbols (scikit-learn's names in code)
+NOTATION = {"coef0": "r", "degree": r"\deg"}
+
+
+def _decimal(q: sp.Rational) -> sp.Float | None:
+    """A rational with a terminating decimal expansion and a long denominator (8943/200000) as that
+    decimal, exactly (0.044715); None for any other rational (1/2 stays a fraction)."""
+    den, twos, fives = int(q.q), 0, 0
+    while den % 2 == 0:
+        den, twos = den // 2, twos + 1
+    while den % 5 == 0:
+        den, fives = den // 5, fives + 1
+    if den != 1 or q.q < 1000:
+        return None
+    places = max(twos, fives)
+    digits = str(abs(int(q.p)) * 10**places // int(q.q)).rjust(places + 1, "0")
+    text = ("-" if q.p < 0 else "") + digits[:-places] + "." + digits[-places:]
+    return sp.Float(text, len(digits.lstrip("0")) or 1)
+
+
 def formula_latex(expr: sp.Expr) -> str:
     """SymPy's LaTeX as the reports print formulas: long constants to 10 significant digits,
-    parameter names upright (``min_val``, not min with a subscript), ``expm1``/``log1p`` as named
-    functions (SymPy prints them as expm with a subscript 1)."""
+    rationals with long terminating expansions as their exact decimals (GELU's 0.044715, not
+    8943/200000), parameter names upright (``min_val``, not min with a subscript) or as the
+    notation table writes them (:data:`NOTATION`), ``expm1``/``log1p`` as named functions (SymPy
+    prints them as expm with a subscript 1)."""
     expr = expr.xreplace({f: sp.Float(f, 10) for f in expr.atoms(sp.Float)})
+    expr = expr.xreplace({q: d for q in expr.atoms(sp.Rational) if (d := _decimal(q)) is not None})
     names = {
-        sym: r"\mathrm{" + sym.name.replace("_", r"\_") + r"}\,"  # \, : apart from a following factor
+        sym: NOTATION.get(sym.name) or r"\mathrm{" + sym.name.replace("_", r"\_") + r"}\,"  # \, : apart
         for sym in expr.free_symbols
         if isinstance(sym, sp.Symbol)
         and len(sym.name) > 1

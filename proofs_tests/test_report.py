@@ -157,7 +157,7 @@ def test_table2_reports_each_case_and_proves_each_once(tmp_path, monkeypatch):
 
 
 #: plain-text renderings of maths that must never reach the typeset mathematics
-ASCII_MATH = ("->", "^", "_{", "sqrt(", "gamma", "˜", "expm", "8943/200000")
+ASCII_MATH = ("->", "^", "_{", "sqrt(", "gamma", "˜", "expm", "8943")  # 8943: GELU-tanh 0.044715 as a fraction
 
 
 def _code_words(tex: str) -> set[str]:
@@ -330,3 +330,19 @@ def test_a_formula_katex_rejects_is_counted_in_the_browser(tmp_path):
     dom = _chromium_dom(tmp_path / "report.html")
     assert _math_status(dom) == "katex rendered=1 failed=1"
     assert 'class="tex katex-failed"' in dom
+
+
+def test_formulas_print_terminating_constants_as_their_exact_decimals():
+    """GELU-tanh's 0.044715 is printed as written, not as SymPy's 8943/200000; short fractions
+    (1/2) and non-terminating ones (1/3) stay fractions; kernel parameters use the notation table's
+    symbols."""
+    import sympy as sp
+
+    from derivations.latex import formula_latex
+
+    z, coef0, degree = sp.symbols("z coef0 degree")
+    assert formula_latex(sp.Rational(8943, 200000) * z) == "0.044715 z"
+    assert formula_latex(sp.Rational(-3, 2000) * z) == "- 0.0015 z"
+    assert formula_latex(z / 2 + z / 3) == r"\frac{5 z}{6}"
+    assert formula_latex(z / 1024) == r"0.0009765625 z"
+    assert formula_latex((coef0 + z) ** degree) == r"\left(r + z\right)^{\deg}"
