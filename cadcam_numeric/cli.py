@@ -45,6 +45,19 @@ positive_int = _at_least(1)
 non_negative_int = _at_least(0)
 
 
+def _count_or_all(text: str) -> int | None:
+    """``all`` (None: every image) or an integer >= 1."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 or 'all', got {text!r}") from None
+
+
+_count_or_all.__name__ = "integer >= 1 or 'all'"
+
+
 def _print_rows(rows: list) -> None:
     from cadcam_numeric.verification.errors import ATOL, RTOL
 
@@ -300,21 +313,60 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from cadcam_numeric.pipeline.explain_cli import explain_paths
+    from cadcam_numeric.pipeline.explain_cli import MAX_IMAGES_PER_FIGURE, explain_paths
+    from cadcam_numeric.pipeline.sources import is_data_source, open_source
 
-    written = explain_paths(
+    store = args.store or args.distributed or any(is_data_source(s) for s in args.images)
+    if not store:  # plain files and folders: a figure for a few images, a store for more
+        store = len(open_source(args.images, 1)) > MAX_IMAGES_PER_FIGURE
+    if not store:
+        written = explain_paths(
+            Path(args.bundle),
+            [Path(p) for p in args.images],
+            Path(args.out),
+            svm=args.svm,
+            method=args.method,
+            weights=args.weights,
+            device=args.device,
+            derived=args.derived,
+            spec=args.spec,
+        )
+        for name, path in written.items():
+            print(f"{name:6} {path}")
+        return 0
+    from cadcam_numeric.pipeline.explain_store import explain_to_store
+
+    args.resumable = True  # an interrupted store is kept: the same command resumes it
+    run = explain_to_store(
         Path(args.bundle),
-        [Path(p) for p in args.images],
+        args.images if len(args.images) > 1 else args.images[0],
         Path(args.out),
         svm=args.svm,
         method=args.method,
-        weights=args.weights,
+        shard_size=args.shard_size,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        float16=args.float16,
+        strict=args.strict,
+        distributed=args.distributed,
         device=args.device,
+        weights=args.weights,
         derived=args.derived,
         spec=args.spec,
+        seed=args.seed,
     )
-    for name, path in written.items():
-        print(f"{name:6} {path}")
+    if run.rank == 0:
+        print(
+            f"{run.images} images explained into {run.out} ({run.computed} shards computed, {run.kept} kept from "
+            f"an earlier run, {run.world} process{'es' if run.world > 1 else ''}, {run.seconds:.1f} s)"
+        )
+        for i, reason in run.skipped[:20]:
+            print(f"skipped {i}: {reason}")
+        if len(run.skipped) > 20:
+            print(f"… and {len(run.skipped) - 20} more; all are listed in {run.out / 'skipped.csv'}")
+        for name, path in run.files.items():
+            print(f"{name:8} {path}")
+        print(f"read it with: from cadcam_numeric.pipeline import MapStore; MapStore({str(run.out)!r})")
     return 0
 
 
@@ -372,15 +424,22 @@ def _evaluate(args: argparse.Namespace) -> int:
         derived=args.derived,
         targets=None if args.target is None else ClassTarget(args.target),
         svm_targets=None if args.svm_target is None else SVMClassTarget(args.svm_target),
+        batch_size=args.batch_size,
+        shard_size=args.shard_size,
+        workers=args.workers,
+        distributed=args.distributed,
     )
     kept = "correctly classified" if summary["correct_only"] else "all"
+    if "files" not in summary:
+        return 0
     print(
         f"{summary['images']} {kept} images of {summary['data']} (CNN accuracy {summary['cnn_accuracy']:.3f} "
         f"over {summary['candidates']} candidates), {summary['seconds']:.0f} s\n"
     )
-    print(Path(summary["files"]["md"]).read_text())
-    for name, path in summary["files"].items():
-        print(f"{name:7} {path}")
+    if "files" in summary:  # rank 0 writes (and prints) the results
+        print(Path(summary["files"]["md"]).read_text())
+        for name, path in summary["files"].items():
+            print(f"{name:7} {path}")
     return 0
 
 
@@ -462,8 +521,29 @@ def build_parser() -> argparse.ArgumentParser:
     trn.add_argument("--image-size", type=positive_int, default=64, help="size folder images are loaded at")
     _add_pipeline_options(trn)
     trn.set_defaults(func=_train)
-    exp = sub.add_parser("explain", help="maps for image files or folders from a bundle")
-    exp.add_argument("images", nargs="+", help="image files and/or folders of images")
+    exp = sub.add_parser(
+        "explain",
+        help="maps for image files, folders or a whole data source from a bundle",
+        description="A figure and .npz for up to 12 image files; for more, or a data source, a map store "
+        "(shards + index, resumable; `torchrun -m cadcam_numeric explain ... --distributed` for many processes).",
+    )
+    exp.add_argument(
+        "images",
+        nargs="+",
+        metavar="SOURCE",
+        help="image files and/or folders, or one data source: folder:PATH, files:LIST.txt, digits, mnist:ROOT, "
+        "fashion-mnist:ROOT, cifar10:ROOT, medmnist:FILE.npz, localisation[:N]",
+    )
+    exp.add_argument("--store", action="store_true", help="write a map store even for 12 images or fewer")
+    exp.add_argument("--shard-size", type=positive_int, default=1024, help="images per shard (default: %(default)s)")
+    exp.add_argument("--batch-size", type=positive_int, default=32, help="images per batch (default: %(default)s)")
+    exp.add_argument(
+        "--workers", type=non_negative_int, default=None, help="DataLoader worker processes (default: cores - 1)"
+    )
+    exp.add_argument("--float16", action="store_true", help="store the maps as float16 (half the disk)")
+    exp.add_argument("--strict", action="store_true", help="stop at an unreadable image (default: skip and list it)")
+    exp.add_argument("--distributed", action="store_true", help="one rank of a torchrun group (gloo/NCCL)")
+    exp.add_argument("--seed", type=int, default=0, help="seed of the digits split / localisation set")
     exp.add_argument("--bundle", required=True, help="bundle directory written by demo/train")
     exp.add_argument("--out", required=True, help="output directory")
     exp.add_argument("--svm", default=None, help="which SVM of the bundle (default: the bundle's default)")
@@ -481,7 +561,19 @@ def build_parser() -> argparse.ArgumentParser:
         default="localisation",
         help="localisation (digits in cluttered canvases, exact boxes; default) or any --data source",
     )
-    ev.add_argument("--n", type=positive_int, default=100, help="number of images (default: %(default)s)")
+    ev.add_argument(
+        "--images",
+        "--n",
+        dest="n",
+        type=_count_or_all,
+        default=100,
+        help="number of images, or `all` for every image of the source (default: %(default)s; under torchrun "
+        "write --images: torchrun reads --n as its own --nnodes)",
+    )
+    ev.add_argument("--batch-size", type=positive_int, default=32, help="images per batch (default: %(default)s)")
+    ev.add_argument("--shard-size", type=positive_int, default=256, help="images per shard (default: %(default)s)")
+    ev.add_argument("--workers", type=non_negative_int, default=0, help="DataLoader worker processes (default: 0)")
+    ev.add_argument("--distributed", action="store_true", help="one rank of a torchrun group (gloo/NCCL)")
     ev.add_argument("--steps", type=positive_int, default=16, help="deletion/insertion steps (default: %(default)s)")
     ev.add_argument("--svm", default=None, help="which SVM of the bundle (default: the bundle's default)")
     ev.add_argument(
@@ -614,7 +706,14 @@ def main(argv: list[str] | None = None) -> int:
         status = 2
         return status
     except KeyboardInterrupt:
-        print(f"cadcam {args.command}: interrupted; nothing half-written was kept", file=sys.stderr)
+        if getattr(args, "resumable", False):
+            print(
+                f"cadcam {args.command}: interrupted; the shards finished so far are kept in {args.out}: "
+                "rerun the same command to finish the store",
+                file=sys.stderr,
+            )
+        else:
+            print(f"cadcam {args.command}: interrupted; nothing half-written was kept", file=sys.stderr)
         status = 130
         return status
     except Exception as exc:
@@ -626,7 +725,8 @@ def main(argv: list[str] | None = None) -> int:
         status = 2
         return status
     finally:
-        if status not in (0, 3) and not existed:  # 3: report wrote its .tex, only the PDF is missing
+        # 3: report wrote its .tex, only the PDF is missing; an interrupted store is kept for resuming
+        if status not in (0, 3) and not existed and not (status == 130 and getattr(args, "resumable", False)):
             import shutil
 
             shutil.rmtree(args.out, ignore_errors=True)

@@ -63,7 +63,9 @@ def deletion_insertion(
     ``score(x, index)`` maps a batch of images, and the index of the original image each row comes
     from, to one score each (e.g. the probability of that image's target class);
     ``baseline`` (N, C, H, W) is what removed pixels become (a blurred copy, or zeros). Ties in
-    the map are broken by pixel index (stable sort), so curves are reproducible.
+    the map are broken by pixel index (stable sort), so curves are reproducible. The N·(steps+1)
+    perturbed images of each curve are scored ``batch_size`` at a time (one forward per chunk,
+    across images and steps), each chunk built only when it is scored.
     """
     if images.dim() != 4 or saliency.shape != (images.shape[0], *images.shape[-2:]):
         raise CadcamInputError(f"saliency: expected shape (N, H, W) = {(images.shape[0], *images.shape[-2:])}")
@@ -71,26 +73,32 @@ def deletion_insertion(
         raise CadcamInputError("baseline: must have the images' shape")
     if steps < 1:
         raise CadcamInputError(f"steps: expected >= 1, got {steps}")
-    n, c, h, w = images.shape
+    n, _, h, w = images.shape
     hw = h * w
     order = torch.sort(saliency.reshape(n, hw), dim=1, descending=True, stable=True).indices
     counts = [min(hw, round(k * hw / steps)) for k in range(steps + 1)]
     rank = torch.empty_like(order)
     rank.scatter_(1, order, torch.arange(hw, device=order.device).expand(n, hw))
-    del_scores, ins_scores = [], []
-    for k in counts:
-        chosen = (rank < k).reshape(n, 1, h, w)  # the k most salient pixels
-        del_scores.append(torch.where(chosen, baseline, images))
-        ins_scores.append(torch.where(chosen, images, baseline))
-
+    rank = rank.reshape(n, 1, h, w)
+    limits = torch.tensor(counts, device=images.device)
+    # (image, step) pairs in image-major order; each chunk of batch_size pairs is built when scored
     which = torch.arange(n, device=images.device).repeat_interleave(steps + 1)
+    step = torch.arange(steps + 1, device=images.device).repeat(n)
 
-    def run(stack: list[Tensor]) -> Tensor:
-        batch = torch.stack(stack, 1).reshape(-1, c, h, w)
-        out = [score(batch[i : i + batch_size], which[i : i + batch_size]) for i in range(0, len(batch), batch_size)]
+    def run(removing: bool) -> Tensor:
+        out = []
+        for i in range(0, len(which), batch_size):
+            idx, k = which[i : i + batch_size], step[i : i + batch_size]
+            chosen = rank[idx] < limits[k].view(-1, 1, 1, 1)  # the k most salient pixels of each image
+            batch = (
+                torch.where(chosen, baseline[idx], images[idx])
+                if removing
+                else torch.where(chosen, images[idx], baseline[idx])
+            )
+            out.append(score(batch, idx))
         return torch.cat(out).reshape(n, steps + 1)
 
-    deletion, insertion = run(del_scores), run(ins_scores)
+    deletion, insertion = run(True), run(False)
     x = torch.tensor(counts, dtype=deletion.dtype, device=deletion.device) / hw
     return Curves(x, deletion, insertion, _auc(x, deletion), _auc(x, insertion))
 

@@ -36,10 +36,11 @@ from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.methods.decom import decom_cam, gaussian_blur
 from cadcam_numeric.methods.eigen import eigen_cam, eigen_grad_cam
 from cadcam_numeric.metrics import deletion_insertion, localisation_hits, pointing_game, stratified_by_accuracy
+from cadcam_numeric.pipeline.batches import shard_batches, shard_count
 from cadcam_numeric.pipeline.bundle import load_bundle
-from cadcam_numeric.pipeline.data import load_data, to_model_input
-from cadcam_numeric.pipeline.localisation import make_localisation_set, scale_boxes
+from cadcam_numeric.pipeline.distributed import Processes, start_processes
 from cadcam_numeric.pipeline.run import labels_as_numpy, rows_to_csv, rows_to_markdown
+from cadcam_numeric.pipeline.sources import ImageSource, open_source
 
 __all__ = ["run_evaluation"]
 
@@ -52,79 +53,57 @@ class _Method:
     score: Callable[[Tensor, Tensor], Tensor]
 
 
-def run_evaluation(
-    bundle_dir: Path,
-    out_dir: Path,
-    data: str = "localisation",
-    n: int = 100,
-    steps: int = 16,
-    svm: str | None = None,
-    seed: int = 0,
-    device: str | None = None,
-    weights: str | None = None,
-    correct_only: bool = True,
-    derived: str | Path | None = None,
-    targets: object = None,
-    svm_targets: object = None,
-) -> dict[str, object]:
-    """Evaluate on ``n`` images; with ``correct_only`` (Decom-CAM's protocol) only images the CNN
-    classifies correctly are kept (candidates are drawn until ``n`` are found or 10·n were tried).
+@dataclass
+class _Context:
+    """One evaluation: the model, what is explained, the source, and how it is streamed."""
 
-    ``targets`` / ``svm_targets``: what every map explains, one target for all images, as in
-    :func:`~cadcam_numeric.engine.explain.explain` (an integer or :class:`ClassTarget` of the CNN,
-    an :class:`SVMClassTarget`; default: each image's predictions). The scores the deletion and
-    insertion curves follow are those of the explained targets.
-    """
-    for name, value in (("targets", targets), ("svm_targets", svm_targets)):
-        if isinstance(value, list | tuple | np.ndarray | Tensor):
-            raise CadcamInputError(f"{name}: evaluate takes one target for all images, got a sequence")
-    t0 = time.perf_counter()
-    dev = select_device(device)
-    bundle = load_bundle(bundle_dir, weights=weights, device=dev, derived=derived)
-    size = bundle.backbone.input_size
-    svm_name = svm or bundle.default_svm
-    if svm_name not in bundle.svms:
-        raise CadcamInputError(f"svm: {svm_name!r} is not in the bundle; it has {sorted(bundle.svms)}")
-    svm_head = bundle.svms[svm_name]
-    boxes = None
-    candidates = 10 * n if correct_only else n
-    if data == "localisation":
-        loc = make_localisation_set(candidates, canvas=40, scales=(4,), seed=seed)
-        raw, labels = loc.images.images, loc.images.labels
-        boxes = scale_boxes(loc.boxes, loc.canvas, size)
-    else:
-        split = load_data(data, seed).test
-        raw, labels = split.images[:candidates], split.labels[:candidates]
+    bundle: object
+    svm_head: object
+    svm_name: str
+    targets: object
+    svm_targets: object
+    steps: int
+    sigma: float
+    size: int
+    source: ImageSource
+    classes: np.ndarray  # each image's class index in the bundle
+    data: str
+    n: int | None
+    correct_only: bool
+    seed: int
+    batch_size: int
+    shard_size: int
+    workers: int | None
+
+
+def _class_indices(source: ImageSource, class_names: list[str]) -> np.ndarray:
+    """Each image's class as the bundle's class index (−1 where the source has no label)."""
+    if source.class_labels is not None:
+        return np.asarray(source.class_labels, dtype=np.int64)
+    lookup = {name: i for i, name in enumerate(class_names)}
+    return np.array([lookup.get(label, -1) for label in source.labels], dtype=np.int64)
+
+
+def _methods(ctx: _Context, images: Tensor) -> tuple[list[_Method], object]:
+    """Every method's maps for one batch of images, with the score each is judged by."""
+    bundle, svm_head, size = ctx.bundle, ctx.svm_head, ctx.size
     model, head, pca, layer = bundle.model, bundle.model.head, bundle.pca, bundle.pca_after
-    images = to_model_input(raw, size).to(dev)
-    with torch.no_grad():
-        predicted = torch.cat([model(images[i : i + 256]).argmax(1).cpu() for i in range(0, len(images), 256)])
-    accuracy = float((predicted == labels).float().mean())
-    keep = torch.nonzero(predicted == labels).flatten()[:n] if correct_only else torch.arange(min(n, len(labels)))
-    if len(keep) == 0:
-        raise CadcamInputError("data: the model classifies none of the images correctly; nothing to evaluate")
-    images, labels = images[keep.to(dev)], labels[keep]
-    boxes = boxes[keep] if boxes is not None else None
     with torch.no_grad():
         features = model.backbone(images)
-    sigma = max(1.0, size / 16)
-    baseline = gaussian_blur(images, sigma)
 
     def scores_of(x: Tensor) -> object:
         with torch.no_grad():
             return target_scores(model.backbone(x), head, pca, layer, svm_head)
 
-    if isinstance(svm_targets, SVMClassTarget):
-        svm_targets = SVMClassTarget(_svm_label(svm_targets.label, svm_head.classes))
-    chosen = resolve_targets(targets, svm_targets, len(images), len(bundle.class_names), svm_head.classes)
+    chosen = resolve_targets(ctx.targets, ctx.svm_targets, len(images), len(bundle.class_names), svm_head.classes)
     targets, svm_targets = chosen.cnn, chosen.svm
-    methods: list[_Method] = []
     per_method = {
         m: explain(features, head, pca, layer, svm_head, targets=targets, svm_targets=svm_targets, method=m)
         for m in METHOD_LABELS
     }
     r = per_method["grad-cam"]
-    cls, svm_idx = r.cnn_target, svm_head.class_index(labels_as_numpy(r.svm_target), "svm").to(dev)
+    cls = r.cnn_target
+    svm_idx = svm_head.class_index(labels_as_numpy(r.svm_target), "svm").to(images.device)
 
     def class_prob(x: Tensor, i: Tensor) -> Tensor:
         return torch.softmax(scores_of(x).logits, 1)[torch.arange(len(i)), cls[i]]
@@ -138,6 +117,7 @@ def run_evaluation(
     def prep(m: Tensor) -> Tensor:
         return normalise(upsample(m, (size, size)))
 
+    methods: list[_Method] = []
     for mname, res in per_method.items():
         label = METHOD_LABELS[mname]
         methods.append(_Method(f"{label} (class)", "class", prep(res.gradcam), class_prob))
@@ -151,68 +131,243 @@ def run_evaluation(
         _Method("Eigen-Grad-CAM (class)", "class", prep(eigen_grad_cam(features, grads.gradcam)), class_prob)
     )
     decom = decom_cam(
-        images, model.backbone, head, pca, layer, None, target="class", targets=cls, p=10, blur_sigma=sigma
+        images, model.backbone, head, pca, layer, None, target="class", targets=cls, p=10, blur_sigma=ctx.sigma
     )
     methods.append(_Method("Decom-CAM (class)", "class", decom.saliency, class_prob))
+    return methods, r
 
-    rows, curves = [], {}
-    for m in tqdm(methods, desc="metrics", leave=False):
-        c = deletion_insertion(m.score, images, m.maps.to(images), baseline, steps)
-        row = {
-            "method": m.name,
-            "deletion_auc": round(float(c.deletion_auc.mean()), 4),
-            "insertion_auc": round(float(c.insertion_auc.mean()), 4),
-            "insertion_minus_deletion": round(float((c.insertion_auc - c.deletion_auc).mean()), 4),
+
+def _evaluate_batch(ctx: _Context, images: Tensor, boxes: Tensor | None) -> tuple[dict[str, dict], object]:
+    """Per-image results of every method on one batch: AUCs and curves, and with boxes the
+    pointing-game hit and the IoU."""
+    methods, r = _methods(ctx, images)
+    baseline = gaussian_blur(images, ctx.sigma)
+    out: dict[str, dict] = {}
+    for m in methods:
+        c = deletion_insertion(m.score, images, m.maps.to(images), baseline, ctx.steps)
+        record = {
+            "family": m.family,
+            "fractions": c.fractions.cpu().numpy(),
+            "deletion_auc": c.deletion_auc.cpu().numpy(),
+            "insertion_auc": c.insertion_auc.cpu().numpy(),
+            "deletion": c.deletion.cpu().numpy(),
+            "insertion": c.insertion.cpu().numpy(),
         }
-        if not correct_only and m.family == "class":
-            right = (r.cnn_prediction.cpu() == labels).numpy()
+        if boxes is not None:
+            ious, _ = localisation_hits(m.maps, boxes, 0.15)
+            record["pointing"] = pointing_game(m.maps, boxes.to(images.device)).cpu().numpy()
+            record["iou"] = ious
+        out[m.name] = record
+    return out, r
+
+
+def _evaluate_shard(ctx: _Context, k: int, device: torch.device) -> dict:
+    """Shard k: every candidate's prediction, and the per-image results of those kept."""
+    source, classes = ctx.source, ctx.classes
+    positions, right, kept, results = [], [], [], []
+    for batch in shard_batches(source, [k], ctx.shard_size, ctx.batch_size, device, ctx.workers):
+        if batch.unreadable:
+            position, message = batch.unreadable[0]
+            raise CadcamInputError(f"data: {source.ids[position]}: {message}")
+        if not len(batch.positions):
+            continue
+        with torch.no_grad():
+            predicted = ctx.bundle.model(batch.images).argmax(1).cpu().numpy()
+        truth = classes[batch.positions.numpy()]
+        ok = predicted == truth
+        keep = np.flatnonzero(ok) if ctx.correct_only else np.arange(len(ok))
+        positions.append(batch.positions.numpy())
+        right.append(ok)
+        if len(keep):
+            boxes = source.boxes[batch.positions[keep]] if source.boxes is not None else None
+            per_method, r = _evaluate_batch(ctx, batch.images[torch.as_tensor(keep, device=device)], boxes)
+            svm_pred = labels_as_numpy(r.svm_prediction)
+            kept.append({"positions": batch.positions.numpy()[keep], "right": ok[keep], "svm_prediction": svm_pred})
+            results.append(per_method)
+    return {"positions": positions, "right": right, "kept": kept, "results": results}
+
+
+def run_evaluation(
+    bundle_dir: Path,
+    out_dir: Path,
+    data: str = "localisation",
+    n: int | None = 100,
+    steps: int = 16,
+    svm: str | None = None,
+    seed: int = 0,
+    device: str | None = None,
+    weights: str | None = None,
+    correct_only: bool = True,
+    derived: str | Path | None = None,
+    targets: object = None,
+    svm_targets: object = None,
+    *,
+    batch_size: int = 32,
+    shard_size: int = 256,
+    workers: int | None = 0,
+    distributed: bool = False,
+    progress: bool = True,
+) -> dict[str, object]:
+    """Evaluate on ``n`` images (None: every image of the source), streamed shard by shard.
+
+    With ``correct_only`` (Decom-CAM's protocol) only images the CNN classifies correctly are kept:
+    the first ``n`` of the source, in its order (the localisation set draws 10·n candidates for
+    them). Each batch is explained, perturbed and scored on its own (deletion and insertion: one
+    forward per chunk of perturbed images), so memory does not grow with the source; the results
+    are the same in one process and in ``distributed`` torchrun ranks (rank r takes shards r, r+K, …).
+
+    ``targets`` / ``svm_targets``: what every map explains, one target for all images, as in
+    :func:`~cadcam_numeric.engine.explain.explain` (an integer or :class:`ClassTarget` of the CNN,
+    an :class:`SVMClassTarget`; default: each image's predictions). The scores the deletion and
+    insertion curves follow are those of the explained targets.
+    """
+    for name, value in (("targets", targets), ("svm_targets", svm_targets)):
+        if isinstance(value, list | tuple | np.ndarray | Tensor):
+            raise CadcamInputError(f"{name}: evaluate takes one target for all images, got a sequence")
+    if n is not None and n < 1:
+        raise CadcamInputError(f"n: expected a positive number of images or None (all), got {n}")
+    t0 = time.perf_counter()
+    procs = start_processes(select_device(device), distributed)
+    try:
+        bundle = load_bundle(bundle_dir, weights=weights, device=procs.device, derived=derived)
+        size = bundle.backbone.input_size
+        svm_name = svm or bundle.default_svm
+        if svm_name not in bundle.svms:
+            raise CadcamInputError(f"svm: {svm_name!r} is not in the bundle; it has {sorted(bundle.svms)}")
+        svm_head = bundle.svms[svm_name]
+        if data == "localisation":
+            data_source = f"localisation:{(10 * n if correct_only else n) if n is not None else 1000}"
+        else:
+            data_source = data
+        source = open_source(data_source, size, seed)
+        classes = _class_indices(source, bundle.class_names)
+        if (classes < 0).any():
+            missing = source.ids[int(np.flatnonzero(classes < 0)[0])]
+            raise CadcamInputError(
+                f"data: {missing} has no class of the bundle ({bundle.class_names}); evaluate needs labelled images"
+            )
+        if isinstance(svm_targets, SVMClassTarget):
+            svm_targets = SVMClassTarget(_svm_label(svm_targets.label, svm_head.classes))
+        resolve_targets(targets, svm_targets, 1, len(bundle.class_names), svm_head.classes)  # bad ones: before work
+        ctx = _Context(
+            bundle, svm_head, svm_name, targets, svm_targets, steps, max(1.0, size / 16), size, source, classes,
+            data, n, correct_only, seed, batch_size, shard_size, workers,
+        )  # fmt: skip
+        shards = _stream(procs, ctx, progress)
+        return _summarise(procs, ctx, shards, Path(out_dir), t0)
+    finally:
+        procs.close()
+
+
+def _stream(procs: Processes, ctx: _Context, progress: bool) -> list[dict]:
+    """Shards in rounds of one per rank, every rank's results gathered after each round, until the
+    first ``n`` kept images (in source order) are in; every rank ends with the same list."""
+    n, source = ctx.n, ctx.source
+    n_shards = shard_count(len(source), ctx.shard_size)
+    shards: list[dict] = []
+    kept_total = 0
+    bar = tqdm(total=n or len(source), unit="img", desc="evaluate", disable=not progress or not procs.is_main)
+    for first in range(0, n_shards, procs.world):
+        k = first + procs.rank
+        for done in procs.gather(_evaluate_shard(ctx, k, procs.device) if k < n_shards else None):
+            if done is not None:
+                shards.append(done)
+                found = sum(len(b["positions"]) for b in done["kept"])
+                kept_total += found
+                bar.update(found if n is not None else sum(len(p) for p in done["positions"]))
+        if n is not None and kept_total >= n:
+            break
+    bar.close()
+    if kept_total == 0:
+        raise CadcamInputError("data: the model classifies none of the images correctly; nothing to evaluate")
+    return shards
+
+
+def _summarise(procs: Processes, ctx: _Context, shards: list[dict], out_dir: Path, t0: float) -> dict[str, object]:
+    """The first ``n`` kept images' results, in source order: rows, curves, files (rank 0 writes)."""
+    n, correct_only, seed, source, classes, bundle = (
+        ctx.n,
+        ctx.correct_only,
+        ctx.seed,
+        ctx.source,
+        ctx.classes,
+        ctx.bundle,
+    )
+    candidates = np.concatenate([p for s in shards for p in s["positions"]])
+    right_all = np.concatenate([r for s in shards for r in s["right"]])
+    batches = [(b, res) for s in shards for b, res in zip(s["kept"], s["results"], strict=True)]
+    take = n if n is not None else sum(len(b["positions"]) for b, _ in batches)
+    names = list(batches[0][1])
+
+    def joined(name: str, key: str) -> np.ndarray:
+        return np.concatenate([res[name][key] for _, res in batches])[:take]
+
+    right = np.concatenate([b["right"] for b, _ in batches])[:take]
+    positions = np.concatenate([b["positions"] for b, _ in batches])[:take]
+    rows, curves = [], {}
+    for name in names:
+        family = batches[0][1][name]["family"]
+        deletion_auc, insertion_auc = joined(name, "deletion_auc"), joined(name, "insertion_auc")
+        row = {
+            "method": name,
+            "deletion_auc": round(float(deletion_auc.mean()), 4),
+            "insertion_auc": round(float(insertion_auc.mean()), 4),
+            "insertion_minus_deletion": round(float((insertion_auc - deletion_auc).mean()), 4),
+        }
+        if not correct_only and family == "class":
             try:  # Decom-CAM's stratified protocol (needs right and wrong predictions)
-                _, _, auc = stratified_by_accuracy(
-                    (c.insertion_auc - c.deletion_auc).cpu().numpy(), right, 50, 10, seed
-                )
+                _, _, auc = stratified_by_accuracy(insertion_auc - deletion_auc, right, 50, 10, seed)
                 row["stratified_auc"] = round(auc, 4)
             except CadcamInputError:
                 row["stratified_auc"] = "n/a"
-        if boxes is not None:
-            ious, hits = localisation_hits(m.maps, boxes, 0.15)
+        if source.boxes is not None:
+            ious = joined(name, "iou")
             row.update(
-                pointing_game=round(float(pointing_game(m.maps, boxes.to(dev)).float().mean()), 4),
+                pointing_game=round(float(joined(name, "pointing").astype(np.float64).mean()), 4),
                 mean_iou=round(float(ious.mean()), 4),
-                iou_at_least_0_5=round(float(hits.mean()), 4),
+                iou_at_least_0_5=round(float((ious >= 0.5).mean()), 4),
             )
         rows.append(row)
-        curves[m.name] = (
-            m.family,
-            c.fractions.cpu().numpy(),
-            c.deletion.mean(0).cpu().numpy(),
-            c.insertion.mean(0).cpu().numpy(),
+        curves[name] = (
+            family,
+            batches[0][1][name]["fractions"],
+            joined(name, "deletion").mean(0),
+            joined(name, "insertion").mean(0),
         )
-    predicted_svm = labels_as_numpy(r.svm_prediction)
-    truth = labels.numpy() if predicted_svm.dtype.kind in "iu" else np.asarray(bundle.class_names)[labels.numpy()]
+    predicted_svm = np.concatenate([b["svm_prediction"] for b, _ in batches])[:take]
+    truth_index = classes[positions]
+    truth = truth_index if predicted_svm.dtype.kind in "iu" else np.asarray(bundle.class_names)[truth_index]
     svm_accuracy = float(np.mean(predicted_svm.astype(str) == truth.astype(str))) if len(truth) else 0.0
-    out_dir = Path(out_dir)
-    files = {
-        "csv": atomic_write_text(out_dir / "evaluation.csv", rows_to_csv(rows)),
-        "md": atomic_write_text(out_dir / "evaluation.md", rows_to_markdown(rows)),
-        "curves": _plot(curves, out_dir / "evaluation_curves.png", data),
-    }
+    targets, svm_targets = ctx.targets, ctx.svm_targets
     summary = {
-        "data": data,
-        "images": len(labels),
-        "candidates": len(predicted),
-        "steps": steps,
-        "svm": svm_name,
-        "targets": "predicted classes" if targets is None else f"CNN class {int(cls[0])}",
-        "svm_targets": "predicted labels" if svm_targets is None else f"SVM label {svm_targets[0].item()!r}",
+        "data": ctx.data,
+        "images": int(take if take <= len(positions) else len(positions)),
+        "candidates": len(candidates),
+        "steps": ctx.steps,
+        "svm": ctx.svm_name,
+        "targets": "predicted classes" if targets is None else f"CNN class {_class_of(targets)}",
+        "svm_targets": "predicted labels" if svm_targets is None else f"SVM label {svm_targets.label!r}",
         "correct_only": correct_only,
-        "cnn_accuracy": round(accuracy, 4),
+        "cnn_accuracy": round(float(right_all.mean()), 4),
         "svm_accuracy_on_kept": round(svm_accuracy, 4),
-        "seconds": round(time.perf_counter() - t0, 1),
+        "processes": procs.world,
         "rows": rows,
-        "files": {k: str(v) for k, v in files.items()},
     }
-    atomic_write_text(out_dir / "evaluation.json", json.dumps(summary, indent=2))
+    if procs.is_main:
+        files = {
+            "csv": atomic_write_text(out_dir / "evaluation.csv", rows_to_csv(rows)),
+            "md": atomic_write_text(out_dir / "evaluation.md", rows_to_markdown(rows)),
+            "curves": _plot(curves, out_dir / "evaluation_curves.png", ctx.data),
+        }
+        summary["files"] = {k: str(v) for k, v in files.items()}
+    summary["seconds"] = round(time.perf_counter() - t0, 1)
+    if procs.is_main:
+        atomic_write_text(out_dir / "evaluation.json", json.dumps(summary, indent=2))
     return summary
+
+
+def _class_of(targets: object) -> int:
+    return int(getattr(targets, "index", targets))
 
 
 def _svm_label(label: object, classes: np.ndarray) -> object:

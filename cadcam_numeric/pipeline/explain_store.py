@@ -1,0 +1,312 @@
+"""``cadcam explain SOURCE --out DIR`` over a whole dataset: streamed, stored in shards, resumable,
+on one process or many (torchrun).
+
+Memory stays bounded: the DataLoader reads a few batches ahead and one shard's results (1,024
+images by default, a few kilobytes each) are held until that shard is written. A rerun of the same
+command after an interruption keeps every finished shard (each was written whole) and computes
+only the rest; the store it ends with is byte for byte the one an uninterrupted run writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from cadcam_numeric.atomic import atomic_write_text, claim_directory, remove_stale_temporaries
+from cadcam_numeric.devices import select_device
+from cadcam_numeric.engine.explain import CAMResult, explain
+from cadcam_numeric.errors import CadcamInputError
+from cadcam_numeric.pipeline.batches import shard_batches, shard_count
+from cadcam_numeric.pipeline.bundle import Bundle, load_bundle
+from cadcam_numeric.pipeline.distributed import start_processes
+from cadcam_numeric.pipeline.run import labels_as_numpy
+from cadcam_numeric.pipeline.sources import ImageSource, open_source
+from cadcam_numeric.pipeline.store import (
+    INDEX_CSV,
+    INDEX_PARQUET,
+    MANIFEST,
+    MAP_NAMES,
+    SKIPPED_CSV,
+    STORE_FORMAT,
+    number_text,
+    read_arrays,
+    shard_path,
+    write_arrays,
+    write_parquet,
+    write_table,
+)
+from cadcam_numeric.spec.architecture import load_architecture_file
+
+__all__ = ["StoreRun", "explain_to_store"]
+
+DEFAULT_SHARD_SIZE = 1024
+DEFAULT_BATCH_SIZE = 32
+
+
+@dataclass
+class StoreRun:
+    """What a run did: ``images`` explained and ``skipped`` unreadable in the whole store; shards
+    ``computed`` by this process and ``kept`` from an earlier, interrupted run; its wall time."""
+
+    out: Path
+    images: int
+    skipped: list[tuple[str, str]]
+    computed: int
+    kept: int
+    seconds: float
+    rank: int = 0
+    world: int = 1
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def _source_digest(source: ImageSource) -> str:
+    digest = hashlib.sha256()
+    for i, label in zip(source.ids, source.labels, strict=True):
+        digest.update(f"{i}\0{label}\n".encode())
+    return digest.hexdigest()
+
+
+def _explain_batch(bundle: Bundle, svm_name: str, method: str, images: torch.Tensor) -> CAMResult:
+    with torch.no_grad():
+        features = bundle.model.backbone(images)
+    result = explain(features, bundle.model.head, bundle.pca, bundle.pca_after, bundle.svms[svm_name], method=method)
+    for name in (*MAP_NAMES, "pca_scores", "svm_scores", "logits"):
+        value = getattr(result, name)
+        if value is not None and not bool(torch.isfinite(value).all()):
+            raise CadcamInputError(
+                f"bundle: the {name} of a batch is not finite (NaN or Inf): the bundle's weights overflow "
+                f"{features.dtype} on these images"
+            )
+    return result
+
+
+def _columns(result: CAMResult) -> dict[str, str]:
+    """The index's columns and their kinds, for what this head produces."""
+    columns = {"id": "str", "label": "str", "shard": "int", "offset": "int"}
+    if result.logits is not None:
+        columns.update(cnn_prediction="int", cnn_probability="float")
+    columns.update(svm_prediction="str", svm_score="float")
+    columns.update({f"pca_{b + 1}": "float" for b in range(result.pca_scores.shape[1])})
+    return columns
+
+
+def _shard_arrays(
+    results: list[tuple[np.ndarray, CAMResult, torch.Tensor]],
+    source: ImageSource,
+    probe: CAMResult,
+    dtype: np.dtype,
+    unreadable: list[tuple[int, str]],
+) -> dict[str, np.ndarray]:
+    """One shard's arrays (store module docstring) from its batches' results."""
+
+    def cat(values: list[np.ndarray], empty: np.ndarray) -> np.ndarray:
+        return np.concatenate(values) if values else empty[:0]
+
+    positions = cat([p for p, _, _ in results], np.zeros(0, np.int64))
+    arrays: dict[str, np.ndarray] = {
+        "id": np.array([source.ids[i] for i in positions], dtype=str),
+        "label": np.array([source.labels[i] for i in positions], dtype=str),
+    }
+    if probe.logits is not None:
+        arrays["cnn_prediction"] = cat([r.cnn_prediction.cpu().numpy() for _, r, _ in results], np.zeros(0, np.int64))
+        probability = [torch.softmax(r.logits, 1).gather(1, r.cnn_prediction[:, None])[:, 0] for _, r, _ in results]
+        arrays["cnn_probability"] = cat([p.float().cpu().numpy() for p in probability], np.zeros(0, np.float32))
+    arrays["svm_prediction"] = np.array(
+        [str(v) for _, r, _ in results for v in labels_as_numpy(r.svm_prediction).tolist()], dtype=str
+    )
+    svm_score = [r.svm_scores.gather(1, column[:, None])[:, 0] for _, r, column in results]
+    arrays["svm_score"] = cat([s.float().cpu().numpy() for s in svm_score], np.zeros(0, np.float32))
+    arrays["pca_scores"] = cat(
+        [r.pca_scores.float().cpu().numpy() for _, r, _ in results],
+        np.zeros((0, *probe.pca_scores.shape[1:]), np.float32),
+    )
+    for name in MAP_NAMES:
+        example = getattr(probe, name)
+        if example is not None:
+            arrays[name] = cat(
+                [getattr(r, name).cpu().numpy().astype(dtype) for _, r, _ in results],
+                np.zeros((0, *example.shape[1:]), dtype),
+            )
+    arrays["skipped_id"] = np.array([source.ids[i] for i, _ in unreadable], dtype=str)
+    arrays["skipped_reason"] = np.array([m for _, m in unreadable], dtype=str)
+    return arrays
+
+
+def _prepare(out: Path, config: dict, columns: dict[str, str], maps: dict[str, list[int]]) -> dict:
+    """Claim ``out`` and write its manifest, or check that the one there is this run's (resume)."""
+    manifest = {"format": STORE_FORMAT, "complete": False, "config": config, "columns": columns, "maps": maps}
+    path = out / MANIFEST
+    if path.is_file():
+        try:
+            existing = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise CadcamInputError(f"out: {path} is not readable JSON ({exc}); give a new folder") from exc
+        if existing.get("config") != config or existing.get("format") != STORE_FORMAT:
+            changed = sorted(k for k in config if existing.get("config", {}).get(k) != config[k])
+            raise CadcamInputError(
+                f"out: {out} holds a store of another run (it differs in {', '.join(changed) or 'format'}); "
+                "give a new folder, or the same command to resume"
+            )
+        return existing
+    claim_directory(out)
+    if any(p.name != ".cadcam-output" for p in out.iterdir()):
+        raise CadcamInputError(f"out: {out} holds files of another kind; give a new or empty folder for a store")
+    atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def _finished(out: Path, k: int) -> bool:
+    """Whether shard k was written (whole, by an earlier run or another rank) and reads back."""
+    path = shard_path(out, k)
+    if not path.is_file():
+        return False
+    try:
+        read_arrays(path, ("id",))
+    except CadcamInputError:
+        return False
+    return True
+
+
+def _finish(out: Path, manifest: dict, n_shards: int) -> tuple[int, list[tuple[str, str]], dict[str, Path]]:
+    """Rank 0, after every shard is written: the index (CSV, and Parquet with pyarrow), the skipped
+    list, and the manifest marked complete."""
+    columns = manifest["columns"]
+    rows: list[list[str]] = []
+    skipped: list[tuple[str, str]] = []
+    names = tuple(c for c in columns if c not in ("shard", "offset") and not c.startswith("pca_"))
+    for k in range(n_shards):
+        arrays = read_arrays(shard_path(out, k), (*names, "pca_scores", "skipped_id", "skipped_reason"))
+        for offset in range(len(arrays["id"])):
+            row = []
+            for c in columns:
+                if c == "shard":
+                    row.append(str(k))
+                elif c == "offset":
+                    row.append(str(offset))
+                elif c.startswith("pca_"):
+                    row.append(number_text(arrays["pca_scores"][offset, int(c[4:]) - 1]))
+                elif columns[c] == "str":
+                    row.append(str(arrays[c][offset]))
+                else:
+                    row.append(number_text(arrays[c][offset].item()))
+            rows.append(row)
+        skipped += list(zip(arrays["skipped_id"].tolist(), arrays["skipped_reason"].tolist(), strict=True))
+    files = {"index": write_table(out / INDEX_CSV, list(columns), rows)}
+    parquet = write_parquet(out / INDEX_PARQUET, list(columns), rows, columns)
+    if parquet is not None:
+        files["parquet"] = parquet
+    files["skipped"] = write_table(out / SKIPPED_CSV, ["id", "reason"], [list(s) for s in skipped])
+    manifest = {**manifest, "complete": True, "images": len(rows), "skipped": len(skipped), "shards": n_shards}
+    files["manifest"] = atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    return len(rows), skipped, files
+
+
+def explain_to_store(
+    bundle_dir: Path,
+    source: str | list[str],
+    out_dir: Path,
+    *,
+    svm: str | None = None,
+    method: str = "grad-cam",
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    workers: int | None = None,
+    float16: bool = False,
+    strict: bool = False,
+    distributed: bool = False,
+    device: str | None = None,
+    weights: str | None = None,
+    derived: str | Path | None = None,
+    spec: str | Path | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> StoreRun:
+    """Explain every image of ``source`` with the bundle in ``bundle_dir`` into the store ``out_dir``
+    (:mod:`cadcam_numeric.pipeline.store`). Unreadable images are skipped and listed, or with
+    ``strict`` stop the run. ``distributed``: this process is one rank of a torchrun group."""
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    procs = start_processes(select_device(device), distributed)
+    try:
+        architecture = load_architecture_file(spec, derived) if spec is not None else None
+        bundle = load_bundle(
+            bundle_dir, weights=weights, device=procs.device, derived=derived, architecture=architecture
+        )
+        svm_name = svm or bundle.default_svm
+        if svm_name not in bundle.svms:
+            raise CadcamInputError(f"svm: {svm_name!r} is not in the bundle; it has {sorted(bundle.svms)}")
+        svm_head = bundle.svms[svm_name]
+        src = open_source(source, bundle.backbone.input_size, seed)
+        size = bundle.backbone.input_size
+        probe = _explain_batch(bundle, svm_name, method, torch.zeros(1, 3, size, size, device=procs.device))
+        config = {
+            "bundle_sha256": hashlib.sha256((Path(bundle_dir) / "bundle.json").read_bytes()).hexdigest(),
+            "source": src.name,
+            "source_images": len(src),
+            "source_sha256": _source_digest(src),
+            "svm": svm_name,
+            "method": method,
+            "shard_size": shard_size,
+            "batch_size": batch_size,
+            "dtype": "float16" if float16 else "float32",
+            "device": procs.device.type,
+            "seed": seed,
+        }
+        maps = {n: list(getattr(probe, n).shape[1:]) for n in MAP_NAMES if getattr(probe, n) is not None}
+        n_shards = shard_count(len(src), shard_size)
+        if procs.is_main:
+            remove_stale_temporaries(out)
+            manifest = _prepare(out, config, _columns(probe), maps)
+            for partial in shard_path(out, 0).parent.glob(".shard-*.tmp"):  # an interrupted run's half-written shard
+                partial.unlink(missing_ok=True)
+        procs.barrier()
+        if not procs.is_main:
+            manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+        mine = procs.mine(n_shards)
+        todo = [k for k in mine if not _finished(out, k)]
+        total = sum(min(len(src), (k + 1) * shard_size) - k * shard_size for k in todo)
+        bar = tqdm(
+            total=total,
+            unit="img",
+            desc=f"explain (rank {procs.rank})" if procs.world > 1 else "explain",
+            disable=not progress or not procs.is_main,
+            smoothing=0.1,
+        )
+        dtype = np.dtype(np.float16 if float16 else np.float32)
+        results: list[tuple[np.ndarray, CAMResult, torch.Tensor]] = []
+        unreadable: list[tuple[int, str]] = []
+        for batch in shard_batches(src, todo, shard_size, batch_size, procs.device, workers):
+            if batch.unreadable and strict:
+                position, message = batch.unreadable[0]
+                raise CadcamInputError(f"source: {src.ids[position]}: {message} (--strict stops at the first)")
+            unreadable += batch.unreadable
+            if len(batch.positions):
+                result = _explain_batch(bundle, svm_name, method, batch.images)
+                column = svm_head.class_index(labels_as_numpy(result.svm_target), "svm").to(result.svm_scores.device)
+                results.append((batch.positions.numpy(), result, column))
+            bar.update(len(batch.positions) + len(batch.unreadable))
+            if batch.last_of_shard:
+                write_arrays(shard_path(out, batch.shard), _shard_arrays(results, src, probe, dtype, unreadable))
+                results, unreadable = [], []
+        bar.close()
+        procs.barrier()
+        files: dict[str, Path] = {}
+        if procs.is_main:
+            images, skipped, files = _finish(out, manifest, n_shards)
+        summary = procs.gather((len(mine) - len(todo), len(todo)))
+        procs.barrier()
+        if not procs.is_main:
+            done = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+            images, skipped = int(done["images"]), []
+        kept = sum(s[0] for s in summary)
+        computed = sum(s[1] for s in summary)
+        return StoreRun(out, images, skipped, computed, kept, time.perf_counter() - t0, procs.rank, procs.world, files)
+    finally:
+        procs.close()
