@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -88,7 +89,7 @@ class ImageSource(Dataset):
             raw = read_image(self.files[index], self.size)
         except CadcamInputError as exc:
             return Item(index, None, str(exc))
-        return Item(index, to_model_input(torch.from_numpy(raw)[None], self.size)[0], "")
+        return Item(index, to_model_input(torch.from_numpy(np.array(raw))[None], self.size)[0], "")
 
 
 def is_data_source(text: str) -> bool:

@@ -1,0 +1,205 @@
+"""Issue 16: whole datasets. ``cadcam explain SOURCE`` streams into a map store that holds exactly
+what :func:`explain` gives on the same batches, resumes after ``kill -9`` to the same bytes, and is
+the same bytes when two gloo processes (torchrun) write it; ``cadcam evaluate`` streams and splits
+the same way; bad sources get clear messages."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cadcam_numeric import explain
+from cadcam_numeric.cli import main
+from cadcam_numeric.errors import CadcamInputError
+from cadcam_numeric.pipeline import MapStore
+from cadcam_numeric.pipeline.backbones import CNN, build_backbone
+from cadcam_numeric.pipeline.bundle import load_bundle, save_bundle
+from cadcam_numeric.pipeline.data import load_data, to_model_input
+from cadcam_numeric.pipeline.explain_store import explain_to_store
+from cadcam_numeric.pipeline.fitting import fit_pca_and_svms, layer_outputs
+from cadcam_numeric.pipeline.training import make_head, train_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory) -> Path:
+    """small_vgg trained one epoch on digits, PCA and the four SVMs fitted for real."""
+    torch.manual_seed(0)
+    data = load_data("digits")
+    backbone = build_backbone("small_vgg")
+    model = CNN(backbone.features, make_head(backbone, 10))
+    train_model(model, backbone, data, 1, torch.device("cpu"), lr=0.02, momentum=0.9)
+    out = layer_outputs(model, data.train, 32, 2, torch.device("cpu"))
+    pca, svms = fit_pca_and_svms(out)
+    spec = {"feature_layer": "pool", "widths": [40, 30, 20], "activation": "relu", "seed": 0}
+    return save_bundle(
+        tmp_path_factory.mktemp("b") / "bundle", model, backbone, spec, pca, 2, svms, "rbf-std", data.class_names
+    )
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {p.relative_to(directory).as_posix(): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "cadcam_numeric", *args]
+
+
+def test_the_store_holds_what_explain_gives_on_the_same_batches(bundle_dir, tmp_path):
+    """Every map and index column equals explain() on the batch it was computed in, bit for bit."""
+    run = explain_to_store(bundle_dir, "digits", tmp_path / "s", shard_size=50, batch_size=16, workers=0)
+    store = MapStore(tmp_path / "s")
+    assert run.images == len(store) == 360 and run.computed == 8 and run.skipped == [] and store.skipped == []
+    bundle = load_bundle(bundle_dir)
+    svm = bundle.svms[bundle.default_svm]
+    test = load_data("digits").test
+    assert store.ids == [f"test/{i:06d}" for i in range(360)]
+    assert [int(v) for v in store.index["label"]] == test.labels.tolist()
+    for start in (0, 48, 50, 350):  # batches: 0-15, 48-49 (a shard's short last batch), 50-65, 350-359
+        stop = min(start + 16, (start // 50 + 1) * 50, 360)
+        images = to_model_input(test.images[start:stop], bundle.backbone.input_size)
+        with torch.no_grad():
+            r = explain(bundle.model.backbone(images), bundle.model.head, bundle.pca, 2, svm)
+        column = svm.class_index(np.asarray(r.svm_prediction), "svm")
+        for j, i in enumerate(range(start, stop)):
+            stored = store[i]
+            assert (stored["shard"], stored["offset"]) == (i // 50, i % 50)
+            for name in ("gradcam", "pca_positive", "pca_negative", "svm"):
+                assert np.array_equal(stored[name], getattr(r, name)[j].numpy()), (name, i)
+            assert stored["cnn_prediction"] == int(r.cnn_prediction[j])
+            assert np.float32(stored["cnn_probability"]) == torch.softmax(r.logits, 1)[j, r.cnn_prediction[j]].item()
+            assert stored["svm_prediction"] == str(r.svm_prediction[j].item())
+            assert np.float32(stored["svm_score"]) == np.float32(r.svm_scores[j, column[j]].item())
+            pca = [np.float32(stored[f"pca_{b + 1}"]) for b in range(3)]
+            assert pca == [np.float32(v) for v in r.pca_scores[j].tolist()]
+    assert store["test/000007"]["offset"] == 7
+    with pytest.raises(KeyError, match="no image with id"):
+        store["test/999999"]
+    with pytest.raises(IndexError):
+        store[360]
+
+
+def test_float16_maps_and_the_parquet_index(bundle_dir, tmp_path):
+    explain_to_store(bundle_dir, "localisation:70", tmp_path / "h", shard_size=32, workers=0, float16=True)
+    explain_to_store(bundle_dir, "localisation:70", tmp_path / "f", shard_size=32, workers=0)
+    half, full = MapStore(tmp_path / "h"), MapStore(tmp_path / "f")
+    assert half[69]["svm"].dtype == np.float16 and full[69]["svm"].dtype == np.float32
+    assert np.array_equal(half[69]["svm"], full[69]["svm"].astype(np.float16))
+    assert np.array_equal(half.index, full.index)  # the index does not depend on the maps' storage
+    pq = pytest.importorskip("pyarrow.parquet")
+    table = pq.read_table(tmp_path / "f" / "index.parquet")
+    assert table.column_names == list(full.index.dtype.names) and table.num_rows == 70
+    assert table.column("id").to_pylist() == full.ids
+    assert np.array_equal(np.asarray(table.column("svm_score")), full.index["svm_score"])
+
+
+def test_a_run_killed_after_its_first_shard_resumes_to_the_same_store(bundle_dir, tmp_path):
+    """SIGKILL once the first shard is written; the same command finishes the store, which then
+    equals an uninterrupted run's byte for byte."""
+    args = ["explain", "localisation:2000", "--bundle", str(bundle_dir), "--shard-size", "50", "--workers", "0"]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_cli(*args, "--out", str(killed)), cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not (killed / "shards" / "shard-00000.npz").exists() and proc.poll() is None:
+        assert time.monotonic() < deadline, "the first shard never appeared"
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    written = sorted((killed / "shards").glob("shard-*.npz"))
+    manifest = json.loads((killed / "store.json").read_text())
+    assert 1 <= len(written) < 40 and manifest["complete"] is False, "the kill came too late to test resuming"
+    with pytest.raises(CadcamInputError, match="incomplete"):
+        MapStore(killed)
+    resumed = subprocess.run(_cli(*args, "--out", str(killed)), cwd=ROOT, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "kept from an earlier run" in resumed.stdout and f"{len(written)} kept" in resumed.stdout
+    whole = tmp_path / "whole"
+    assert main([*args, "--out", str(whole)]) == 0
+    assert _files(killed) == _files(whole)
+    assert len(MapStore(killed)) == 2000
+
+
+def _torchrun(*args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "-m", "cadcam_numeric", *args, "--distributed"]  # fmt: skip
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_two_gloo_processes_give_the_one_process_results(bundle_dir, tmp_path):
+    """torchrun with 2 CPU processes (gloo): the same store bytes, and the same evaluation table."""
+    args = ["explain", "localisation:300", "--bundle", str(bundle_dir), "--shard-size", "40", "--workers", "0"]
+    two = _torchrun(*args, "--out", str(tmp_path / "two"))
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "2 processes" in two.stdout
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    assert _files(tmp_path / "two") == _files(tmp_path / "one")
+
+    evaluate = ["evaluate", "--bundle", str(bundle_dir), "--images", "24", "--steps", "3", "--all-images",
+                "--shard-size", "5", "--batch-size", "4"]  # fmt: skip
+    two = _torchrun(*evaluate, "--out", str(tmp_path / "e2"))
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert main([*evaluate, "--out", str(tmp_path / "e1")]) == 0
+    one_json, two_json = (json.loads((tmp_path / d / "evaluation.json").read_text()) for d in ("e1", "e2"))
+    assert (one_json["processes"], two_json["processes"]) == (1, 2) and one_json["images"] == 24
+    assert one_json["rows"] == two_json["rows"]
+    assert (tmp_path / "e1" / "evaluation.csv").read_bytes() == (tmp_path / "e2" / "evaluation.csv").read_bytes()
+
+
+def _png_folder(root: Path, n: int) -> Path:
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        (root / str(i % 3)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)).save(root / str(i % 3) / f"{i:02d}.png")
+    return root
+
+
+def test_bad_sources_and_unreadable_images(bundle_dir, tmp_path, capsys):
+    b = ["--bundle", str(bundle_dir)]
+    assert main(["explain", f"folder:{tmp_path / 'nope'}", *b, "--out", str(tmp_path / "o1")]) == 2
+    assert f"folder {tmp_path / 'nope'} does not exist" in capsys.readouterr().err
+    assert main(["explain", f"files:{tmp_path / 'list.txt'}", *b, "--out", str(tmp_path / "o2")]) == 2
+    assert "file list" in capsys.readouterr().err
+    assert main(["explain", "digits", str(tmp_path), *b, "--out", str(tmp_path / "o3")]) == 2
+    assert "must be the only SOURCE" in capsys.readouterr().err
+
+    folder = _png_folder(tmp_path / "imgs", 14)  # more than 12 images: a store, not a figure
+    (folder / "1" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    assert main(["explain", str(folder), *b, "--out", str(tmp_path / "ok"), "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "14 images explained" in out and "skipped" in out and "broken.png" in out
+    store = MapStore(tmp_path / "ok")
+    assert len(store) == 14 and [s[0] for s in store.skipped] == [str(folder / "1" / "broken.png")]
+    assert "cannot read" in store.skipped[0][1]
+    assert main(["explain", f"folder:{folder}", *b, "--out", str(tmp_path / "strict"), "--strict"]) == 2
+    assert "1/broken.png" in capsys.readouterr().err and not (tmp_path / "strict").exists()
+
+    listing = tmp_path / "list.txt"
+    listing.write_text("# two images\nimgs/0/00.png\n\nimgs/1/01.png\n")
+    assert main(["explain", f"files:{listing}", *b, "--out", str(tmp_path / "listed")]) == 0
+    assert MapStore(tmp_path / "listed").ids == ["imgs/0/00.png", "imgs/1/01.png"]
+    assert main(["explain", f"files:{listing}", *b, "--out", str(tmp_path / "listed"), "--float16"]) == 2
+    assert "holds a store of another run (it differs in dtype)" in capsys.readouterr().err
+    with pytest.raises(CadcamInputError, match="not a map store"):
+        MapStore(tmp_path)
+
+    labelled = tmp_path / "labelled"
+    for cls in ("1", "2"):
+        for i in range(3):
+            (labelled / cls).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(labelled / cls / f"{i}.png")
+    ev = ["evaluate", *b, "--steps", "2", "--all-images", "--images", "all"]
+    assert main([*ev, "--data", f"folder:{labelled}", "--out", str(tmp_path / "ev")]) == 0
+    assert json.loads((tmp_path / "ev" / "evaluation.json").read_text())["images"] == 6
+    assert main([*ev, "--data", f"files:{listing}", "--out", str(tmp_path / "ev2")]) == 2
+    assert "evaluate needs labelled images" in capsys.readouterr().err
