@@ -190,6 +190,8 @@ def _report_builder(out: Path, verify: bool) -> object:
 def _bench(args: argparse.Namespace) -> int:
     from cadcam_numeric.atomic import atomic_write_text
 
+    if args.dataset:
+        return _bench_dataset(args)
     try:
         from cadcam_numeric.bench.suite import BenchConfig, run_suite, to_markdown
     except ImportError as exc:  # pytorch-grad-cam is the peer the bench times against
@@ -221,6 +223,34 @@ def _bench(args: argparse.Namespace) -> int:
         atomic_write_text(out / "bench.json", json.dumps(result.to_json(), indent=2))
         atomic_write_text(out / "bench.md", markdown)
         print(f"wrote {out / 'bench.json'} and {out / 'bench.md'}", file=sys.stderr)
+    print(json.dumps(result.to_json(), indent=2) if args.json else markdown)
+    return 0
+
+
+def _bench_dataset(args: argparse.Namespace) -> int:
+    from cadcam_numeric.atomic import atomic_write_text
+    from cadcam_numeric.bench.dataset import dataset_markdown, run_dataset_bench
+    from cadcam_numeric.devices import select_device
+
+    try:
+        sizes = tuple(int(v) for v in args.sizes.split(","))
+    except ValueError:
+        raise CadcamInputError(f"--sizes: expected two comma-separated integers, got {args.sizes!r}") from None
+    if len(sizes) != 2 or min(sizes) < 1:
+        raise CadcamInputError(f"--sizes: expected two positive integers (e.g. 1000,10000), got {args.sizes!r}")
+    device = select_device(args.device)
+    result = run_dataset_bench(
+        Path(args.bundle) if args.bundle else None,
+        sizes,
+        device=str(device),
+        workers=args.workers,
+        evaluate_images=args.evaluate_images,
+        log=lambda m: print(m, file=sys.stderr),
+    )
+    markdown = dataset_markdown(result)
+    if args.out:
+        atomic_write_text(Path(args.out) / "bench_dataset.json", json.dumps(result.to_json(), indent=2))
+        atomic_write_text(Path(args.out) / "bench_dataset.md", markdown)
     print(json.dumps(result.to_json(), indent=2) if args.json else markdown)
     return 0
 
@@ -358,7 +388,8 @@ def _explain(args: argparse.Namespace) -> int:
     if run.rank == 0:
         print(
             f"{run.images} images explained into {run.out} ({run.computed} shards computed, {run.kept} kept from "
-            f"an earlier run, {run.world} process{'es' if run.world > 1 else ''}, {run.seconds:.1f} s)"
+            f"an earlier run, {run.world} process{'es' if run.world > 1 else ''}, {run.seconds:.1f} s, "
+            f"{run.stream_seconds:.2f} s of it streaming)"
         )
         for i, reason in run.skipped[:20]:
             print(f"skipped {i}: {reason}")
@@ -570,7 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="number of images, or `all` for every image of the source (default: %(default)s; under torchrun "
         "write --images: torchrun reads --n as its own --nnodes)",
     )
-    ev.add_argument("--batch-size", type=positive_int, default=32, help="images per batch (default: %(default)s)")
+    ev.add_argument("--batch-size", type=positive_int, default=128, help="images per batch (default: %(default)s)")
     ev.add_argument("--shard-size", type=positive_int, default=256, help="images per shard (default: %(default)s)")
     ev.add_argument("--workers", type=non_negative_int, default=0, help="DataLoader worker processes (default: 0)")
     ev.add_argument("--distributed", action="store_true", help="one rank of a torchrun group (gloo/NCCL)")
@@ -638,6 +669,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--heads-only",
         action="store_true",
         help="only the backbone and the head variants (the cost of each transform/classifier block)",
+    )
+    ben.add_argument(
+        "--dataset",
+        action="store_true",
+        help="explain-and-store over image files vs the backbone alone, 1 and 2 processes, peak RSS, "
+        "deletion/insertion vs its floor",
+    )
+    ben.add_argument("--bundle", default=None, help="--dataset: the bundle to time (default: small_vgg on digits)")
+    ben.add_argument("--sizes", default="1000,10000", help="--dataset: image counts compared (default: %(default)s)")
+    ben.add_argument("--workers", type=non_negative_int, default=None, help="--dataset: DataLoader workers")
+    ben.add_argument(
+        "--evaluate-images", type=positive_int, default=1000, help="--dataset: images of the deletion/insertion timing"
     )
     ben.add_argument("--out", default=None, help="directory for bench.json and bench.md")
     ben.add_argument("--json", action="store_true", help="print the JSON instead of the Markdown tables")

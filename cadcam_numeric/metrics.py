@@ -50,6 +50,10 @@ def _auc(x: Tensor, y: Tensor) -> Tensor:
     return ((y[..., 1:] + y[..., :-1]) * (x[1:] - x[:-1]) / 2).sum(-1)
 
 
+#: the most bytes of perturbed images :func:`deletion_insertion` builds at once
+STACK_BYTES = 256 << 20
+
+
 def deletion_insertion(
     score: Callable[[Tensor], Tensor],
     images: Tensor,
@@ -65,7 +69,8 @@ def deletion_insertion(
     ``baseline`` (N, C, H, W) is what removed pixels become (a blurred copy, or zeros). Ties in
     the map are broken by pixel index (stable sort), so curves are reproducible. The N·(steps+1)
     perturbed images of each curve are scored ``batch_size`` at a time (one forward per chunk,
-    across images and steps), each chunk built only when it is scored.
+    across images and steps); they are built for as many images at once as fit in
+    :data:`STACK_BYTES`, so memory is bounded whatever N is.
     """
     if images.dim() != 4 or saliency.shape != (images.shape[0], *images.shape[-2:]):
         raise CadcamInputError(f"saliency: expected shape (N, H, W) = {(images.shape[0], *images.shape[-2:])}")
@@ -79,24 +84,30 @@ def deletion_insertion(
     counts = [min(hw, round(k * hw / steps)) for k in range(steps + 1)]
     rank = torch.empty_like(order)
     rank.scatter_(1, order, torch.arange(hw, device=order.device).expand(n, hw))
-    rank = rank.reshape(n, 1, h, w)
-    limits = torch.tensor(counts, device=images.device)
-    # (image, step) pairs in image-major order; each chunk of batch_size pairs is built when scored
-    which = torch.arange(n, device=images.device).repeat_interleave(steps + 1)
-    step = torch.arange(steps + 1, device=images.device).repeat(n)
+    rank = rank.reshape(n, 1, 1, h, w)
+    limits = torch.tensor(counts, device=images.device).view(1, steps + 1, 1, 1, 1)
+    per = steps + 1
+    which = torch.arange(n, device=images.device).repeat_interleave(per)
+
+    # images whose perturbed stacks are built at once: all of them when they fit STACK_BYTES
+    image_bytes = per * images[0].numel() * images.element_size()
+    group = max((batch_size - 1) // per + 2, STACK_BYTES // max(1, image_bytes))
 
     def run(removing: bool) -> Tensor:
-        out = []
-        for i in range(0, len(which), batch_size):
-            idx, k = which[i : i + batch_size], step[i : i + batch_size]
-            chosen = rank[idx] < limits[k].view(-1, 1, 1, 1)  # the k most salient pixels of each image
-            batch = (
-                torch.where(chosen, baseline[idx], images[idx])
-                if removing
-                else torch.where(chosen, images[idx], baseline[idx])
-            )
-            out.append(score(batch, idx))
-        return torch.cat(out).reshape(n, steps + 1)
+        # the N·(steps+1) perturbed images in image-major order, scored batch_size at a time; the
+        # stacks are built for a group of images at a time, so memory stays bounded
+        first, second = (baseline, images) if removing else (images, baseline)
+        out, g0, g1, stack = [], 0, 0, images[:0]
+        for i in range(0, n * per, batch_size):
+            j = min(i + batch_size, n * per)
+            lo, hi = i // per, (j - 1) // per + 1
+            if hi > g1:  # the next group starts at this chunk's first image
+                g0, g1 = lo, min(n, lo + group)
+                chosen = rank[g0:g1] < limits  # (m, steps+1, 1, H, W): the k most salient pixels
+                stack = torch.where(chosen, first[g0:g1].unsqueeze(1), second[g0:g1].unsqueeze(1))
+                stack = stack.reshape(-1, *images.shape[1:])
+            out.append(score(stack[i - g0 * per : j - g0 * per], which[i:j]))
+        return torch.cat(out).reshape(n, per)
 
     deletion, insertion = run(True), run(False)
     x = torch.tensor(counts, dtype=deletion.dtype, device=deletion.device) / hw

@@ -18,15 +18,13 @@ import torch
 from PIL import Image
 
 from cadcam_numeric import explain
+from cadcam_numeric.bench.dataset import small_demo_bundle
 from cadcam_numeric.cli import main
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.pipeline import MapStore
-from cadcam_numeric.pipeline.backbones import CNN, build_backbone
-from cadcam_numeric.pipeline.bundle import load_bundle, save_bundle
+from cadcam_numeric.pipeline.bundle import load_bundle
 from cadcam_numeric.pipeline.data import load_data, to_model_input
 from cadcam_numeric.pipeline.explain_store import explain_to_store
-from cadcam_numeric.pipeline.fitting import fit_pca_and_svms, layer_outputs
-from cadcam_numeric.pipeline.training import make_head, train_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,17 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def bundle_dir(tmp_path_factory) -> Path:
     """small_vgg trained one epoch on digits, PCA and the four SVMs fitted for real."""
-    torch.manual_seed(0)
-    data = load_data("digits")
-    backbone = build_backbone("small_vgg")
-    model = CNN(backbone.features, make_head(backbone, 10))
-    train_model(model, backbone, data, 1, torch.device("cpu"), lr=0.02, momentum=0.9)
-    out = layer_outputs(model, data.train, 32, 2, torch.device("cpu"))
-    pca, svms = fit_pca_and_svms(out)
-    spec = {"feature_layer": "pool", "widths": [40, 30, 20], "activation": "relu", "seed": 0}
-    return save_bundle(
-        tmp_path_factory.mktemp("b") / "bundle", model, backbone, spec, pca, 2, svms, "rbf-std", data.class_names
-    )
+    return small_demo_bundle(tmp_path_factory.mktemp("b") / "bundle")
 
 
 def _files(directory: Path) -> dict[str, bytes]:
@@ -203,3 +191,21 @@ def test_bad_sources_and_unreadable_images(bundle_dir, tmp_path, capsys):
     assert json.loads((tmp_path / "ev" / "evaluation.json").read_text())["images"] == 6
     assert main([*ev, "--data", f"files:{listing}", "--out", str(tmp_path / "ev2")]) == 2
     assert "evaluate needs labelled images" in capsys.readouterr().err
+
+
+def test_the_dataset_bench_measures_every_row(bundle_dir):
+    """`cadcam bench --dataset` on a small source: every row is measured (no timing is asserted)."""
+    from cadcam_numeric.bench.dataset import dataset_markdown, run_dataset_bench
+
+    result = run_dataset_bench(bundle_dir, sizes=(40, 80), workers=0, evaluate_images=16, steps=4, log=lambda m: None)
+    measures = [r["measure"] for r in result.rows]
+    assert measures == [
+        "backbone forward only (same DataLoader)",
+        "explain all maps + write the store, 1 process",
+        "explain all maps + write the store, 2 processes",
+        "peak RSS, explain + store of 40 images",
+        "peak RSS, explain + store of 80 images",
+        "deletion + insertion, one map, 16 images, 4 steps",
+    ], result.notes
+    assert all(float(r["value"].split()[0]) > 0 for r in result.rows)
+    assert "× 9 forwards" in dataset_markdown(result)  # 2·4 + 1 forward passes: the floor at 4 steps

@@ -80,3 +80,29 @@ def test_stratified_protocol_by_hand():
     assert np.array_equal(m1, m2) and m1.min() >= 0 and m1.max() <= 19
     with pytest.raises(CadcamInputError, match="needs at least 10 correct and 9 wrong"):
         stratified_by_accuracy(np.ones(5), np.ones(5, dtype=bool))
+
+
+def test_deletion_insertion_is_the_same_whatever_memory_it_may_use(monkeypatch):
+    """The perturbed images are built a group of images at a time (metrics.STACK_BYTES); a budget
+    of one image's stack at a time scores the same perturbed images, so the curves are equal bit for
+    bit (the score reads pixels without a reduction: a matmul's last bits depend on its operand's
+    alignment in memory, which grouping changes)."""
+    import cadcam_numeric.metrics as metrics
+
+    torch.manual_seed(0)
+    images, baseline = torch.rand(7, 3, 5, 5), torch.zeros(7, 3, 5, 5)
+    saliency = torch.rand(7, 5, 5)
+
+    def score(x, index):
+        return 2 * x[:, 0, 0, 0] + x[:, 1, 2, 3] - x[:, 2, 4, 1] + index.to(x.dtype)
+
+    whole = metrics.deletion_insertion(score, images, saliency, baseline, steps=4, batch_size=6)
+    monkeypatch.setattr(metrics, "STACK_BYTES", 1)
+    grouped = metrics.deletion_insertion(score, images, saliency, baseline, steps=4, batch_size=6)
+    for name in ("deletion", "insertion", "deletion_auc", "insertion_auc"):
+        assert torch.equal(getattr(whole, name), getattr(grouped, name)), name
+    # every point is the score of the image with its k most salient pixels swapped, k = round(j·25/4)
+    order = torch.argsort(saliency[2].flatten(), descending=True, stable=True)
+    removed = images[2].clone().reshape(3, -1)
+    removed[:, order[:12]] = 0  # step 2 of 4: 12.5 → 12 pixels (round half to even)
+    assert torch.allclose(whole.deletion[2, 2], score(removed.reshape(1, 3, 5, 5), torch.tensor([2]))[0])

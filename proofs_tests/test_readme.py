@@ -124,6 +124,16 @@ def _spec_problem(directory: Path) -> dict:
     }
 
 
+def _store_problem(directory: Path) -> dict:
+    """A map store in ./maps, as `cadcam explain digits --bundle B --out maps` writes it."""
+    from cadcam_numeric.bench.dataset import small_demo_bundle
+    from cadcam_numeric.pipeline.explain_store import explain_to_store
+
+    bundle = small_demo_bundle(directory / "bundle")
+    explain_to_store(bundle, "digits", directory / "maps", shard_size=100, workers=0, progress=False)
+    return {}
+
+
 def test_every_python_block_of_the_readme_runs(tmp_path, monkeypatch):
     """Each fenced ```python block is executed with small fixtures for the names it uses, so the README
     can never drift from the code again."""
@@ -135,6 +145,8 @@ def test_every_python_block_of_the_readme_runs(tmp_path, monkeypatch):
             namespace = _vgg16_problem()
         elif "load_architecture_file" in block:
             namespace = _spec_problem(tmp_path)
+        elif "MapStore" in block:
+            namespace = _store_problem(tmp_path)
         else:
             namespace = _small_problem()
         exec(compile(block, "README.md", "exec"), namespace)

@@ -268,7 +268,7 @@ def closed_form_pass(
         if svm_head is not None:
             if svm_head.n_features != b:
                 raise CadcamInputError(f"svm: fitted on {svm_head.n_features} features, but the PCA gives B = {b}")
-            predicted = svm_head.predict(scores)
+            svm_scores, predicted = svm_head.scores_and_predictions(scores)
             labels = predicted if resolved.svm is None else resolved.svm
             argument = (
                 "svm prediction" if resolved.svm is None else ("svm_targets" if svm_targets is not None else "targets")
@@ -278,7 +278,6 @@ def closed_form_pass(
             at_p.append(grads[torch.arange(n, device=features.device), index].unsqueeze(1))
             svm_prediction = _labels_tensor(predicted, features.device)
             svm_target = _labels_tensor(np.asarray(labels), features.device)
-            svm_scores = svm_head.class_scores(scores)
         at_l = pca_layer.pullback(torch.cat(at_p, dim=1), q)  # rows at q_l (or at x)
         if pca_after:
             rows.append(pullback(at_l, layers, fwd, pca_after, bottom=1))

@@ -140,9 +140,17 @@ class SVMHead:
             grad = grad / self.scaler_scale
         return grad
 
+    def scores_and_predictions(self, p: Tensor) -> tuple[Tensor, np.ndarray]:
+        """:meth:`class_scores` and :meth:`predict` from one evaluation of the decisions."""
+        d = self.decisions(p)
+        return d @ self.orientation.T, self._labels(d)
+
     def predict(self, p: Tensor) -> np.ndarray:
         """Predicted labels, by the same rule as the estimator's ``predict`` (see ``scheme``)."""
-        d = self.decisions(p)
+        return self._labels(self.decisions(p))
+
+    def _labels(self, d: Tensor) -> np.ndarray:
+        """The labels the decision values ``d`` (N, K_total) predict (see ``scheme``)."""
         if self.scheme == "binary":
             index = ((d[:, 0] >= 0) if self.zero_is_positive else (d[:, 0] > 0)).long()
         elif self.scheme == "ovr":

@@ -161,11 +161,18 @@ def _evaluate_batch(ctx: _Context, images: Tensor, boxes: Tensor | None) -> tupl
     return out, r
 
 
-def _evaluate_shard(ctx: _Context, k: int, device: torch.device) -> dict:
-    """Shard k: every candidate's prediction, and the per-image results of those kept."""
+def _evaluate_shard(ctx: _Context, k: int, device: torch.device, need: int | None) -> dict:
+    """Shard k: every candidate's prediction, and the per-image results of those kept; it stops
+    after the batch in which ``need`` kept images were found (None: the whole shard). Each batch's
+    results depend on that batch alone, so stopping early changes nothing that is kept."""
     source, classes = ctx.source, ctx.classes
     positions, right, kept, results = [], [], [], []
-    for batch in shard_batches(source, [k], ctx.shard_size, ctx.batch_size, device, ctx.workers):
+    found = 0
+    batches = shard_batches(source, [k], ctx.shard_size, ctx.batch_size, device, ctx.workers)
+    for batch in batches:
+        if need is not None and found >= need:
+            batches.close()
+            break
         if batch.unreadable:
             position, message = batch.unreadable[0]
             raise CadcamInputError(f"data: {source.ids[position]}: {message}")
@@ -184,6 +191,7 @@ def _evaluate_shard(ctx: _Context, k: int, device: torch.device) -> dict:
             svm_pred = labels_as_numpy(r.svm_prediction)
             kept.append({"positions": batch.positions.numpy()[keep], "right": ok[keep], "svm_prediction": svm_pred})
             results.append(per_method)
+            found += len(keep)
     return {"positions": positions, "right": right, "kept": kept, "results": results}
 
 
@@ -202,7 +210,7 @@ def run_evaluation(
     targets: object = None,
     svm_targets: object = None,
     *,
-    batch_size: int = 32,
+    batch_size: int = 128,
     shard_size: int = 256,
     workers: int | None = 0,
     distributed: bool = False,
@@ -269,7 +277,9 @@ def _stream(procs: Processes, ctx: _Context, progress: bool) -> list[dict]:
     bar = tqdm(total=n or len(source), unit="img", desc="evaluate", disable=not progress or not procs.is_main)
     for first in range(0, n_shards, procs.world):
         k = first + procs.rank
-        for done in procs.gather(_evaluate_shard(ctx, k, procs.device) if k < n_shards else None):
+        # one process knows how many images it still needs; ranks of a round do not, and compute whole shards
+        need = n - kept_total if n is not None and procs.world == 1 else None
+        for done in procs.gather(_evaluate_shard(ctx, k, procs.device, need) if k < n_shards else None):
             if done is not None:
                 shards.append(done)
                 found = sum(len(b["positions"]) for b in done["kept"])
@@ -293,8 +303,9 @@ def _summarise(procs: Processes, ctx: _Context, shards: list[dict], out_dir: Pat
         ctx.classes,
         ctx.bundle,
     )
-    candidates = np.concatenate([p for s in shards for p in s["positions"]])
-    right_all = np.concatenate([r for s in shards for r in s["right"]])
+    # the candidates examined: every batch up to the one holding the last image kept (ranks that
+    # computed further, or a one-process run that stopped there, give the same set)
+    examined = [(p, r) for s in shards for p, r in zip(s["positions"], s["right"], strict=True)]
     batches = [(b, res) for s in shards for b, res in zip(s["kept"], s["results"], strict=True)]
     take = n if n is not None else sum(len(b["positions"]) for b, _ in batches)
     names = list(batches[0][1])
@@ -304,6 +315,10 @@ def _summarise(procs: Processes, ctx: _Context, shards: list[dict], out_dir: Pat
 
     right = np.concatenate([b["right"] for b, _ in batches])[:take]
     positions = np.concatenate([b["positions"] for b, _ in batches])[:take]
+    last = int(positions[-1])
+    upto = next(i for i, (p, _) in enumerate(examined) if last in p) + 1
+    candidates = np.concatenate([p for p, _ in examined[:upto]])
+    right_all = np.concatenate([r for _, r in examined[:upto]])
     rows, curves = [], {}
     for name in names:
         family = batches[0][1][name]["family"]

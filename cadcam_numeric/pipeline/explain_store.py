@@ -53,7 +53,9 @@ DEFAULT_BATCH_SIZE = 32
 @dataclass
 class StoreRun:
     """What a run did: ``images`` explained and ``skipped`` unreadable in the whole store; shards
-    ``computed`` by this process and ``kept`` from an earlier, interrupted run; its wall time."""
+    ``computed`` by this process and ``kept`` from an earlier, interrupted run; its wall time, and
+    ``stream_seconds`` of it spent reading, explaining and writing shards (after the bundle loaded;
+    the slowest rank's when there are several)."""
 
     out: Path
     images: int
@@ -64,6 +66,7 @@ class StoreRun:
     rank: int = 0
     world: int = 1
     files: dict[str, Path] = field(default_factory=dict)
+    stream_seconds: float = 0.0
 
 
 def _source_digest(source: ImageSource) -> str:
@@ -280,6 +283,7 @@ def explain_to_store(
             smoothing=0.1,
         )
         dtype = np.dtype(np.float16 if float16 else np.float32)
+        t_stream = time.perf_counter()
         results: list[tuple[np.ndarray, CAMResult, torch.Tensor]] = []
         unreadable: list[tuple[int, str]] = []
         for batch in shard_batches(src, todo, shard_size, batch_size, procs.device, workers):
@@ -296,17 +300,19 @@ def explain_to_store(
                 write_arrays(shard_path(out, batch.shard), _shard_arrays(results, src, probe, dtype, unreadable))
                 results, unreadable = [], []
         bar.close()
+        stream_seconds = time.perf_counter() - t_stream
         procs.barrier()
         files: dict[str, Path] = {}
         if procs.is_main:
             images, skipped, files = _finish(out, manifest, n_shards)
-        summary = procs.gather((len(mine) - len(todo), len(todo)))
+        summary = procs.gather((len(mine) - len(todo), len(todo), stream_seconds))
         procs.barrier()
         if not procs.is_main:
             done = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
             images, skipped = int(done["images"]), []
         kept = sum(s[0] for s in summary)
         computed = sum(s[1] for s in summary)
-        return StoreRun(out, images, skipped, computed, kept, time.perf_counter() - t0, procs.rank, procs.world, files)
+        seconds, stream_seconds = time.perf_counter() - t0, max(s[2] for s in summary)  # the slowest rank's
+        return StoreRun(out, images, skipped, computed, kept, seconds, procs.rank, procs.world, files, stream_seconds)
     finally:
         procs.close()
