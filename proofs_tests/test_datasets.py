@@ -197,7 +197,9 @@ def test_the_dataset_bench_measures_every_row(bundle_dir):
     """`cadcam bench --dataset` on a small source: every row is measured (no timing is asserted)."""
     from cadcam_numeric.bench.dataset import dataset_markdown, run_dataset_bench
 
-    result = run_dataset_bench(bundle_dir, sizes=(40, 80), workers=0, evaluate_images=16, steps=4, log=lambda m: None)
+    result = run_dataset_bench(
+        bundle_dir, sizes=(40, 80), workers=0, evaluate_images=16, steps=4, repeats=1, log=lambda m: None
+    )
     measures = [r["measure"] for r in result.rows]
     assert measures == [
         "backbone forward only (same DataLoader)",

@@ -10,32 +10,14 @@ import torch
 from cadcam_numeric.devices import select_device
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.pipeline.bundle import load_bundle
-from cadcam_numeric.pipeline.data import IMAGE_SUFFIXES, read_image, to_model_input
+from cadcam_numeric.pipeline.data import read_image, to_model_input
 from cadcam_numeric.pipeline.run import explain_images
+from cadcam_numeric.pipeline.sources import open_source
 from cadcam_numeric.spec.architecture import load_architecture_file
 
 __all__ = ["explain_paths"]
 
 MAX_IMAGES_PER_FIGURE = 12
-
-
-def _collect(paths: list[Path]) -> list[Path]:
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            # regular files only: a FIFO or device named x.png would block the reader forever
-            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        elif path.is_file():
-            if path.suffix.lower() not in IMAGE_SUFFIXES:
-                raise CadcamInputError(f"images: {path} is not an image ({', '.join(sorted(IMAGE_SUFFIXES))})")
-            files.append(path)
-        elif path.exists():
-            raise CadcamInputError(f"images: {path} is not a regular file or a folder")
-        else:
-            raise CadcamInputError(f"images: {path} does not exist")
-    if not files:
-        raise CadcamInputError("images: no image files found")
-    return files
 
 
 def explain_paths(
@@ -58,7 +40,7 @@ def explain_paths(
     dev = select_device(device)
     architecture = load_architecture_file(spec, derived) if spec is not None else None
     bundle = load_bundle(bundle_dir, weights=weights, device=dev, derived=derived, architecture=architecture)
-    files = _collect(paths)
+    files = open_source([str(p) for p in paths], bundle.backbone.input_size).files
     size = bundle.backbone.input_size
     written: dict[str, Path] = {}
     for start in range(0, len(files), MAX_IMAGES_PER_FIGURE):
