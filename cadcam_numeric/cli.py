@@ -398,6 +398,8 @@ def _explain(args: argparse.Namespace) -> int:
         for name, path in run.files.items():
             print(f"{name:8} {path}")
         print(f"read it with: from cadcam_numeric.pipeline import MapStore; MapStore({str(run.out)!r})")
+    if run.images == 0:
+        raise CadcamInputError(f"images: none of the {len(run.skipped)} images could be read (see skipped.csv)")
     return 0
 
 
@@ -461,16 +463,17 @@ def _evaluate(args: argparse.Namespace) -> int:
         distributed=args.distributed,
     )
     kept = "correctly classified" if summary["correct_only"] else "all"
-    if "files" not in summary:
+    if "files" not in summary:  # a rank other than 0: rank 0 writes and prints the results
         return 0
     print(
         f"{summary['images']} {kept} images of {summary['data']} (CNN accuracy {summary['cnn_accuracy']:.3f} "
         f"over {summary['candidates']} candidates), {summary['seconds']:.0f} s\n"
     )
-    if "files" in summary:  # rank 0 writes (and prints) the results
-        print(Path(summary["files"]["md"]).read_text())
-        for name, path in summary["files"].items():
-            print(f"{name:7} {path}")
+    for skipped in summary["skipped"]:
+        print(f"skipped {skipped['id']}: {skipped['reason']}")
+    print(Path(summary["files"]["md"]).read_text())
+    for name, path in summary["files"].items():
+        print(f"{name:7} {path}")
     return 0
 
 
@@ -768,8 +771,11 @@ def main(argv: list[str] | None = None) -> int:
         status = 2
         return status
     finally:
-        # 3: report wrote its .tex, only the PDF is missing; an interrupted store is kept for resuming
-        if status not in (0, 3) and not existed and not (status == 130 and getattr(args, "resumable", False)):
+        # 3: report wrote its .tex, only the PDF is missing; a store that was begun is kept for resuming
+        begun = getattr(args, "resumable", False) and (Path(args.out) / "store.json").is_file()
+        if begun and status not in (0, 130):
+            print(f"cadcam {args.command}: the shards finished so far are kept in {args.out}", file=sys.stderr)
+        if status not in (0, 3) and not existed and not begun:
             import shutil
 
             shutil.rmtree(args.out, ignore_errors=True)

@@ -80,7 +80,21 @@ def _decimal(q: sp.Rational) -> sp.Float | None:
     places = max(twos, fives)
     digits = str(abs(int(q.p)) * 10**places // int(q.q)).rjust(places + 1, "0")
     text = ("-" if q.p < 0 else "") + digits[:-places] + "." + digits[-places:]
-    return sp.Float(text, len(digits.lstrip("0")) or 1)
+    return sp.Float(text, max(15, len(digits)))  # 15 digits at least: a product with it stays exact to print
+
+
+def _coefficients(expr: sp.Basic) -> set[sp.Rational]:
+    """The rationals of ``expr`` outside any function of numbers only (log(3/2000) stays exact:
+    replacing its argument by a float would evaluate it)."""
+    found: set[sp.Rational] = set()
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, sp.Rational):
+            found.add(e)
+        elif not (isinstance(e, sp.Function) and not e.free_symbols):
+            stack.extend(e.args)
+    return found
 
 
 def formula_latex(expr: sp.Expr) -> str:
@@ -90,7 +104,7 @@ def formula_latex(expr: sp.Expr) -> str:
     notation table writes them (:data:`NOTATION`), ``expm1``/``log1p`` as named functions (SymPy
     prints them as expm with a subscript 1)."""
     expr = expr.xreplace({f: sp.Float(f, 10) for f in expr.atoms(sp.Float)})
-    expr = expr.xreplace({q: d for q in expr.atoms(sp.Rational) if (d := _decimal(q)) is not None})
+    expr = expr.xreplace({q: d for q in _coefficients(expr) if (d := _decimal(q)) is not None})
     names = {
         sym: NOTATION.get(sym.name) or r"\mathrm{" + sym.name.replace("_", r"\_") + r"}\,"  # \, : apart
         for sym in expr.free_symbols

@@ -83,8 +83,9 @@ def test_stratified_protocol_by_hand():
 
 
 def test_deletion_insertion_is_the_same_whatever_memory_it_may_use(monkeypatch):
-    """The perturbed images are built a group of images at a time (metrics.STACK_BYTES); a budget
-    of one image's stack at a time scores the same perturbed images, so the curves are equal bit for
+    """The perturbed images are built a group of images at a time (metrics.STACK_BYTES); with no
+    budget (the smallest group: the images one chunk of batch_size touches) the same perturbed
+    images are scored, so the curves are equal bit for
     bit (the score reads pixels without a reduction: a matmul's last bits depend on its operand's
     alignment in memory, which grouping changes)."""
     import cadcam_numeric.metrics as metrics

@@ -27,7 +27,7 @@ import sympy as sp
 from derivations.activations import Activation
 from derivations.degree_of_effect import degree_of_effect
 from derivations.latex import formula_latex, tex_escape
-from reports.html import find_katex, katex_files, tex_to_html
+from reports.html import find_katex, tex_to_html, write_katex
 from reports.view import ArchitectureView, view_of_architecture
 
 __all__ = ["LATEX_PACKAGES", "PAPER_SPEC", "ReportBuild", "build_report", "paper_view", "render_tex", "view_of_bundle"]
@@ -692,9 +692,8 @@ def build_report(
             published += [work / "report.pdf", work / "report.log"]
         for f in published:
             atomic_write_bytes(out / f.name, f.read_bytes())
-        for name, data in (katex_files(katex) if katex is not None else {}).items():
-            (out / "katex" / name).parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(out / "katex" / name, data)
+        if katex is not None:
+            write_katex(out, katex, atomic_write_bytes)
     html_path = out / "report.html"
     html_note = f"; {html_path}" + (f" ({len(page.errors)} formulas left as source)" if page.errors else "")
     html_note += f" (formulas typeset by KaTeX from {katex})" if katex is not None else " (formulas as MathML)"

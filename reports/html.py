@@ -20,10 +20,11 @@ from __future__ import annotations
 import html
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["HtmlReport", "find_katex", "katex_files", "tex_to_html"]
+__all__ = ["HtmlReport", "find_katex", "katex_files", "tex_to_html", "write_katex"]
 
 #: where Debian's ``libjs-katex`` puts KaTeX (``apt-get install libjs-katex``)
 DEBIAN_KATEX = Path("/usr/share/javascript/katex")
@@ -54,6 +55,18 @@ def find_katex() -> Path | None:
         if candidate and (Path(candidate) / "katex.min.js").is_file():
             return Path(candidate)
     return None
+
+
+def write_katex(out: Path, katex: Path, write: Callable[[Path, bytes], object] | None = None) -> None:
+    """Copy :func:`katex_files` of ``katex`` into ``out/katex/`` (with ``write(path, data)`` when
+    given, e.g. an atomic writer)."""
+    for name, data in katex_files(katex).items():
+        target = Path(out) / "katex" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if write is None:
+            target.write_bytes(data)
+        else:
+            write(target, data)
 
 
 def katex_files(katex: Path) -> dict[str, bytes]:

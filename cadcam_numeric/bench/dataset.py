@@ -29,6 +29,7 @@ from cadcam_numeric.methods.decom import gaussian_blur
 from cadcam_numeric.metrics import deletion_insertion
 from cadcam_numeric.pipeline.batches import default_workers, shard_batches, shard_count
 from cadcam_numeric.pipeline.bundle import load_bundle
+from cadcam_numeric.pipeline.distributed import torchrun_command
 from cadcam_numeric.pipeline.explain_store import explain_to_store
 from cadcam_numeric.pipeline.sources import open_source
 
@@ -125,12 +126,10 @@ def _command(*args: str) -> list[str]:
 def _distributed_seconds(bundle_dir: Path, source: str, out: Path, batch: int, workers: int) -> float | None:
     """explain-and-store under ``torchrun --nproc-per-node 2`` (gloo): the slowest rank's streaming
     seconds (loader start to last shard, as the one-process row)."""
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-        "-m", "cadcam_numeric", "explain", source, "--bundle", str(bundle_dir), "--out", str(out),
-        "--batch-size", str(batch), "--workers", str(workers), "--device", "cpu", "--distributed",
-        "--shard-size", str(SHARD_SIZE),
-    ]  # fmt: skip
+    command = torchrun_command(
+        2, "explain", source, "--bundle", str(bundle_dir), "--out", str(out), "--batch-size", str(batch),
+        "--workers", str(workers), "--device", "cpu", "--shard-size", str(SHARD_SIZE),
+    )  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True)
     found = re.search(r"2 processes, [\d.]+ s, ([\d.]+) s of it streaming\)", done.stdout)
     return float(found.group(1)) if done.returncode == 0 and found else None
@@ -233,8 +232,8 @@ def run_dataset_bench(
         result.rows.append(
             {
                 "measure": f"deletion + insertion, one map, {evaluate_images:,} images, {steps} steps",
-                "value": f"{curves:.1f} s",
-                "ratio": f"{curves / floor:.2f}× {2 * steps + 1} forwards ({floor:.1f} s)",
+                "value": f"{curves:.3g} s",
+                "ratio": f"{curves / floor:.2f}× {2 * steps + 1} forwards ({floor:.3g} s)",
             }
         )
     return result

@@ -39,9 +39,11 @@ def shard_count(n: int, shard_size: int) -> int:
 
 
 def default_workers() -> int:
-    """DataLoader workers: one fewer than the cores this process may use (at most 8), at least 1."""
+    """DataLoader workers: one fewer than this process's share of the cores it may use (the cores
+    divided among torchrun's processes on this machine, ``LOCAL_WORLD_SIZE``), at most 8, at least 1."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(8, cores - 1))
+    share = cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+    return max(1, min(8, share - 1))
 
 
 def shard_batches(

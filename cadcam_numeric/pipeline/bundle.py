@@ -65,6 +65,13 @@ class Bundle:
     class_names: list[str]
     document: dict  # bundle.json as read
 
+    def svm_named(self, name: str | None) -> tuple[str, SVMHead]:
+        """``(name, head)`` of the SVM called ``name`` (None: the bundle's default); refused by name."""
+        name = name or self.default_svm
+        if name not in self.svms:
+            raise CadcamInputError(f"svm: {name!r} is not in the bundle; it has {sorted(self.svms)}")
+        return name, self.svms[name]
+
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()

@@ -32,7 +32,7 @@ from torch import Tensor
 
 from cadcam_numeric.errors import CadcamInputError
 
-__all__ = ["DataSplits", "ImageSet", "load_data", "to_model_input"]
+__all__ = ["DataSplits", "ImageSet", "image_files", "load_data", "to_model_input"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -167,6 +167,12 @@ def read_image(path: Path, size: int | None) -> np.ndarray:
         raise CadcamInputError(f"image: cannot read {path} as an image ({type(exc).__name__}: {exc})") from exc
 
 
+def image_files(folder: Path) -> list[Path]:
+    """Every image file under ``folder``, sorted; regular files only (a FIFO or device named
+    x.png would block the reader forever)."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
 def _folder(path: Path, size: int, classes: list[str] | None = None) -> tuple[ImageSet, list[str]]:
     if not path.is_dir():
         raise CadcamInputError(f"data: folder {path} does not exist")
@@ -176,10 +182,9 @@ def _folder(path: Path, size: int, classes: list[str] | None = None) -> tuple[Im
         raise CadcamInputError(f"data: {path} needs one sub-folder per class (ImageFolder layout), found {found}")
     images, labels = [], []
     for label, name in enumerate(classes):
-        for file in sorted((path / name).rglob("*")) if (path / name).is_dir() else []:
-            if file.suffix.lower() in IMAGE_SUFFIXES and file.is_file():  # regular files only (no FIFOs)
-                images.append(read_image(file, size))
-                labels.append(label)
+        for file in image_files(path / name) if (path / name).is_dir() else []:
+            images.append(read_image(file, size))
+            labels.append(label)
     if not images:
         raise CadcamInputError(f"data: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {path}")
     return ImageSet(torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.long)), classes

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,16 @@ import torch
 
 from cadcam_numeric.errors import CadcamInputError
 
-__all__ = ["Processes", "start_processes"]
+__all__ = ["Processes", "start_processes", "torchrun_command"]
+
+
+def torchrun_command(processes: int, *args: str) -> list[str]:
+    """``torchrun --standalone --nproc-per-node N -m cadcam_numeric ARGS --distributed``, run with
+    this interpreter (``python -m torch.distributed.run``, torchrun's own module)."""
+    return [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(processes),
+        "-m", "cadcam_numeric", *args, "--distributed",
+    ]  # fmt: skip
 
 
 @dataclass
@@ -68,6 +78,11 @@ class Processes:
 def start_processes(device: torch.device, distributed: bool, timeout_minutes: float = 60.0) -> Processes:
     """One process (``distributed`` false) or this process's rank in torchrun's group."""
     if not distributed:
+        if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+            raise CadcamInputError(
+                f"--distributed: this process is one of {os.environ['WORLD_SIZE']} started by torchrun; add "
+                "--distributed, or every process would compute and write everything"
+            )
         return Processes(0, 1, device, False)
     import torch.distributed as dist
 

@@ -77,9 +77,8 @@ class _Context:
 
 
 def _class_indices(source: ImageSource, class_names: list[str]) -> np.ndarray:
-    """Each image's class as the bundle's class index (−1 where the source has no label)."""
-    if source.class_labels is not None:
-        return np.asarray(source.class_labels, dtype=np.int64)
+    """Each image's class as the bundle's class index, matched by class name (−1 where the source
+    has no label, or one the bundle does not know)."""
     lookup = {name: i for i, name in enumerate(class_names)}
     return np.array([lookup.get(label, -1) for label in source.labels], dtype=np.int64)
 
@@ -166,16 +165,11 @@ def _evaluate_shard(ctx: _Context, k: int, device: torch.device, need: int | Non
     after the batch in which ``need`` kept images were found (None: the whole shard). Each batch's
     results depend on that batch alone, so stopping early changes nothing that is kept."""
     source, classes = ctx.source, ctx.classes
-    positions, right, kept, results = [], [], [], []
+    positions, right, kept, results, unreadable = [], [], [], [], []
     found = 0
     batches = shard_batches(source, [k], ctx.shard_size, ctx.batch_size, device, ctx.workers)
     for batch in batches:
-        if need is not None and found >= need:
-            batches.close()
-            break
-        if batch.unreadable:
-            position, message = batch.unreadable[0]
-            raise CadcamInputError(f"data: {source.ids[position]}: {message}")
+        unreadable += batch.unreadable  # skipped and listed, as explain does
         if not len(batch.positions):
             continue
         with torch.no_grad():
@@ -192,7 +186,10 @@ def _evaluate_shard(ctx: _Context, k: int, device: torch.device, need: int | Non
             kept.append({"positions": batch.positions.numpy()[keep], "right": ok[keep], "svm_prediction": svm_pred})
             results.append(per_method)
             found += len(keep)
-    return {"positions": positions, "right": right, "kept": kept, "results": results}
+        if need is not None and found >= need:
+            batches.close()
+            break
+    return {"positions": positions, "right": right, "kept": kept, "results": results, "unreadable": unreadable}
 
 
 def run_evaluation(
@@ -239,15 +236,12 @@ def run_evaluation(
     try:
         bundle = load_bundle(bundle_dir, weights=weights, device=procs.device, derived=derived)
         size = bundle.backbone.input_size
-        svm_name = svm or bundle.default_svm
-        if svm_name not in bundle.svms:
-            raise CadcamInputError(f"svm: {svm_name!r} is not in the bundle; it has {sorted(bundle.svms)}")
-        svm_head = bundle.svms[svm_name]
+        svm_name, svm_head = bundle.svm_named(svm)
         if data == "localisation":
             data_source = f"localisation:{(10 * n if correct_only else n) if n is not None else 1000}"
         else:
             data_source = data
-        source = open_source(data_source, size, seed)
+        source = open_source(data_source, size, seed, held_out=True)
         classes = _class_indices(source, bundle.class_names)
         if (classes < 0).any():
             missing = source.ids[int(np.flatnonzero(classes < 0)[0])]
@@ -315,10 +309,11 @@ def _summarise(procs: Processes, ctx: _Context, shards: list[dict], out_dir: Pat
 
     right = np.concatenate([b["right"] for b, _ in batches])[:take]
     positions = np.concatenate([b["positions"] for b, _ in batches])[:take]
-    last = int(positions[-1])
-    upto = next(i for i, (p, _) in enumerate(examined) if last in p) + 1
-    candidates = np.concatenate([p for p, _ in examined[:upto]])
-    right_all = np.concatenate([r for _, r in examined[:upto]])
+    last = int(positions[-1])  # the candidates: every readable image up to the last one kept
+    candidates = np.concatenate([p for p, _ in examined])
+    right_all = np.concatenate([r for _, r in examined])[candidates <= last]
+    candidates = candidates[candidates <= last]
+    skipped = sorted((int(i), m) for s in shards for i, m in s["unreadable"] if i <= last)
     rows, curves = [], {}
     for name in names:
         family = batches[0][1][name]["family"]
@@ -364,6 +359,7 @@ def _summarise(procs: Processes, ctx: _Context, shards: list[dict], out_dir: Pat
         "svm_targets": "predicted labels" if svm_targets is None else f"SVM label {svm_targets.label!r}",
         "correct_only": correct_only,
         "cnn_accuracy": round(float(right_all.mean()), 4),
+        "skipped": [{"id": source.ids[i], "reason": m} for i, m in skipped],
         "svm_accuracy_on_kept": round(svm_accuracy, 4),
         "processes": procs.world,
         "rows": rows,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def _explain_batch(bundle: Bundle, svm_name: str, method: str, images: torch.Ten
 
 def _columns(result: CAMResult) -> dict[str, str]:
     """The index's columns and their kinds, for what this head produces."""
-    columns = {"id": "str", "label": "str", "shard": "int", "offset": "int"}
+    columns = {"id": "str", "label": "str", "label_index": "int", "shard": "int", "offset": "int"}
     if result.logits is not None:
         columns.update(cnn_prediction="int", cnn_probability="float")
     columns.update(svm_prediction="str", svm_score="float")
@@ -106,8 +107,10 @@ def _shard_arrays(
     probe: CAMResult,
     dtype: np.dtype,
     unreadable: list[tuple[int, str]],
+    class_index: dict[str, int],
 ) -> dict[str, np.ndarray]:
-    """One shard's arrays (store module docstring) from its batches' results."""
+    """One shard's arrays (store module docstring) from its batches' results; ``class_index`` maps
+    a label to the bundle's class index."""
 
     def cat(values: list[np.ndarray], empty: np.ndarray) -> np.ndarray:
         return np.concatenate(values) if values else empty[:0]
@@ -116,6 +119,7 @@ def _shard_arrays(
     arrays: dict[str, np.ndarray] = {
         "id": np.array([source.ids[i] for i in positions], dtype=str),
         "label": np.array([source.labels[i] for i in positions], dtype=str),
+        "label_index": np.array([class_index.get(source.labels[i], -1) for i in positions], dtype=np.int64),
     }
     if probe.logits is not None:
         arrays["cnn_prediction"] = cat([r.cnn_prediction.cpu().numpy() for _, r, _ in results], np.zeros(0, np.int64))
@@ -133,10 +137,16 @@ def _shard_arrays(
     for name in MAP_NAMES:
         example = getattr(probe, name)
         if example is not None:
-            arrays[name] = cat(
-                [getattr(r, name).cpu().numpy().astype(dtype) for _, r, _ in results],
-                np.zeros((0, *example.shape[1:]), dtype),
+            maps = cat(
+                [getattr(r, name).float().cpu().numpy() for _, r, _ in results],
+                np.zeros((0, *example.shape[1:]), np.float32),
             )
+            if dtype == np.float16:  # each map over its largest magnitude: no overflow, no flush to zero
+                scale = np.abs(maps).max(axis=(-2, -1)) if maps.size else np.zeros(maps.shape[:-2], np.float32)
+                scale = np.where(scale > 0, scale, 1).astype(np.float32)
+                arrays[f"{name}_scale"] = scale
+                maps = (maps / scale[..., None, None]).astype(np.float16)
+            arrays[name] = maps
     arrays["skipped_id"] = np.array([source.ids[i] for i, _ in unreadable], dtype=str)
     arrays["skipped_reason"] = np.array([m for _, m in unreadable], dtype=str)
     return arrays
@@ -165,16 +175,26 @@ def _prepare(out: Path, config: dict, columns: dict[str, str], maps: dict[str, l
     return manifest
 
 
+def _remove_partial_files(out: Path) -> None:
+    """What an interrupted run was writing when it stopped: cadcam's temporary names
+    (``.NAME.XXXX.tmp``) in the store and its shards folder. Only rank 0 calls this, before any
+    rank writes."""
+    if out.is_dir() and (out / MANIFEST).is_file():
+        for folder in (out, out / "shards"):
+            for partial in folder.glob(".*.tmp") if folder.is_dir() else []:
+                partial.unlink(missing_ok=True)
+
+
 def _finished(out: Path, k: int) -> bool:
     """Whether shard k was written (whole, by an earlier run or another rank) and reads back."""
     path = shard_path(out, k)
     if not path.is_file():
         return False
     try:
-        read_arrays(path, ("id",))
-    except CadcamInputError:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None  # every member's CRC: a damaged shard is computed again
+    except (OSError, zipfile.BadZipFile):
         return False
-    return True
 
 
 def _finish(out: Path, manifest: dict, n_shards: int) -> tuple[int, list[tuple[str, str]], dict[str, Path]]:
@@ -242,10 +262,7 @@ def explain_to_store(
         bundle = load_bundle(
             bundle_dir, weights=weights, device=procs.device, derived=derived, architecture=architecture
         )
-        svm_name = svm or bundle.default_svm
-        if svm_name not in bundle.svms:
-            raise CadcamInputError(f"svm: {svm_name!r} is not in the bundle; it has {sorted(bundle.svms)}")
-        svm_head = bundle.svms[svm_name]
+        svm_name, svm_head = bundle.svm_named(svm)
         src = open_source(source, bundle.backbone.input_size, seed)
         size = bundle.backbone.input_size
         probe = _explain_batch(bundle, svm_name, method, torch.zeros(1, 3, size, size, device=procs.device))
@@ -263,12 +280,13 @@ def explain_to_store(
             "seed": seed,
         }
         maps = {n: list(getattr(probe, n).shape[1:]) for n in MAP_NAMES if getattr(probe, n) is not None}
+        if float16:
+            maps = {**maps, **{f"{n}_scale": shape[:-2] for n, shape in maps.items()}}
         n_shards = shard_count(len(src), shard_size)
         if procs.is_main:
             remove_stale_temporaries(out)
+            _remove_partial_files(out)
             manifest = _prepare(out, config, _columns(probe), maps)
-            for partial in shard_path(out, 0).parent.glob(".shard-*.tmp"):  # an interrupted run's half-written shard
-                partial.unlink(missing_ok=True)
         procs.barrier()
         if not procs.is_main:
             manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
@@ -283,6 +301,7 @@ def explain_to_store(
             smoothing=0.1,
         )
         dtype = np.dtype(np.float16 if float16 else np.float32)
+        class_index = {name: i for i, name in enumerate(bundle.class_names)}
         t_stream = time.perf_counter()
         results: list[tuple[np.ndarray, CAMResult, torch.Tensor]] = []
         unreadable: list[tuple[int, str]] = []
@@ -297,7 +316,8 @@ def explain_to_store(
                 results.append((batch.positions.numpy(), result, column))
             bar.update(len(batch.positions) + len(batch.unreadable))
             if batch.last_of_shard:
-                write_arrays(shard_path(out, batch.shard), _shard_arrays(results, src, probe, dtype, unreadable))
+                arrays = _shard_arrays(results, src, probe, dtype, unreadable, class_index)
+                write_arrays(shard_path(out, batch.shard), arrays)
                 results, unreadable = [], []
         bar.close()
         stream_seconds = time.perf_counter() - t_stream

@@ -99,9 +99,7 @@ def explain_images(
     labels: np.ndarray | None = None,
 ) -> dict[str, Path]:
     """Maps for model-ready images (N, 3, S, S): a Fig. 8-style grid PNG and an ``.npz`` of every map."""
-    svm_name = svm or bundle.default_svm
-    if svm_name not in bundle.svms:
-        raise CadcamInputError(f"svm: {svm_name!r} is not in the bundle; it has {sorted(bundle.svms)}")
+    svm_name, _ = bundle.svm_named(svm)
     device = next(bundle.model.head.parameters()).device
     with torch.no_grad():
         features = bundle.model.backbone(images.to(device))

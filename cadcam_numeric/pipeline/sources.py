@@ -7,10 +7,12 @@ image), so the main process only runs the model. Sources (``SOURCE``):
 * image files and folders (every image file under a folder, sorted; id: the path);
 * ``files:LIST.txt`` — one image path per line (relative paths are relative to the list's folder;
   empty lines and lines starting with ``#`` are skipped; id: the line);
-* ``folder:PATH`` — every image file under PATH, sorted (id: the path relative to PATH, label: its
-  first folder, the class of an ImageFolder layout);
+* ``folder:PATH`` — every image file under PATH, sorted (id: the path relative to PATH; label: the
+  class folder of an ImageFolder layout, ``PATH/CLASS/…`` or ``PATH/{train,val,test}/CLASS/…``);
 * ``digits``, ``mnist:ROOT``, ``fashion-mnist:ROOT``, ``cifar10:ROOT``, ``medmnist:FILE.npz`` —
   the test split of :func:`~cadcam_numeric.pipeline.data.load_data` (id: ``test/000123``);
+  with ``held_out`` (what ``evaluate`` asks for) ``folder:PATH`` is its test split too, as
+  ``cadcam train`` holds it out, so that no training image is scored;
 * ``localisation`` or ``localisation:N`` — the localisation set (N images, default 1,000; boxes).
 
 Files are read lazily and may be corrupt: such an image comes back as an error message, never as an
@@ -28,7 +30,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from cadcam_numeric.errors import CadcamInputError
-from cadcam_numeric.pipeline.data import IMAGE_SUFFIXES, load_data, read_image, to_model_input
+from cadcam_numeric.pipeline.data import IMAGE_SUFFIXES, image_files, load_data, read_image, to_model_input
 
 __all__ = ["ARRAY_SOURCES", "ImageSource", "Item", "collate_items", "is_data_source", "open_source"]
 
@@ -98,17 +100,12 @@ def is_data_source(text: str) -> bool:
     return (kind in _PREFIXES and bool(sep)) or text in ("digits", "localisation")
 
 
-def _image_files(folder: Path) -> list[Path]:
-    # regular files only: a FIFO or device named x.png would block the reader forever
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-
-
 def _paths_source(paths: list[str], size: int) -> ImageSource:
     files: list[Path] = []
     for text in paths:
         path = Path(text)
         if path.is_dir():
-            files += _image_files(path)
+            files += image_files(path)
         elif path.is_file():
             if path.suffix.lower() not in IMAGE_SUFFIXES:
                 raise CadcamInputError(f"images: {path} is not an image ({', '.join(sorted(IMAGE_SUFFIXES))})")
@@ -124,14 +121,21 @@ def _paths_source(paths: list[str], size: int) -> ImageSource:
     return ImageSource(" ".join(paths), [str(f) for f in files], [""] * len(files), size, files=files)
 
 
+def _class_folder(parts: tuple[str, ...]) -> str:
+    """The class of an image at ``parts`` under an ImageFolder root: CLASS/… or SPLIT/CLASS/…."""
+    if len(parts) > 2 and parts[0] in ("train", "val", "test"):
+        return parts[1]
+    return parts[0] if len(parts) > 1 else ""
+
+
 def _folder_source(root: Path, size: int) -> ImageSource:
     if not root.is_dir():
         raise CadcamInputError(f"source: folder {root} does not exist")
-    files = _image_files(root)
+    files = image_files(root)
     if not files:
         raise CadcamInputError(f"source: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
-    ids = [f.relative_to(root).as_posix() for f in files]
-    labels = [i.split("/", 1)[0] if "/" in i else "" for i in ids]
+    relative = [f.relative_to(root) for f in files]
+    ids, labels = [r.as_posix() for r in relative], [_class_folder(r.parts) for r in relative]
     return ImageSource(f"folder:{root}", ids, labels, size, files=files)
 
 
@@ -186,13 +190,20 @@ def _array_source(source: str, size: int, seed: int) -> ImageSource:
     )
 
 
-def open_source(source: str | list[str], size: int, seed: int = 0) -> ImageSource:
+def open_source(source: str | list[str], size: int, seed: int = 0, held_out: bool = False) -> ImageSource:
     """The :class:`ImageSource` that ``source`` names (module docstring); ``size`` is the model's
     input size. A list is image files and folders; a string may also name a data source."""
     items = [source] if isinstance(source, str) else list(source)
+    for item in items:
+        if item in ("digits", "localisation") and Path(item).exists():
+            raise CadcamInputError(
+                f"source: {item!r} is both a data source and a path here; write ./{item} for the path"
+            )
     if len(items) == 1 and is_data_source(items[0]):
         kind, _, arg = items[0].partition(":")
-        if kind == "folder":
+        if kind in ("folder", "files", "mnist", "fashion-mnist", "cifar10", "medmnist") and not arg.strip():
+            raise CadcamInputError(f"source: {kind}: needs a path, e.g. {kind}:/data/{kind}")
+        if kind == "folder" and not held_out:
             return _folder_source(Path(arg), size)
         if kind == "files":
             return _list_source(Path(arg), size)

@@ -8,13 +8,17 @@ Layout of a store folder::
     skipped.csv           images that could not be read, with the reason
 
 A shard is an ``.npz`` (NumPy's zip of ``.npy`` arrays; read it with ``np.load(path)``, no pickle)
-holding, for its n readable images: ``id``, ``label``, ``cnn_prediction``, ``cnn_probability``,
-``svm_prediction``, ``svm_score``, ``pca_scores`` (n, B) and the raw maps at the feature maps'
-resolution — ``gradcam`` (n, h, w), ``pca_positive`` and ``pca_negative`` (n, B, h, w), ``svm``
-(n, h, w) — plus ``skipped_id``/``skipped_reason``. Every file is written whole (a temporary name,
-then a rename), and written deterministically (fixed zip timestamps, fixed column order, floats in
-their shortest round-trip form), so the same run gives the same bytes, however it was interrupted
-or split across processes.
+holding, for its n readable images: ``id``, ``label``, ``label_index`` (the bundle's class index of
+the label; −1 for none), ``cnn_prediction``, ``cnn_probability``, ``svm_prediction``, ``svm_score``,
+``pca_scores`` (n, B) and the raw maps at the feature maps' resolution — ``gradcam`` (n, h, w),
+``pca_positive`` and ``pca_negative`` (n, B, h, w), ``svm`` (n, h, w) — plus
+``skipped_id``/``skipped_reason``. With float16 each map is stored divided by its largest magnitude,
+which is kept beside it in float32 (``gradcam_scale`` (n,), ``pca_positive_scale`` (n, B), …), so
+no value overflows or flushes to zero; :class:`MapStore` multiplies it back.
+
+Every file is written whole (a temporary name, then a rename), and written deterministically (fixed
+zip timestamps, fixed column order, floats in their shortest round-trip form), so the same run
+gives the same bytes, however it was interrupted or split across processes.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -50,13 +55,16 @@ def write_arrays(path: Path, arrays: dict[str, np.ndarray]) -> Path:
     byte the same for the same arrays (every zip entry dated 1980-01-01, stored uncompressed)."""
 
     def write(tmp: Path) -> None:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
-            for name, value in arrays.items():
-                info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
-                info.external_attr = 0o644 << 16
-                buffer = io.BytesIO()
-                np.lib.format.write_array(buffer, np.ascontiguousarray(value), allow_pickle=False)
-                archive.writestr(info, buffer.getvalue())
+        with open(tmp, "wb") as fh:
+            with zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as archive:
+                for name, value in arrays.items():
+                    info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
+                    info.external_attr = 0o644 << 16
+                    buffer = io.BytesIO()
+                    np.lib.format.write_array(buffer, np.ascontiguousarray(value), allow_pickle=False)
+                    archive.writestr(info, buffer.getvalue())
+            fh.flush()
+            os.fsync(fh.fileno())  # on disk before the rename makes it a finished shard
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     return atomic_write(Path(path), write)
@@ -165,7 +173,8 @@ class MapStore:
             return [(r[0], r[1]) for r in list(csv.reader(fh))[1:]]
 
     def __getitem__(self, key: int | str) -> dict[str, object]:
-        """The maps of one image (raw, at the feature maps' resolution) and its index row."""
+        """The maps of one image (raw, at the feature maps' resolution; float32, also from a float16
+        store, whose maps are scaled back) and its index row."""
         if isinstance(key, str):
             if key not in self._row:
                 raise KeyError(f"store: no image with id {key!r}")
@@ -175,9 +184,15 @@ class MapStore:
         row = self.index[int(key)]
         shard, offset = int(row["shard"]), int(row["offset"])
         if self._shard_cache is None or self._shard_cache[0] != shard:
-            names = tuple(n for n in MAP_NAMES if n in self.manifest["maps"])
+            names = tuple(n for n in self.manifest["maps"] if n in MAP_NAMES or n.endswith("_scale"))
             self._shard_cache = (shard, read_arrays(shard_path(self.directory, shard), names))
-        maps = {name: value[offset] for name, value in self._shard_cache[1].items()}
+        arrays = self._shard_cache[1]
+        maps = {}
+        for name in MAP_NAMES:
+            if name in arrays:
+                value = arrays[name][offset]
+                scale = arrays.get(f"{name}_scale")
+                maps[name] = value if scale is None else value.astype(np.float32) * scale[offset][..., None, None]
         return {**{name: row[name].item() for name in self.index.dtype.names}, **maps}
 
     def to_pandas(self):
