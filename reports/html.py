@@ -36,8 +36,9 @@ _KATEX_SCRIPT = """<script>
   if (typeof katex === "undefined") { document.body.dataset.mathStatus = "mathml (KaTeX did not load)"; return; }
   nodes.forEach(function (node) {
     try {
-      katex.render(node.dataset.tex, node, {displayMode: node.dataset.display === "1", throwOnError: true,
-                                            strict: "error", trust: false});
+      // rendered to a string first: a formula KaTeX rejects leaves the node (its MathML) untouched
+      node.innerHTML = katex.renderToString(node.dataset.tex, {displayMode: node.dataset.display === "1",
+                                                               throwOnError: true, strict: "error", trust: false});
       rendered += 1;
     } catch (err) {
       failed += 1; node.classList.add("katex-failed"); node.title = String(err.message || err);
