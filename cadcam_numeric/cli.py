@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -389,7 +390,7 @@ def _explain(args: argparse.Namespace) -> int:
         print(
             f"{run.images} images explained into {run.out} ({run.computed} shards computed, {run.kept} kept from "
             f"an earlier run, {run.world} process{'es' if run.world > 1 else ''}, {run.seconds:.1f} s, "
-            f"{run.stream_seconds:.2f} s of it streaming)"
+            f"{run.stream_seconds:.3f} s of it streaming)"
         )
         for i, reason in run.skipped[:20]:
             print(f"skipped {i}: {reason}")
@@ -462,13 +463,15 @@ def _evaluate(args: argparse.Namespace) -> int:
         workers=args.workers,
         distributed=args.distributed,
     )
-    kept = "correctly classified" if summary["correct_only"] else "all"
+    kept = "correctly classified images" if summary["correct_only"] else "images"
     if "files" not in summary:  # a rank other than 0: rank 0 writes and prints the results
         return 0
     print(
-        f"{summary['images']} {kept} images of {summary['data']} (CNN accuracy {summary['cnn_accuracy']:.3f} "
+        f"{summary['images']} {kept} of {summary['data']} (CNN accuracy {summary['cnn_accuracy']:.3f} "
         f"over {summary['candidates']} candidates), {summary['seconds']:.0f} s\n"
     )
+    if summary["asked"] != "all" and summary["images"] < summary["asked"]:
+        print(f"note: {summary['asked']} images were asked for; the source held only {summary['images']}\n")
     for skipped in summary["skipped"]:
         print(f"skipped {skipped['id']}: {skipped['reason']}")
     print(Path(summary["files"]["md"]).read_text())
@@ -739,6 +742,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cadcam {args.command}: {exc}", file=sys.stderr)
         status = 2
         return status
+    except BrokenPipeError:  # the reader of stdout went away (`| head`): 128 + SIGPIPE, as a shell says;
+        sys.stdout = open(os.devnull, "w")  # what was written stays
+        status = 141
+        return status
     except (PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
         where = exc.filename or getattr(args, "out", None) or "a path"
         print(f"cadcam {args.command}: cannot write or read {where} ({exc.strerror or exc})", file=sys.stderr)
@@ -773,9 +780,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         # 3: report wrote its .tex, only the PDF is missing; a store that was begun is kept for resuming
         begun = getattr(args, "resumable", False) and (Path(args.out) / "store.json").is_file()
-        if begun and status not in (0, 130):
+        if begun and status not in (0, 130) and any((Path(args.out) / "shards").glob("shard-*.npz")):
             print(f"cadcam {args.command}: the shards finished so far are kept in {args.out}", file=sys.stderr)
-        if status not in (0, 3) and not existed and not begun:
+        if status not in (0, 3, 141) and not existed and not begun:
             import shutil
 
             shutil.rmtree(args.out, ignore_errors=True)

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cadcam_numeric.errors import CadcamInputError
+
 __all__ = ["HtmlReport", "find_katex", "katex_files", "tex_to_html", "write_katex"]
 
 #: where Debian's ``libjs-katex`` puts KaTeX (``apt-get install libjs-katex``)
@@ -52,10 +54,12 @@ _KATEX_SCRIPT = """<script>
 def find_katex() -> Path | None:
     """The KaTeX distribution to ship with the HTML report: ``$CADCAM_KATEX`` when set (a folder
     holding ``katex.min.js``, ``katex.min.css`` and ``fonts/``), else Debian's; None when neither."""
-    for candidate in (os.environ.get("CADCAM_KATEX"), DEBIAN_KATEX):
-        if candidate and (Path(candidate) / "katex.min.js").is_file():
-            return Path(candidate)
-    return None
+    named = os.environ.get("CADCAM_KATEX")
+    if named:
+        if not (Path(named) / "katex.min.js").is_file():
+            raise CadcamInputError(f"CADCAM_KATEX: {named} holds no katex.min.js; name KaTeX's dist folder")
+        return Path(named)
+    return DEBIAN_KATEX if (DEBIAN_KATEX / "katex.min.js").is_file() else None
 
 
 def write_katex(out: Path, katex: Path, write: Callable[[Path, bytes], object] | None = None) -> None:

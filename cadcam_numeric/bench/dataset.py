@@ -125,7 +125,7 @@ def _command(*args: str) -> list[str]:
 
 def _distributed_seconds(bundle_dir: Path, source: str, out: Path, batch: int, workers: int) -> float | None:
     """explain-and-store under ``torchrun --nproc-per-node 2`` (gloo): the slowest rank's streaming
-    seconds (loader start to last shard, as the one-process row)."""
+    seconds (loader start to last shard, as the one-process row; printed to the millisecond)."""
     command = torchrun_command(
         2, "explain", source, "--bundle", str(bundle_dir), "--out", str(out), "--batch-size", str(batch),
         "--workers", str(workers), "--device", "cpu", "--shard-size", str(SHARD_SIZE),

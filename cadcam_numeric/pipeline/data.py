@@ -205,7 +205,7 @@ def _torchvision(name: str, root: Path, download: bool) -> tuple[ImageSet, Image
         except RuntimeError as exc:
             raise CadcamInputError(
                 f"data: {name} not found under {root} ({exc}). Put torchvision's files there, or pass "
-                "--download to fetch them (needs network)."
+                "`cadcam train ... --download` to fetch them (needs network)."
             ) from exc
         data = torch.as_tensor(np.asarray(ds.data))
         data = data.permute(0, 3, 1, 2) if data.dim() == 4 else data.unsqueeze(1)

@@ -40,7 +40,7 @@ from cadcam_numeric.pipeline.batches import shard_batches, shard_count
 from cadcam_numeric.pipeline.bundle import load_bundle
 from cadcam_numeric.pipeline.distributed import Processes, start_processes
 from cadcam_numeric.pipeline.run import labels_as_numpy, rows_to_csv, rows_to_markdown
-from cadcam_numeric.pipeline.sources import ImageSource, open_source
+from cadcam_numeric.pipeline.sources import ImageSource, is_data_source, open_source
 
 __all__ = ["run_evaluation"]
 
@@ -245,8 +245,10 @@ def run_evaluation(
         classes = _class_indices(source, bundle.class_names)
         if (classes < 0).any():
             missing = source.ids[int(np.flatnonzero(classes < 0)[0])]
+            hint = "" if is_data_source(data) else f"; for an ImageFolder layout write --data folder:{data}"
             raise CadcamInputError(
-                f"data: {missing} has no class of the bundle ({bundle.class_names}); evaluate needs labelled images"
+                f"data: {missing} has no class of the bundle ({bundle.class_names}); evaluate needs labelled "
+                f"images{hint}"
             )
         if isinstance(svm_targets, SVMClassTarget):
             svm_targets = SVMClassTarget(_svm_label(svm_targets.label, svm_head.classes))
@@ -309,10 +311,11 @@ def _summarise(procs: Processes, ctx: _Context, shards: list[dict], out_dir: Pat
 
     right = np.concatenate([b["right"] for b, _ in batches])[:take]
     positions = np.concatenate([b["positions"] for b, _ in batches])[:take]
-    last = int(positions[-1])  # the candidates: every readable image up to the last one kept
     candidates = np.concatenate([p for p, _ in examined])
-    right_all = np.concatenate([r for _, r in examined])[candidates <= last]
-    candidates = candidates[candidates <= last]
+    right_all = np.concatenate([r for _, r in examined])
+    # the candidates: every readable image up to the n-th kept one, or every image when fewer were kept
+    last = int(positions[-1]) if n is not None and len(positions) == n else int(candidates.max())
+    right_all, candidates = right_all[candidates <= last], candidates[candidates <= last]
     skipped = sorted((int(i), m) for s in shards for i, m in s["unreadable"] if i <= last)
     rows, curves = [], {}
     for name in names:
@@ -351,7 +354,8 @@ def _summarise(procs: Processes, ctx: _Context, shards: list[dict], out_dir: Pat
     targets, svm_targets = ctx.targets, ctx.svm_targets
     summary = {
         "data": ctx.data,
-        "images": int(take if take <= len(positions) else len(positions)),
+        "images": len(positions),
+        "asked": n if n is not None else "all",
         "candidates": len(candidates),
         "steps": ctx.steps,
         "svm": ctx.svm_name,
@@ -371,6 +375,7 @@ def _summarise(procs: Processes, ctx: _Context, shards: list[dict], out_dir: Pat
             "curves": _plot(curves, out_dir / "evaluation_curves.png", ctx.data),
         }
         summary["files"] = {k: str(v) for k, v in files.items()}
+        summary["files"]["json"] = str(out_dir / "evaluation.json")
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     if procs.is_main:
         atomic_write_text(out_dir / "evaluation.json", json.dumps(summary, indent=2))

@@ -161,6 +161,10 @@ def _prepare(out: Path, config: dict, columns: dict[str, str], maps: dict[str, l
             existing = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise CadcamInputError(f"out: {path} is not readable JSON ({exc}); give a new folder") from exc
+        unfinished = not existing.get("complete") and not any((out / "shards").glob("shard-*.npz"))
+        if unfinished:  # a run that stopped before its first shard: nothing to keep, begin again
+            atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")
+            return manifest
         if existing.get("config") != config or existing.get("format") != STORE_FORMAT:
             changed = sorted(k for k in config if existing.get("config", {}).get(k) != config[k])
             raise CadcamInputError(
@@ -308,6 +312,7 @@ def explain_to_store(
         for batch in shard_batches(src, todo, shard_size, batch_size, procs.device, workers):
             if batch.unreadable and strict:
                 position, message = batch.unreadable[0]
+                bar.close()
                 raise CadcamInputError(f"source: {src.ids[position]}: {message} (--strict stops at the first)")
             unreadable += batch.unreadable
             if len(batch.positions):

@@ -13,7 +13,8 @@ image), so the main process only runs the model. Sources (``SOURCE``):
   the test split of :func:`~cadcam_numeric.pipeline.data.load_data` (id: ``test/000123``);
   with ``held_out`` (what ``evaluate`` asks for) ``folder:PATH`` is its test split too, as
   ``cadcam train`` holds it out, so that no training image is scored;
-* ``localisation`` or ``localisation:N`` — the localisation set (N images, default 1,000; boxes).
+* ``localisation`` or ``localisation:N`` — the localisation set (N images, default 1,000; boxes;
+  ``evaluate`` draws 10·n for n correctly classified images).
 
 Files are read lazily and may be corrupt: such an image comes back as an error message, never as an
 exception, so a run can skip it and list it. Nothing executes code (PIL; ``np.load`` without pickle).
@@ -21,6 +22,7 @@ exception, so a run can skip it and list it. Nothing executes code (PIL; ``np.lo
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,6 +114,12 @@ def _paths_source(paths: list[str], size: int) -> ImageSource:
             files.append(path)
         elif path.exists():
             raise CadcamInputError(f"images: {path} is not a regular file or a folder")
+        elif re.match(r"^[A-Za-z][\w-]*:", text) and not re.match(r"^[A-Za-z]:[\\/]", text):
+            raise CadcamInputError(
+                f"source: {text.split(':', 1)[0]!r} is not a source kind, and {text} is not a path; expected "
+                "image files or folders, or one of folder:PATH, files:LIST.txt, digits, mnist:ROOT, "
+                "fashion-mnist:ROOT, cifar10:ROOT, medmnist:FILE.npz, localisation[:N]"
+            )
         else:
             raise CadcamInputError(f"images: {path} does not exist")
     if not files:
