@@ -19,7 +19,6 @@ import torch
 from PIL import Image
 
 from cadcam_numeric import explain
-from cadcam_numeric.bench.dataset import small_demo_bundle
 from cadcam_numeric.cli import main
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.pipeline import MapStore
@@ -27,6 +26,7 @@ from cadcam_numeric.pipeline.bundle import load_bundle
 from cadcam_numeric.pipeline.data import load_data, to_model_input
 from cadcam_numeric.pipeline.distributed import torchrun_command
 from cadcam_numeric.pipeline.explain_store import explain_to_store
+from cadcam_numeric.pipeline.small_demo import small_demo_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,29 +14,20 @@ from PIL import Image
 from cadcam_numeric import explain
 from cadcam_numeric.cli import main
 from cadcam_numeric.errors import CadcamInputError
-from cadcam_numeric.pipeline.backbones import CNN, build_backbone
+from cadcam_numeric.pipeline.backbones import build_backbone
 from cadcam_numeric.pipeline.bundle import load_bundle, save_bundle
 from cadcam_numeric.pipeline.data import load_data, to_model_input
 from cadcam_numeric.pipeline.fitting import fit_pca_and_svms, layer_outputs
-from cadcam_numeric.pipeline.training import make_head, train_model
+from cadcam_numeric.pipeline.small_demo import small_demo
 from proofs_tests.test_pipeline_data import make_folder
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    torch.manual_seed(0)
-    data = load_data("digits")
-    backbone = build_backbone("small_vgg")
-    model = CNN(backbone.features, make_head(backbone, 10))
-    train_model(model, backbone, data, 2, torch.device("cpu"), lr=0.02, momentum=0.9)
-    out = layer_outputs(model, data.train, 32, 2, torch.device("cpu"))
-    pca, svms = fit_pca_and_svms(out)
-    spec = {"feature_layer": "pool", "widths": [40, 30, 20], "activation": "relu", "seed": 0}
-    directory = save_bundle(
-        tmp_path_factory.mktemp("b") / "bundle", model, backbone, spec, pca, 2, svms, "rbf-std", data.class_names
-    )
-    images = to_model_input(data.test.images[:8], 32)
-    return model, pca, svms, directory, images
+    demo = small_demo(epochs=2)
+    directory = demo.save(tmp_path_factory.mktemp("b") / "bundle")
+    images = to_model_input(demo.data.test.images[:8], 32)
+    return demo.model, demo.pca, demo.svms, directory, images
 
 
 def test_bundle_round_trip_gives_identical_maps(trained):

@@ -126,8 +126,8 @@ def _spec_problem(directory: Path) -> dict:
 
 def _store_problem(directory: Path) -> dict:
     """A map store in ./maps, as `cadcam explain digits --bundle B --out maps` writes it."""
-    from cadcam_numeric.bench.dataset import small_demo_bundle
     from cadcam_numeric.pipeline.explain_store import explain_to_store
+    from cadcam_numeric.pipeline.small_demo import small_demo_bundle
 
     bundle = small_demo_bundle(directory / "bundle")
     explain_to_store(bundle, "digits", directory / "maps", shard_size=100, workers=0, progress=False)

@@ -31,9 +31,10 @@ from cadcam_numeric.pipeline.batches import default_workers, shard_batches, shar
 from cadcam_numeric.pipeline.bundle import load_bundle
 from cadcam_numeric.pipeline.distributed import torchrun_command
 from cadcam_numeric.pipeline.explain_store import explain_to_store
+from cadcam_numeric.pipeline.small_demo import small_demo_bundle
 from cadcam_numeric.pipeline.sources import open_source
 
-__all__ = ["DatasetBench", "dataset_markdown", "run_dataset_bench", "small_demo_bundle"]
+__all__ = ["DatasetBench", "dataset_markdown", "run_dataset_bench"]
 
 #: the peak-memory wrapper: run a command, print the largest resident set of it and its children (KiB)
 _PEAK_RSS = (
@@ -55,25 +56,6 @@ class DatasetBench:
 
     def to_json(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-
-def small_demo_bundle(directory: Path) -> Path:
-    """small_vgg, one epoch on digits, PCA on layer 2 and the paper's four SVMs, fitted for real."""
-    from cadcam_numeric.pipeline.backbones import CNN, build_backbone
-    from cadcam_numeric.pipeline.bundle import save_bundle
-    from cadcam_numeric.pipeline.data import load_data
-    from cadcam_numeric.pipeline.fitting import fit_pca_and_svms, layer_outputs
-    from cadcam_numeric.pipeline.training import make_head, train_model
-
-    torch.manual_seed(0)
-    data = load_data("digits")
-    backbone = build_backbone("small_vgg")
-    model = CNN(backbone.features, make_head(backbone, 10))
-    train_model(model, backbone, data, 1, torch.device("cpu"), lr=0.02, momentum=0.9)
-    outputs = layer_outputs(model, data.train, 32, 2, torch.device("cpu"))
-    pca, svms = fit_pca_and_svms(outputs)
-    spec = {"feature_layer": "pool", "widths": [40, 30, 20], "activation": "relu", "seed": 0}
-    return save_bundle(directory, model, backbone, spec, pca, 2, svms, "rbf-std", data.class_names)
 
 
 def _write_pngs(folder: Path, n: int, size: int) -> Path:
