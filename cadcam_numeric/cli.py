@@ -17,11 +17,15 @@ import argparse
 import errno
 import json
 import os
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from cadcam_numeric.atomic import claim_directory
+from cadcam_numeric.atomic import OutputClaim, claim_directory
 from cadcam_numeric.engine.explain import METHOD_LABELS
 from cadcam_numeric.errors import CadcamInputError
 
@@ -694,25 +698,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_out(args: argparse.Namespace) -> bool:
-    """``--out`` must be new, empty, or a folder cadcam wrote (``atomic.MARKER``); it is created and
-    marked as cadcam's. Returns whether it existed before the command."""
+def _check_out(args: argparse.Namespace) -> OutputClaim | None:
+    """``--out`` must be new, empty, or a folder cadcam wrote (``atomic.MARKER``). It is normalised
+    once (``newdir/../yours`` is ``yours``; :func:`~cadcam_numeric.atomic.resolved_path`), claimed
+    (created and marked as cadcam's) and ``args.out`` becomes that one absolute path, which the
+    command, its checks and the clean-up after a failure all use. None when the command has no ``--out``."""
     out = getattr(args, "out", None)
     if out is None:
-        return True
-    path = Path(out)
+        return None
     if not out.strip() or any(ch in out for ch in "\x00\r\n"):
         raise CadcamInputError(f"--out: {out!r} is not a usable directory name")
-    if path.exists() and not path.is_dir():
-        raise CadcamInputError(f"--out: {out} is a file; expected a directory (existing or to be created)")
-    resolved = path.resolve()
-    if resolved == Path(resolved.anchor) or resolved == Path.home().resolve():
-        raise CadcamInputError(
-            f"--out: {out} is the filesystem root or your home directory; give a folder for the outputs"
-        )
-    existed = path.exists()
-    claim_directory(path, "--out")  # new, empty or cadcam's own: nothing of yours is overwritten
-    return existed
+    claim = claim_directory(Path(out), "--out")  # new, empty or cadcam's own: nothing of yours is overwritten
+    args.out = str(claim.path)
+    return claim
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is (the same clean-up), with exit status 143 = 128 + SIGTERM."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While a command runs, SIGTERM raises :class:`Terminated` in the main thread (restored after)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _unexpected(args: argparse.Namespace, exc: BaseException) -> int:
@@ -732,10 +751,15 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command. The error boundary: bad input → exit 2 and one sentence naming the argument;
     an output directory the command created is removed again when the command fails."""
     args = build_parser().parse_args(argv)
-    existed = True
+    with _sigterm_as_interrupt():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    claim: OutputClaim | None = None
     status = 1
     try:
-        existed = _check_out(args)
+        claim = _check_out(args)
         status = int(args.func(args))
         return status
     except CadcamInputError as exc:
@@ -758,16 +782,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cadcam {args.command}: cannot write {where} ({exc.strerror})", file=sys.stderr)
         status = 2
         return status
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        status = 143 if isinstance(exc, Terminated) else 130
+        how = "terminated (SIGTERM)" if status == 143 else "interrupted"
         if getattr(args, "resumable", False):
             print(
-                f"cadcam {args.command}: interrupted; the shards finished so far are kept in {args.out}: "
+                f"cadcam {args.command}: {how}; the shards finished so far are kept in {args.out}: "
                 "rerun the same command to finish the store",
                 file=sys.stderr,
             )
         else:
-            print(f"cadcam {args.command}: interrupted; nothing half-written was kept", file=sys.stderr)
-        status = 130
+            print(f"cadcam {args.command}: {how}; nothing half-written was kept", file=sys.stderr)
         return status
     except Exception as exc:
         from derivations.errors import DerivationInputError  # SymPy-free
@@ -779,13 +804,11 @@ def main(argv: list[str] | None = None) -> int:
         return status
     finally:
         # 3: report wrote its .tex, only the PDF is missing; a store that was begun is kept for resuming
-        begun = getattr(args, "resumable", False) and (Path(args.out) / "store.json").is_file()
-        if begun and status not in (0, 130) and any((Path(args.out) / "shards").glob("shard-*.npz")):
+        begun = claim is not None and getattr(args, "resumable", False) and (claim.path / "store.json").is_file()
+        if begun and status not in (0, 130, 143) and any((claim.path / "shards").glob("shard-*.npz")):
             print(f"cadcam {args.command}: the shards finished so far are kept in {args.out}", file=sys.stderr)
-        if status not in (0, 3, 141) and not existed and not begun:
-            import shutil
-
-            shutil.rmtree(args.out, ignore_errors=True)
+        if claim is not None and status not in (0, 3, 141) and not begun:
+            claim.release()  # only what this command made: a folder of yours is never removed
 
 
 if __name__ == "__main__":

@@ -159,8 +159,8 @@ def test_a_run_killed_after_its_first_shard_resumes_to_the_same_store(bundle_dir
     with pytest.raises(CadcamInputError, match="incomplete"):
         MapStore(killed)
     # what a kill in the middle of a write leaves: cadcam's temporary names, removed on resuming
-    (killed / "shards" / ".shard-00039.npz.k1ll3d.tmp").write_bytes(b"half a shard")
-    (killed / ".index.csv.k1ll3d.tmp").write_text("id,la")
+    (killed / "shards" / ".shard-00039.npz.cadcam-k1ll3d00.tmp").write_bytes(b"half a shard")
+    (killed / ".index.csv.cadcam-k1ll3d00.tmp").write_text("id,la")
     resumed = subprocess.run(_cli(*args, "--out", str(killed)), cwd=ROOT, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert "kept from an earlier run" in resumed.stdout and f"{len(written)} kept" in resumed.stdout

@@ -431,12 +431,13 @@ def test_torch_tensors_in_a_bundle_are_never_unpickled(trained, tmp_path):  # no
 def test_what_a_killed_run_left_is_removed_by_the_next_write(tmp_path):
     from cadcam_numeric.atomic import STALE_SECONDS, atomic_directory, atomic_write_text
 
-    old = tmp_path / ".maps.png.x1y2.tmp"
+    old = tmp_path / ".maps.png.cadcam-x1y2z3w4.tmp"
     old.write_bytes(b"half a png")
-    young = tmp_path / ".maps.png.z9.tmp"
+    young = tmp_path / ".maps.png.cadcam-z9z9z9z9.tmp"
     young.write_bytes(b"a run still going")
-    old_dir = tmp_path / ".bundle.tmp-abc"
+    old_dir = tmp_path / ".bundle.cadcam-tmp-abcdefgh"
     old_dir.mkdir()
+    (old_dir / MARKER).write_text("cadcam's temporary folder")
     (old_dir / "tensors.safetensors").write_bytes(b"partial")
     past = time.time() - STALE_SECONDS - 60
     for p in (old, old_dir):

@@ -668,7 +668,7 @@ def build_report(
     """
     from cadcam_numeric.atomic import atomic_write_bytes, claim_directory
 
-    out = claim_directory(Path(out))  # new, empty or cadcam's own: nothing of yours is overwritten
+    out = claim_directory(Path(out)).path  # new, empty or cadcam's own: nothing of yours is overwritten
     if view is None:
         view = view_of_bundle(bundle, derived) if bundle is not None else paper_view()
     with tempfile.TemporaryDirectory(prefix="cadcam-report-") as tmp:

@@ -52,6 +52,7 @@ MAX_JSON_BYTES = 64 << 20
 MAX_TENSOR_BYTES = 8 << 30
 MAX_DEGREE = 100  # the largest polynomial-kernel degree
 MAX_HEAD_WEIGHTS = 500_000_000  # 2 GB of float32: the largest head a bundle may describe
+MAX_CLASS_NAME = 200  # characters: a class name is a figure title and a table cell
 
 
 @dataclass
@@ -278,6 +279,11 @@ def _check_sizes(doc: dict) -> None:
     names = doc.get("class_names")
     if not isinstance(names, list) or len(names) != classes or not all(isinstance(c, str) for c in names):
         raise CadcamInputError(f"bundle: class_names must list head.n_classes ({classes}) strings")
+    for c in names:
+        if not 0 < len(c) <= MAX_CLASS_NAME or not c.isprintable():
+            raise CadcamInputError(
+                f"bundle: class_names holds {c[:40]!r}; expected printable names of 1 to {MAX_CLASS_NAME} characters"
+            )
     pca = doc["pca"]
     after = _integer_in(pca.get("after"), 0, len(widths), "pca.after")  # 0: on the pooled features x
     _integer_in(pca.get("n_components"), 1, widths[after - 1] if after else t * m * n, "pca.n_components")

@@ -18,9 +18,12 @@ validation set is 20 % of the training data (paper §5), except where MedMNIST p
 
 from __future__ import annotations
 
+import os
+import stat
 import zipfile
 import zlib
 from collections.abc import Iterator
+from typing import BinaryIO
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,25 +149,42 @@ def _to_8bit_rgb(img) -> object:
     return img.convert("RGB")
 
 
+def _open_regular_file(path: Path) -> BinaryIO:
+    """``path`` opened for reading if it is a regular file, checked on the open descriptor: opened
+    with ``O_NONBLOCK``, so a FIFO or device (also one swapped in after the listing) is refused at
+    once instead of blocking the reader for ever."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise CadcamInputError(f"image: cannot open {path} ({exc.strerror or exc})") from exc
+    handle = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        handle.close()
+        raise CadcamInputError(f"image: {path} is not a regular file (a FIFO, device or folder); expected an image file")
+    return handle
+
+
 def read_image(path: Path, size: int | None) -> np.ndarray:
     """One image file as uint8 (3, H, W), resized to ``size`` when given; any file PIL cannot read
-    as an image, or larger than :data:`MAX_IMAGE_PIXELS`, is refused by name."""
+    as an image, larger than :data:`MAX_IMAGE_PIXELS`, or that is not a regular file (a FIFO named
+    x.png), is refused by name."""
     import warnings
 
     from PIL import Image
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                if img.width * img.height > MAX_IMAGE_PIXELS:
-                    raise ValueError(f"{img.width}x{img.height} px is more than {MAX_IMAGE_PIXELS:,} pixels")
-                img = _to_8bit_rgb(img)
-                if size is not None:
-                    img = img.resize((size, size), Image.BILINEAR)
-                return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise CadcamInputError(f"image: cannot read {path} as an image ({type(exc).__name__}: {exc})") from exc
+    with _open_regular_file(path) as handle:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(handle) as img:
+                    if img.width * img.height > MAX_IMAGE_PIXELS:
+                        raise ValueError(f"{img.width}x{img.height} px is more than {MAX_IMAGE_PIXELS:,} pixels")
+                    img = _to_8bit_rgb(img)
+                    if size is not None:
+                        img = img.resize((size, size), Image.BILINEAR)
+                    return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise CadcamInputError(f"image: cannot read {path} as an image ({type(exc).__name__}: {exc})") from exc
 
 
 def image_files(folder: Path) -> list[Path]:

@@ -12,7 +12,7 @@ from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.pipeline.bundle import load_bundle
 from cadcam_numeric.pipeline.data import read_image, to_model_input
 from cadcam_numeric.pipeline.run import explain_images
-from cadcam_numeric.pipeline.sources import open_source
+from cadcam_numeric.pipeline.sources import open_source, readable_name
 from cadcam_numeric.spec.architecture import load_architecture_file
 
 __all__ = ["explain_paths"]
@@ -50,6 +50,6 @@ def explain_paths(
         except OSError as exc:
             raise CadcamInputError(f"images: cannot read an image in {[str(f) for f in group]}: {exc}") from exc
         stem = "maps" if len(files) <= MAX_IMAGES_PER_FIGURE else f"maps_{start // MAX_IMAGES_PER_FIGURE + 1:03d}"
-        out = explain_images(bundle, to_model_input(raw, size), out_dir, [f.name for f in group], svm, method, stem)
+        out = explain_images(bundle, to_model_input(raw, size), out_dir, [readable_name(f.name) for f in group], svm, method, stem)
         written[f"{stem}.png"], written[f"{stem}.npz"] = out["grid"], out["maps"]
     return written

@@ -20,7 +20,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from cadcam_numeric.atomic import atomic_write_text, claim_directory, remove_stale_temporaries
+from cadcam_numeric.atomic import (
+    atomic_write_text,
+    check_replaceable,
+    claim_directory,
+    partial_files,
+    remove_stale_temporaries,
+    resolved_path,
+)
 from cadcam_numeric.devices import select_device
 from cadcam_numeric.engine.explain import CAMResult, explain
 from cadcam_numeric.errors import CadcamInputError
@@ -180,13 +187,14 @@ def _prepare(out: Path, config: dict, columns: dict[str, str], maps: dict[str, l
 
 
 def _remove_partial_files(out: Path) -> None:
-    """What an interrupted run was writing when it stopped: cadcam's temporary names
-    (``.NAME.XXXX.tmp``) in the store and its shards folder. Only rank 0 calls this, before any
-    rank writes."""
+    """What an interrupted run was writing when it stopped: cadcam's temporary files
+    (``.NAME.cadcam-XXXXXXXX.tmp``) in the store and its shards folder. Only rank 0 calls this,
+    before any rank writes, and only in a folder that is cadcam's (checked first by :func:`explain_to_store`)."""
     if out.is_dir() and (out / MANIFEST).is_file():
         for folder in (out, out / "shards"):
-            for partial in folder.glob(".*.tmp") if folder.is_dir() else []:
+            for partial in partial_files(folder):
                 partial.unlink(missing_ok=True)
+
 
 
 def _finished(out: Path, k: int) -> bool:
@@ -259,7 +267,8 @@ def explain_to_store(
     (:mod:`cadcam_numeric.pipeline.store`). Unreadable images are skipped and listed, or with
     ``strict`` stop the run. ``distributed``: this process is one rank of a torchrun group."""
     t0 = time.perf_counter()
-    out = Path(out_dir)
+    out = resolved_path(out_dir)  # one path for every check, write and clean-up
+    check_replaceable(out, "out")  # new, empty or cadcam's: a folder of yours holding a store.json is not touched
     procs = start_processes(select_device(device), distributed)
     try:
         architecture = load_architecture_file(spec, derived) if spec is not None else None

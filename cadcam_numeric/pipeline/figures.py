@@ -49,6 +49,16 @@ def fig6_contribution_ratios(ratios: np.ndarray, layer: int, width: int, path: P
     return _save(fig, path)
 
 
+def literal_text(text: str) -> str:
+    """``text`` drawn as written where matplotlib would read mathtext (a legend label): every ``$``
+    escaped, so a class name like ``$\\undefinedcmd{x}$`` is shown, not parsed.
+
+    >>> literal_text("cost in $")
+    'cost in \\\\$'
+    """
+    return text.replace("$", r"\$")
+
+
 def fig7_pca_scatter(scores: np.ndarray, labels: np.ndarray, class_names: list[str], path: Path) -> Path:
     fig = plt.figure(figsize=(6, 5))
     ax = fig.add_subplot(projection="3d")
@@ -56,7 +66,7 @@ def fig7_pca_scatter(scores: np.ndarray, labels: np.ndarray, class_names: list[s
     for c, name in enumerate(class_names):
         sel = labels == c
         z = scores[sel, 2] if scores.shape[1] > 2 else np.zeros(sel.sum())
-        ax.scatter(scores[sel, 0], scores[sel, 1], z, s=8, color=cmap(c % 10), label=name)
+        ax.scatter(scores[sel, 0], scores[sel, 1], z, s=8, color=cmap(c % 10), label=literal_text(name))
     ax.set(xlabel="$p_1$", ylabel="$p_2$", zlabel="$p_3$", title="test PCA scores by class")
     ax.legend(loc="upper left", fontsize=7, ncol=2, markerscale=2)
     return _save(fig, path)
@@ -96,7 +106,7 @@ def fig8_map_grid(
     grey = images.mean(-1) if images.ndim == 4 else images
     for i in range(n):
         axes[i, 0].imshow(images[i] if images.ndim == 4 else grey[i], cmap=None if images.ndim == 4 else "grey")
-        axes[i, 0].set_ylabel(row_titles[i], fontsize=9)
+        axes[i, 0].set_ylabel(row_titles[i], fontsize=9, parse_math=False)  # a file or class name, never mathtext
         for j, cam in ((1, gradcam[i]), (2, svm[i])):
             axes[i, j].imshow(grey[i], cmap="gray")
             axes[i, j].imshow(cam, cmap="jet", alpha=0.5, vmin=0, vmax=1)
@@ -120,7 +130,7 @@ def fig8_map_grid(
             cb.set_ticks([0, top])
             cb.set_ticklabels(["0", f"{top:.2g}"])
     for j, title in enumerate(titles):
-        axes[0, j].set_title(title, fontsize=10)
+        axes[0, j].set_title(title, fontsize=10, parse_math=j != 2)  # column 2 names the user's classifier
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])

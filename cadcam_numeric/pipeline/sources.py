@@ -34,7 +34,7 @@ from torch.utils.data import Dataset
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.pipeline.data import IMAGE_SUFFIXES, image_files, load_data, read_image, to_model_input
 
-__all__ = ["ARRAY_SOURCES", "ImageSource", "Item", "collate_items", "is_data_source", "open_source"]
+__all__ = ["ARRAY_SOURCES", "ImageSource", "Item", "collate_items", "is_data_source", "open_source", "readable_name"]
 
 #: sources held as arrays (the test split of a dataset, or generated)
 ARRAY_SOURCES = ("digits", "mnist", "fashion-mnist", "cifar10", "medmnist", "localisation")
@@ -78,6 +78,7 @@ class ImageSource(Dataset):
         boxes: Tensor | None = None,
         class_labels: list[int] | None = None,
     ) -> None:
+        ids, labels, name = [readable_name(i) for i in ids], [readable_name(x) for x in labels], readable_name(name)
         if len(ids) != len(labels) or len(set(ids)) != len(ids):
             raise CadcamInputError(f"source: {name}: every image needs one label and a unique id")
         self.name, self.ids, self.labels, self.size = name, ids, labels, size
@@ -92,8 +93,18 @@ class ImageSource(Dataset):
         try:
             raw = read_image(self.files[index], self.size)
         except CadcamInputError as exc:
-            return Item(index, None, str(exc))
+            return Item(index, None, readable_name(str(exc)))
         return Item(index, to_model_input(torch.from_numpy(np.array(raw))[None], self.size)[0], "")
+
+
+def readable_name(text: str) -> str:
+    """A file or folder name as valid UTF-8 text: bytes that are not UTF-8 (Python holds them as
+    surrogate escapes) are shown as ``\\xNN``, so an id, label or digest never fails to encode.
+
+    >>> readable_name(b"caf\\xe9.png".decode("utf-8", "surrogateescape"))
+    'caf\\\\xe9.png'
+    """
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def is_data_source(text: str) -> bool:
