@@ -239,7 +239,7 @@ def claim_directory(path: Path, argument: str = "out") -> OutputClaim:
             f"{argument}: {path} is the filesystem root or your home directory; give a folder for the outputs"
         )
     if target.exists() and not target.is_dir():
-        raise CadcamInputError(f"{argument}: {path} exists and is not a directory; give a new or empty directory")
+        raise CadcamInputError(f"{argument}: {path} is a file; expected a directory (existing or to be created)")
     parents = _make_parents(target.parent)
     try:
         target.mkdir()
