@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torchvision
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
@@ -508,3 +509,60 @@ def test_pdflatex_dies_with_a_killed_cadcam(tmp_path):
         time.sleep(0.05)
     os.kill(pid, signal.SIGKILL)
     pytest.fail("the child outlived its killed parent")
+
+
+# --- models as users have them: the split explains the model's own forward (issue 23, B4, B5) ----
+
+
+class _Tempered(torchvision.models.ResNet):
+    """resnet18's layers, logits divided by a temperature: a forward that is not ResNet's."""
+
+    def forward(self, x):
+        return super().forward(x) / 10
+
+
+def test_a_model_whose_forward_differs_from_its_family_is_refused(capsys):
+    from cadcam_numeric import PCASVMGradCAM, split_classifier
+
+    torch.manual_seed(0)
+    model = _Tempered(torchvision.models.resnet.BasicBlock, [2, 2, 2, 2]).eval()
+    for call in (lambda: split_classifier(model), lambda: PCASVMGradCAM.from_model(model)):
+        with pytest.raises(CadcamInputError, match=r"_Tempered's forward is not its family's.*max \|difference\|"):
+            call()
+
+
+def test_from_model_checks_every_call_against_the_users_model():
+    """After a split that passed its probe, the model changes (a hook rescales its output): the next
+    call is refused, because the check compares with the model, not with the split."""
+    from cadcam_numeric import PCASVMGradCAM
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=4).eval()
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with PCASVMGradCAM.from_model(model) as cam:
+        assert cam(images).gradcam.shape == (2, 64, 64)
+        handle = model.register_forward_hook(lambda module, inputs, output: output / 10)
+        try:
+            with pytest.raises(CadcamInputError, match="does not reproduce model"):
+                cam(images)
+        finally:
+            handle.remove()
+
+
+def test_tiny_logits_still_tell_heads_apart():
+    """An untrained efficientnet_b0 has logits near 1e-14: the check is relative to their scale."""
+    from cadcam_numeric.engine.split import reproduces
+
+    logits = torch.tensor([[3e-14, -1e-14, 2e-14]])
+    assert reproduces(logits.clone(), logits)
+    assert not reproduces(logits / 10, logits)  # passes allclose(rtol=1e-4, atol=1e-5), a different head
+    assert torch.allclose(logits / 10, logits, rtol=1e-4, atol=1e-5)
+
+
+def test_convnext_is_refused_by_name_not_split_wrongly():
+    from cadcam_numeric import PCASVMGradCAM, split_classifier
+
+    model = torchvision.models.convnext_tiny(num_classes=3).eval()
+    for call in (lambda: split_classifier(model), lambda: PCASVMGradCAM.from_model(model)):
+        with pytest.raises(CadcamInputError, match=r"ConvNeXt\) ends in LayerNorm2d"):
+            call()

@@ -27,7 +27,7 @@ from cadcam_numeric.catalogue_types import ActivationCode
 from cadcam_numeric.engine.explain import CAMResult, Method, explain
 from cadcam_numeric.engine.maps import normalise, normalise_pca_pair, upsample
 from cadcam_numeric.engine.pca import pca_layer_from_sklearn
-from cadcam_numeric.engine.split import split_classifier
+from cadcam_numeric.engine.split import reproduces, split_classifier
 from cadcam_numeric.engine.svm import SVMHead, parse_svm
 from cadcam_numeric.errors import CadcamInputError
 
@@ -92,6 +92,20 @@ def compose_head(model: nn.Module, target_layer: nn.Module, head: nn.Module) -> 
     return nn.Sequential(*between, *([nn.Flatten()] if not isinstance(tail[0], nn.Flatten) else []), *tail)
 
 
+def _target_in_model(model: nn.Module, backbone: nn.Module) -> tuple[nn.Module, nn.Module | None]:
+    """The submodule of ``model`` whose output the split's ``backbone`` ends with, and the modules
+    the split adds after it (None when none): DenseNet's backbone is ``features`` then a ReLU that
+    its forward applies functionally."""
+    own = {id(m) for m in model.modules()}
+    if id(backbone) in own or not isinstance(backbone, nn.Sequential):
+        return backbone, None
+    last = max((i for i, m in enumerate(backbone) if id(m) in own), default=None)
+    if last is None:
+        raise CadcamInputError(f"model: the split of {type(model).__name__} shares no module with it")
+    rest = list(backbone)[last + 1 :]
+    return backbone[last], (nn.Sequential(*rest) if rest else None)
+
+
 class PCASVMGradCAM:
     """Grad-CAM, PCA-Grad-CAM and SVM-Grad-CAM for a whole model (see the module docstring).
 
@@ -133,6 +147,7 @@ class PCASVMGradCAM:
         self.custom_activations = custom_activations
         self._handle = None
         self._features: Tensor | None = None
+        self._after_target: nn.Module | None = None  # modules the split puts after target_layer (DenseNet's ReLU)
 
     @classmethod
     def from_model(
@@ -145,9 +160,14 @@ class PCASVMGradCAM:
     ) -> PCASVMGradCAM:
         """For a torchvision classifier: split it with :func:`split_classifier` (backbone = the last
         convolutional block, head = pooling → Flatten → classifier, sharing the model's weights)
-        so that no head is rewritten by hand. ``options``: the keyword arguments of the constructor."""
-        backbone, head = split_classifier(model)
-        return cls(SplitModel(backbone, head), backbone, head, pca, pca_after, svm, **options)
+        so that no head is rewritten by hand. ``options``: the keyword arguments of the constructor.
+        The maps explain ``model`` itself: its forward runs on every call and the head must reproduce
+        its output (a subclass whose ``forward`` is not its family's is refused)."""
+        backbone, head = split_classifier(model)  # checked against model(x) on a probe image
+        target_layer, after_target = _target_in_model(model, backbone)
+        cam = cls(model, target_layer, head, pca, pca_after, svm, **options)
+        cam._after_target = after_target  # the user's model runs; its every call is checked again
+        return cam
 
     def __enter__(self) -> PCASVMGradCAM:
         self._handle = self.target_layer.register_forward_hook(self._capture)
@@ -173,6 +193,8 @@ class PCASVMGradCAM:
             features = self._features
             if features is None:
                 raise CadcamInputError("target_layer: was not called during model(input_tensor)")
+            if self._after_target is not None:
+                features = self._after_target(features)
             try:
                 reproduced = self.head(features)
             except RuntimeError as exc:
@@ -180,11 +202,7 @@ class PCASVMGradCAM:
                     f"head: does not fit the target layer's output of shape {tuple(features.shape)} "
                     f"({str(exc).splitlines()[0]}); head must be the part of the model after target_layer"
                 ) from exc
-        if (
-            not isinstance(output, Tensor)
-            or reproduced.shape != output.shape
-            or not torch.allclose(reproduced, output, rtol=1e-4, atol=1e-5)
-        ):
+        if not reproduces(reproduced, output):  # relative to the logits' own scale, also when they are tiny
             raise CadcamInputError(
                 "head: head(target_layer output) does not reproduce model(input_tensor); "
                 "head must be exactly the part of the model after target_layer"

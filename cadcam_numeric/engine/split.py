@@ -5,19 +5,21 @@ Each family's ``forward`` is followed exactly, with what it does in functional f
 (DenseNet's ``F.relu`` before pooling becomes ``nn.ReLU`` at the end of the backbone;
 ``x.mean([2, 3])`` and ``adaptive_avg_pool2d(x, 1)`` become ``nn.AdaptiveAvgPool2d(1)``;
 GoogLeNet's input transform becomes a module). The backbone and head share the model's modules
-(no copies): the model's weights are the split's. Families are recognised by their modules, not
-by their names, so a model built by torchvision with other class counts or widths splits too.
+(no copies): the model's weights are the split's. Families are recognised by their torchvision
+type, so a model built with other class counts or widths splits too, and every split is checked
+against ``model(x)`` on a random image before it is returned.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import Tensor, nn
 
 from cadcam_numeric.errors import CadcamInputError
 
-__all__ = ["SPLIT_FAMILIES", "split_classifier"]
+__all__ = ["PROBE_SIZE", "SPLIT_FAMILIES", "reproduces", "split_classifier"]
 
 
 class _GoogLeNetInput(nn.Module):
@@ -85,38 +87,125 @@ def _mnasnet(m: nn.Module) -> tuple[nn.Module, nn.Sequential]:
     return m.layers, _sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), *_classifier(m.classifier))
 
 
-def _has(*names: str) -> Callable[[nn.Module], bool]:
-    return lambda m: all(hasattr(m, n) for n in names)
+def _convnext(m: nn.Module) -> tuple[nn.Module, nn.Sequential]:
+    raise CadcamInputError(
+        f"model: {type(m).__name__} (ConvNeXt) ends in LayerNorm2d -> Flatten -> Linear, and cadcam's "
+        "closed form has no LayerNorm block yet; pass a feature extractor and a head of the accepted "
+        "layers yourself (`cadcam accepted`)"
+    )
 
 
-#: (family, recogniser, splitter), tried in order
-SPLIT_FAMILIES: tuple[tuple[str, Callable[[nn.Module], bool], Callable], ...] = (
-    ("googlenet", _has("inception5b", "fc"), _googlenet),
-    ("resnet / resnext / wide_resnet", _has("layer4", "fc", "conv1"), _resnet),
-    ("regnet", _has("stem", "trunk_output", "fc"), _regnet),
-    ("shufflenet_v2", _has("stage4", "conv5", "fc"), _shufflenet),
-    ("mnasnet", _has("layers", "classifier"), _mnasnet),
-    ("densenet", lambda m: hasattr(m, "features") and hasattr(m.features, "denseblock1"), _densenet),
-    ("mobilenet_v2", lambda m: type(m).__name__ == "MobileNetV2", _mobilenet_v2),
-    ("efficientnet / mobilenet_v3", _has("features", "avgpool", "classifier"), _efficientnet_mobilenet_v3),
-    ("vgg / alexnet", _has("features", "avgpool", "classifier"), _vgg_alexnet),
+def _torchvision_types() -> dict[str, type]:
+    from torchvision import models
+
+    return {
+        "GoogLeNet": models.GoogLeNet,
+        "ResNet": models.ResNet,
+        "RegNet": models.RegNet,
+        "ShuffleNetV2": models.ShuffleNetV2,
+        "MNASNet": models.MNASNet,
+        "DenseNet": models.DenseNet,
+        "MobileNetV2": models.MobileNetV2,
+        "EfficientNet": models.EfficientNet,
+        "MobileNetV3": models.MobileNetV3,
+        "VGG": models.VGG,
+        "AlexNet": models.AlexNet,
+        "ConvNeXt": models.ConvNeXt,
+    }
+
+
+#: (family, torchvision class name, splitter): a model is recognised by its type (a subclass too,
+#: then checked on a probe input: its forward must still be the family's)
+SPLIT_FAMILIES: tuple[tuple[str, str, Callable], ...] = (
+    ("googlenet", "GoogLeNet", _googlenet),
+    ("resnet / resnext / wide_resnet", "ResNet", _resnet),
+    ("regnet", "RegNet", _regnet),
+    ("shufflenet_v2", "ShuffleNetV2", _shufflenet),
+    ("mnasnet", "MNASNet", _mnasnet),
+    ("densenet", "DenseNet", _densenet),
+    ("mobilenet_v2", "MobileNetV2", _mobilenet_v2),
+    ("efficientnet", "EfficientNet", _efficientnet_mobilenet_v3),
+    ("mobilenet_v3", "MobileNetV3", _efficientnet_mobilenet_v3),
+    ("vgg", "VGG", _vgg_alexnet),
+    ("alexnet", "AlexNet", _vgg_alexnet),
+    ("convnext (refused: LayerNorm2d head)", "ConvNeXt", _convnext),
 )
+
+#: the side of the random image the split is checked on
+PROBE_SIZE = 64
+
+
+def reproduces(reproduced: Tensor, output: object, rtol: float = 1e-4) -> bool:
+    """Whether ``reproduced`` equals ``output`` up to ``rtol`` of the output's own scale:
+    ``max |reproduced - output| <= rtol * max |output|`` (plus the dtype's smallest normal number), so
+    that heads are told apart also when the logits are tiny (an untrained efficientnet_b0's are near
+    3e-14, below any fixed absolute tolerance).
+
+    >>> reproduces(torch.tensor([1e-14, 2e-14]), torch.tensor([1e-14, 2e-14]))
+    True
+    >>> reproduces(torch.tensor([1e-14, 2e-14]), torch.tensor([1e-14, 3e-14]))
+    False
+    """
+    if not isinstance(output, Tensor) or reproduced.shape != output.shape or not output.is_floating_point():
+        return False
+    scale = output.abs().max() if output.numel() else output.new_zeros(())
+    error = (reproduced - output).abs().max() if output.numel() else output.new_zeros(())
+    return bool(error <= rtol * scale + torch.finfo(output.dtype).tiny)
+
+
+def _check_on_probe(model: nn.Module, backbone: nn.Module, head: nn.Sequential) -> None:
+    """``head(backbone(x))`` must be ``model(x)`` on a random image (each module's mode kept)."""
+    parameter = next(model.parameters(), None)
+    dtype = parameter.dtype if parameter is not None and parameter.is_floating_point() else torch.float32
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    x = torch.rand(2, 3, PROBE_SIZE, PROBE_SIZE, generator=torch.Generator().manual_seed(0)).to(device, dtype)
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        with torch.no_grad():
+            expected = model(x)
+            actual = head(backbone(x))
+    except RuntimeError as exc:
+        raise CadcamInputError(
+            f"model: {type(model).__name__} could not be checked on a {PROBE_SIZE}x{PROBE_SIZE} image "
+            f"({str(exc).splitlines()[0][:200]}); pass target_layer and head yourself"
+        ) from exc
+    finally:
+        for module, training in modes:
+            module.training = training
+    if not reproduces(actual, expected):
+        gap = float((actual - expected).abs().max()) if isinstance(expected, Tensor) and actual.shape == expected.shape else None
+        detail = f"max |difference| {gap:.3g}" if gap is not None else "another output shape or type"
+        raise CadcamInputError(
+            f"model: {type(model).__name__}'s forward is not its family's: head(backbone(x)) does not reproduce "
+            f"model(x) ({detail}); pass target_layer and head yourself"
+        )
 
 
 def split_classifier(model: nn.Module) -> tuple[nn.Module, nn.Sequential]:
     """``(backbone, head)`` of a torchvision classifier, ``head(backbone(x)) == model(x)``.
 
     Families: vgg*, resnet*/resnext*/wide_resnet*, densenet*, efficientnet_b*, efficientnet_v2_*,
-    mobilenet_v2, mobilenet_v3_*, regnet_*, alexnet, googlenet (eval), shufflenet_v2_*, mnasnet*.
-    The backbone's output is the target layer (the last convolutional block); the head is
-    ``pooling → Flatten → classifier`` as the model's ``forward`` applies them.
+    mobilenet_v2, mobilenet_v3_*, regnet_*, alexnet, googlenet (eval), shufflenet_v2_*, mnasnet*,
+    recognised by type (ConvNeXt is refused by name: its head holds a LayerNorm2d). The backbone's
+    output is the target layer (the last convolutional block); the head is ``pooling → Flatten →
+    classifier`` as the model's ``forward`` applies them. Before returning, the split is checked on
+    a random image (:data:`PROBE_SIZE`): a subclass whose ``forward`` differs is refused.
+
+    >>> import torchvision
+    >>> backbone, head = split_classifier(torchvision.models.resnet18(num_classes=3))
+    >>> [type(m).__name__ for m in head]
+    ['AdaptiveAvgPool2d', 'Flatten', 'Linear']
     """
     if not isinstance(model, nn.Module):
         raise CadcamInputError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
-    for _, recognise, split in SPLIT_FAMILIES:
-        if recognise(model):
-            return split(model)
-    families = ", ".join(name for name, _, _ in SPLIT_FAMILIES)
+    types = _torchvision_types()
+    for _, type_name, split in SPLIT_FAMILIES:
+        if isinstance(model, types[type_name]):
+            backbone, head = split(model)
+            _check_on_probe(model, backbone, head)
+            return backbone, head
+    families = ", ".join(name for name, _, _ in SPLIT_FAMILIES[:-1])
     raise CadcamInputError(
         f"model: {type(model).__name__} is not a torchvision classifier cadcam can split ({families}); "
         "pass the feature extractor and the head yourself"
