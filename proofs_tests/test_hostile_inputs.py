@@ -566,3 +566,99 @@ def test_convnext_is_refused_by_name_not_split_wrongly():
     for call in (lambda: split_classifier(model), lambda: PCASVMGradCAM.from_model(model)):
         with pytest.raises(CadcamInputError, match=r"ConvNeXt\) ends in LayerNorm2d"):
             call()
+
+
+# --- sources with odd files and names (issue 23, B2, B3) ----------------------------------------
+
+
+def _cadcam(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "cadcam_numeric", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_a_fifo_named_in_a_files_list_is_skipped_not_waited_on(trained, tmp_path):  # noqa: F811
+    from cadcam_numeric.pipeline.store import MapStore
+
+    Image.new("RGB", (32, 32), (10, 200, 30)).save(tmp_path / "ok.png")
+    os.mkfifo(tmp_path / "pipe.png")
+    (tmp_path / "list.txt").write_text("ok.png\npipe.png\n")
+    run = _cadcam("explain", f"files:{tmp_path / 'list.txt'}", "--bundle", str(trained[3]), "--out", str(tmp_path / "s"))
+    assert run.returncode == 0, run.stderr
+    store = MapStore(tmp_path / "s")
+    assert store.ids == ["ok.png"]
+    assert [i for i, _ in store.skipped] == ["pipe.png"] and "not a regular file" in store.skipped[0][1]
+    with pytest.raises(CadcamInputError, match="pipe.png is not a regular file"):
+        read_image(tmp_path / "pipe.png", 32)  # checked on the open descriptor, never blocking
+
+
+def test_names_that_are_not_utf8_are_explained_and_shown_as_bytes(trained, tmp_path):  # noqa: F811
+    from cadcam_numeric.pipeline.explain_store import explain_to_store
+    from cadcam_numeric.pipeline.store import MapStore
+
+    root = os.fsencode(tmp_path / "data")
+    for folder, name in ((b"caf\xe9", b"x\xff.png"), (b"tea", b"ok.png")):
+        os.makedirs(os.path.join(root, folder))
+        Image.new("RGB", (32, 32), (200, 10, 30)).save(os.fsdecode(os.path.join(root, folder, name)))
+    run = explain_to_store(trained[3], f"folder:{os.fsdecode(root)}", tmp_path / "s", workers=0, progress=False)
+    assert run.images == 2 and run.skipped == []
+    store = MapStore(tmp_path / "s")
+    assert store.ids == ["caf\\xe9/x\\xff.png", "tea/ok.png"]
+    assert list(store.index["label"]) == ["caf\\xe9", "tea"]
+    assert store["caf\\xe9/x\\xff.png"]["gradcam"].shape == store[1]["gradcam"].shape
+
+
+# --- class names, signals (issue 23, hardening 1 and 5) ------------------------------------------
+
+
+def test_class_names_are_drawn_as_text_and_checked_on_load(trained, tmp_path, capsys):  # noqa: F811
+    bundle = copy_of(trained[3], tmp_path)
+    rewrite_json(bundle, lambda d: d["class_names"].__setitem__(0, "$\\undefinedcmd{x}$"))
+    Image.new("RGB", (32, 32)).save(tmp_path / "x.png")
+    assert main(["explain", str(tmp_path / "x.png"), "--bundle", str(bundle), "--out", str(tmp_path / "m")]) == 0
+    assert (tmp_path / "m" / "maps.png").stat().st_size > 1000
+    for bad in ("line\nbreak", "", "x" * 201):
+        rewrite_json(bundle, lambda d, bad=bad: d["class_names"].__setitem__(0, bad))
+        with pytest.raises(CadcamInputError, match="class_names holds .*expected printable names of 1 to 200"):
+            load_bundle(bundle)
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, seconds: float = 240) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.01)
+
+
+def test_sigterm_cleans_up_as_ctrl_c_does(trained, tmp_path):  # noqa: F811
+    """SIGTERM: exit 143 with a sentence; demo's new --out is removed, a begun store kept to resume."""
+    import signal
+    import sys
+
+    out = tmp_path / "demo"
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "cadcam_numeric", "demo", "--out", str(out), "--epochs", "3", "--no-report"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    _wait_for(out / MARKER, demo)
+    demo.send_signal(signal.SIGTERM)
+    _, err = demo.communicate(timeout=120)
+    assert demo.returncode == 143, err
+    assert "terminated (SIGTERM); nothing half-written was kept" in err
+    assert not out.exists()
+    store = tmp_path / "store"
+    args = ["explain", "digits", "--bundle", str(trained[3]), "--out", str(store), "--shard-size", "20"]
+    explain = subprocess.Popen(
+        [sys.executable, "-m", "cadcam_numeric", *args, "--workers", "0"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    _wait_for(store / "shards" / "shard-00000.npz", explain)
+    explain.send_signal(signal.SIGTERM)
+    _, err = explain.communicate(timeout=120)
+    assert explain.returncode in (0, 143), err  # 0: it finished before the signal came
+    if explain.returncode == 143:
+        assert "terminated (SIGTERM); the shards finished so far are kept" in err
+        assert (store / "store.json").is_file()
