@@ -751,7 +751,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command. The error boundary: bad input → exit 2 and one sentence naming the argument;
     an output directory the command created is removed again when the command fails."""
     args = build_parser().parse_args(argv)
-    with _sigterm_as_interrupt():
+    from derivations.budget import shared_budget  # SymPy-free
+
+    with _sigterm_as_interrupt(), shared_budget():  # one SymPy time budget for the whole command
         return _run(args)
 
 

@@ -7,21 +7,30 @@ killed after ``seconds``; an overrun is a :class:`BudgetExceeded` naming the wor
 and never the machine's memory. Defaults: 60 s and 2048 MiB, settable with the environment
 variables ``CADCAM_DERIVE_SECONDS`` and ``CADCAM_DERIVE_MEMORY_MB``.
 
+Inside :func:`shared_budget` (every ``cadcam`` command runs in one) the seconds are one budget for
+all the work of the block together, not for each expression: 400 activations share it. The child
+dies with its parent (``PR_SET_PDEATHSIG``: a ``kill -9`` of cadcam leaves no SymPy running) and
+carries ``RLIMIT_CPU`` equal to the seconds left, so it stops even if nobody waits for it.
+
 Where ``fork`` is not available (not Linux/macOS) the work runs in the calling process, unbudgeted.
 """
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
+import signal
+import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from derivations.errors import DerivationInputError
 
-__all__ = ["Budget", "BudgetExceeded", "budget_from_env", "run_within_budget"]
+__all__ = ["Budget", "BudgetExceeded", "budget_from_env", "die_with_parent", "run_within_budget", "shared_budget"]
 
 T = TypeVar("T")
 
@@ -49,6 +58,45 @@ def budget_from_env() -> Budget:
     return Budget(seconds, memory)
 
 
+#: the monotonic time by which the work of the current :func:`shared_budget` block must end
+_deadline: float | None = None
+
+
+@contextmanager
+def shared_budget(budget: Budget | None = None) -> Iterator[None]:
+    """One time budget for every :func:`run_within_budget` call inside the block (nested blocks share
+    the outermost one's). Reads the environment only when the block's first SymPy work starts."""
+    global _deadline
+    if _deadline is not None:
+        yield
+        return
+    _deadline = math.inf if budget is None else time.monotonic() + budget.seconds
+    try:
+        yield
+    finally:
+        _deadline = None
+
+
+def _seconds_left(budget: Budget) -> float:
+    """What is left of the block's budget (starting it at the first work), or ``budget.seconds``."""
+    global _deadline
+    if _deadline is None:
+        return budget.seconds
+    if _deadline == math.inf:
+        _deadline = time.monotonic() + budget.seconds
+    return max(_deadline - time.monotonic(), 0.0)
+
+
+def die_with_parent() -> None:
+    """In a child process: ask Linux to kill it with SIGKILL when its parent dies; elsewhere a no-op."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _virtual_size() -> int | None:
     try:
         with open("/proc/self/status", encoding="ascii") as fh:
@@ -60,10 +108,15 @@ def _virtual_size() -> int | None:
     return None
 
 
-def _child(connection: Any, work: Callable[..., Any], args: tuple, memory_mb: int) -> None:
+def _child(connection: Any, work: Callable[..., Any], args: tuple, memory_mb: int, seconds: float, parent: int) -> None:
     try:
         import resource
 
+        die_with_parent()
+        if os.getppid() != parent:  # the parent died before the request took effect
+            os._exit(1)
+        cpu = math.ceil(seconds) + 1
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
         size = _virtual_size()
         if size is not None:
             limit = size + memory_mb * 2**20
@@ -83,30 +136,42 @@ def _child(connection: Any, work: Callable[..., Any], args: tuple, memory_mb: in
 
 
 def run_within_budget(work: Callable[..., T], *args: object, what: str, budget: Budget | None = None) -> T:
-    """``work(*args)`` in a forked child under ``budget`` (default: :func:`budget_from_env`);
-    its exceptions are re-raised here; an overrun raises :class:`BudgetExceeded` naming ``what``."""
+    """``work(*args)`` in a forked child under ``budget`` (default: :func:`budget_from_env`), with
+    the seconds left of the enclosing :func:`shared_budget`; its exceptions are re-raised here; an
+    overrun raises :class:`BudgetExceeded` naming ``what``."""
     budget = budget or budget_from_env()
+    seconds = _seconds_left(budget)
+    shared = "" if _deadline is None else " (one budget for the whole command)"
+    too_slow = BudgetExceeded(
+        f"{what}: SymPy needed more than {budget.seconds:g} s{shared}; simplify the expressions or raise "
+        "CADCAM_DERIVE_SECONDS"
+    )
+    if seconds <= 0:
+        raise too_slow
     if "fork" not in multiprocessing.get_all_start_methods():
         return work(*args)
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
-    process = context.Process(target=_child, args=(send, work, args, budget.memory_mb), daemon=True)
+    process = context.Process(
+        target=_child, args=(send, work, args, budget.memory_mb, seconds, os.getpid()), daemon=True
+    )
     process.start()
     send.close()
     try:
-        if not receive.poll(budget.seconds):
-            raise BudgetExceeded(
-                f"{what}: SymPy needed more than {budget.seconds:g} s; simplify the expression or raise "
-                "CADCAM_DERIVE_SECONDS"
-            )
+        if not receive.poll(seconds):
+            raise too_slow
         try:
             status, value = receive.recv()
         except EOFError:
-            status, value = "memory", None  # the child died (killed by the OS for its memory)
+            status, value = "died", None
     finally:
         process.kill()
         process.join()
         receive.close()
+    if status == "died":  # killed by the OS: for its CPU time (SIGXCPU), else for its memory
+        status = "time" if process.exitcode == -signal.SIGXCPU else "memory"
+    if status == "time":
+        raise too_slow
     if status == "memory":
         raise BudgetExceeded(
             f"{what}: SymPy needed more than {budget.memory_mb} MiB; simplify the expression or raise "

@@ -480,20 +480,12 @@ def test_a_reader_never_sees_the_folder_missing_during_a_swap(tmp_path):
     assert not missing and (target / "bundle.json").read_text() == "299"
 
 
-def test_pdflatex_dies_with_a_killed_cadcam(tmp_path):
-    """The report's pdflatex is started with PR_SET_PDEATHSIG: kill -9 of cadcam leaves no orphan
-    (shown with `sleep` in its place, started the same way)."""
+def _assert_orphan_dies(script: str) -> None:
+    """Run ``script`` (it prints its child's pid), kill it with SIGKILL: the child must die within 5 s."""
     import signal
     import sys
 
-    script = (
-        "import subprocess, sys\n"
-        "from reports.build import _die_with_parent\n"
-        "child = subprocess.Popen(['sleep', '60'], preexec_fn=_die_with_parent)\n"
-        "print(child.pid, flush=True)\n"
-        "child.wait()\n"
-    )
-    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=Path.cwd())
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     pid = int(parent.stdout.readline())
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait()
@@ -509,6 +501,55 @@ def test_pdflatex_dies_with_a_killed_cadcam(tmp_path):
         time.sleep(0.05)
     os.kill(pid, signal.SIGKILL)
     pytest.fail("the child outlived its killed parent")
+
+
+def test_pdflatex_dies_with_a_killed_cadcam():
+    """The report's pdflatex is started with PR_SET_PDEATHSIG: kill -9 of cadcam leaves no orphan
+    (shown with `sleep` in its place, started the same way)."""
+    _assert_orphan_dies(
+        "import subprocess, sys\n"
+        "from derivations.budget import die_with_parent\n"
+        "child = subprocess.Popen(['sleep', '60'], preexec_fn=die_with_parent)\n"
+        "print(child.pid, flush=True)\n"
+        "child.wait()\n"
+    )
+
+
+def test_the_sympy_child_dies_with_a_killed_cadcam():
+    """Hardening 2: the derive budget's forked child (here a 60 s sleep) dies with its parent."""
+    _assert_orphan_dies(
+        "import os, time\n"
+        "from derivations.budget import run_within_budget\n"
+        "def work():\n"
+        "    print(os.getpid(), flush=True)\n"
+        "    time.sleep(60)\n"
+        "run_within_budget(work, what='sleeping')\n"
+    )
+
+
+def test_the_sympy_child_has_a_cpu_limit_of_its_budget():
+    """Hardening 2: RLIMIT_CPU is the budget's seconds (rounded up, plus one), seen from inside."""
+    import resource
+
+    from derivations.budget import Budget, run_within_budget
+
+    soft, hard = run_within_budget(resource.getrlimit, resource.RLIMIT_CPU, what="reading", budget=Budget(seconds=7))
+    assert soft == hard == 8
+
+
+def test_one_budget_holds_for_the_whole_command():
+    """Hardening 7: inside shared_budget, forty 0.05 s pieces of work share 0.5 s: the budget is
+    spent before the last, and the error says it was one budget for the command."""
+    from derivations.budget import Budget, BudgetExceeded, run_within_budget, shared_budget
+
+    done = []
+    with shared_budget(), pytest.raises(BudgetExceeded, match="one budget for the whole command"):
+        for _ in range(40):
+            run_within_budget(time.sleep, 0.05, what="sleeping", budget=Budget(seconds=0.5))
+            done.append(1)
+    assert 3 <= len(done) < 40
+    for _ in range(12):  # outside a block each call has its own 0.5 s
+        run_within_budget(time.sleep, 0.05, what="sleeping", budget=Budget(seconds=0.5))
 
 
 # --- models as users have them: the split explains the model's own forward (issue 23, B4, B5) ----

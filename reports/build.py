@@ -25,6 +25,7 @@ import jinja2
 import sympy as sp
 
 from derivations.activations import Activation
+from derivations.budget import die_with_parent
 from derivations.degree_of_effect import degree_of_effect
 from derivations.latex import formula_latex, tex_escape
 from reports.html import find_katex, tex_to_html, write_katex
@@ -608,18 +609,6 @@ def _latex_env(work: Path) -> dict[str, str]:
     }
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: ask Linux to kill it when cadcam dies (no orphaned pdflatex
-    after a ``kill -9``); elsewhere a no-op."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def _pdflatex(work: Path) -> subprocess.CompletedProcess:
     """pdflatex directly (no latexmk: it would read a Perl ``latexmkrc``), rerun until the
     cross-references and longtable widths settle (at most 4 passes)."""
@@ -638,7 +627,7 @@ def _pdflatex(work: Path) -> subprocess.CompletedProcess:
             text=True,
             env=_latex_env(work),
             timeout=600,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         log = (work / "report.log").read_text(errors="replace") if (work / "report.log").is_file() else ""
         if result.returncode != 0 or not re.search(r"Rerun to get|Label\(s\) may have changed|Rerun LaTeX", log):
