@@ -703,3 +703,49 @@ def test_sigterm_cleans_up_as_ctrl_c_does(trained, tmp_path):  # noqa: F811
     if explain.returncode == 143:
         assert "terminated (SIGTERM); the shards finished so far are kept" in err
         assert (store / "store.json").is_file()
+
+
+# --- a map store's index is checked, not trusted (issue 23, hardening 6) -------------------------
+
+
+def _edit_index(store: Path, column: str, row: int, value: str) -> None:
+    import csv
+
+    with open(store / "index.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    rows[row + 1][rows[0].index(column)] = value
+    with open(store / "index.csv", "w", newline="") as fh:
+        csv.writer(fh, lineterminator="\n").writerows(rows)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("offset", "-1", "holds a negative offset"),
+        ("shard", "nan", "column shard: 'nan' is not an integer"),
+        ("shard", "7", "names a shard outside 0 .. 2 - 1"),
+        ("offset", "1.5", "column offset: '1.5' is not an integer"),
+    ],
+)
+def test_a_tampered_index_is_refused_on_read(trained, tmp_path, column, value, message):  # noqa: F811
+    from cadcam_numeric.pipeline.explain_store import explain_to_store
+    from cadcam_numeric.pipeline.store import MapStore
+
+    store = tmp_path / "s"
+    explain_to_store(trained[3], "localisation:6", store, shard_size=3, workers=0, progress=False)
+    _edit_index(store, column, 1, value)
+    with pytest.raises(CadcamInputError, match=message):
+        MapStore(store)
+
+
+def test_an_index_pointing_at_another_rows_maps_is_refused(trained, tmp_path):  # noqa: F811
+    from cadcam_numeric.pipeline.explain_store import explain_to_store
+    from cadcam_numeric.pipeline.store import MapStore
+
+    store = tmp_path / "s"
+    explain_to_store(trained[3], "localisation:6", store, shard_size=3, workers=0, progress=False)
+    _edit_index(store, "offset", 1, "2")  # row 1 claims row 2's place in shard 0
+    reader = MapStore(store)
+    assert reader[0]["id"] == "loc/000000"
+    with pytest.raises(CadcamInputError, match="'loc/000001' is at offset 2 of shard 0, but that shard holds another"):
+        reader[1]

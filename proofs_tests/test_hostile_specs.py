@@ -181,3 +181,18 @@ def test_deriving_a_slow_expression_is_refused_naming_it(tmp_path, monkeypatch, 
     err = capsys.readouterr().err
     assert "activations.mish_log = 'max(x,1)*max(x,2)*max(x,3)'" in err and "more than 3 s" in err
     assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["x = " + "[" * 5000 + "]" * 5000, "x = " + "{a = " * 3000 + "1" + "}" * 3000],
+    ids=["5000 nested arrays", "3000 nested inline tables"],
+)
+def test_a_spec_nested_thousands_deep_is_exit_2_with_a_sentence(tmp_path, capsys, body):
+    """Hardening 4: tomllib's RecursionError becomes one sentence, as the JSON reader's does."""
+    spec = tmp_path / "deep.toml"
+    spec.write_text(body + "\n")
+    assert main(["derive", str(spec), "--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert "nested too deeply to be a spec" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "d").exists()

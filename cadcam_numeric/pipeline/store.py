@@ -115,6 +115,14 @@ def write_parquet(path: Path, columns: list[str], rows: list[list[str]], kinds: 
     return atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
+def _integer(text: str, column: str, row: int) -> int:
+    """An integer cell of the index (``"3"``; not ``"nan"``, ``"1.5"`` or ``"1e3"``), refused by name."""
+    try:
+        return int(text)
+    except ValueError:
+        raise CadcamInputError(f"store: {INDEX_CSV} row {row + 1}, column {column}: {text[:40]!r} is not an integer") from None
+
+
 class MapStore:
     """Read a map store (module docstring): ``store.index`` is the index as a NumPy structured array
     (one row per image, columns by name: ``store.index["svm_score"]``), ``store[i]`` or
@@ -154,10 +162,22 @@ class MapStore:
             raise CadcamInputError(f"store: {INDEX_CSV} columns {header} differ from the manifest's {list(kinds)}")
         width = max([1, *(len(r[j]) for r in body for j, n in enumerate(header) if kinds[n] == "str")])
         dtype = [(n, {"int": np.int64, "float": np.float32, "str": f"U{width}"}[kinds[n]]) for n in header]
+        if any(len(r) != len(header) for r in body):
+            raise CadcamInputError(f"store: a row of {INDEX_CSV} does not have the {len(header)} columns of its header")
         table = np.zeros(len(body), dtype=dtype)
         for j, name in enumerate(header):
             column = [r[j] for r in body]
-            table[name] = column if kinds[name] == "str" else np.array(column, dtype=np.float64)
+            if kinds[name] == "int":
+                table[name] = [_integer(v, name, k) for k, v in enumerate(column)]
+            else:
+                table[name] = column if kinds[name] == "str" else np.array(column, dtype=np.float64)
+        shards = self.manifest.get("shards")
+        if "shard" in table.dtype.names and not (
+            isinstance(shards, int) and bool(np.all((table["shard"] >= 0) & (table["shard"] < shards)))
+        ):
+            raise CadcamInputError(f"store: {INDEX_CSV} names a shard outside 0 .. {shards} - 1")
+        if "offset" in table.dtype.names and bool(np.any(table["offset"] < 0)):
+            raise CadcamInputError(f"store: {INDEX_CSV} holds a negative offset")
         return table
 
     def __len__(self) -> int:
@@ -185,8 +205,13 @@ class MapStore:
         shard, offset = int(row["shard"]), int(row["offset"])
         if self._shard_cache is None or self._shard_cache[0] != shard:
             names = tuple(n for n in self.manifest["maps"] if n in MAP_NAMES or n.endswith("_scale"))
-            self._shard_cache = (shard, read_arrays(shard_path(self.directory, shard), names))
+            self._shard_cache = (shard, read_arrays(shard_path(self.directory, shard), ("id", *names)))
         arrays = self._shard_cache[1]
+        if offset >= len(arrays["id"]) or str(arrays["id"][offset]) != str(row["id"]):
+            raise CadcamInputError(
+                f"store: {INDEX_CSV} says image {str(row['id'])!r} is at offset {offset} of shard {shard}, "
+                "but that shard holds another image there; the index does not match the shards"
+            )
         maps = {}
         for name in MAP_NAMES:
             if name in arrays:
