@@ -749,3 +749,36 @@ def test_an_index_pointing_at_another_rows_maps_is_refused(trained, tmp_path):  
     assert reader[0]["id"] == "loc/000000"
     with pytest.raises(CadcamInputError, match="'loc/000001' is at offset 2 of shard 0, but that shard holds another"):
         reader[1]
+
+
+# --- the HTML report (issue 23, hardening 8) ------------------------------------------------------
+
+
+def test_the_report_never_writes_through_a_symlinked_katex_folder(tmp_path):
+    from reports.html import write_katex
+
+    katex = tmp_path / "dist"
+    (katex / "fonts").mkdir(parents=True)
+    for name in ("katex.min.js", "katex.min.css", "fonts/a.woff2"):
+        (katex / name).write_text(name)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "katex.min.js").write_text("yours")
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "katex").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(CadcamInputError, match="katex is a symbolic link or a file"):
+        write_katex(out, katex)
+    assert [p.name for p in elsewhere.iterdir()] == ["katex.min.js"] and (elsewhere / "katex.min.js").read_text() == "yours"
+    (out / "katex").unlink()
+    write_katex(out, katex)
+    assert (out / "katex" / "fonts" / "a.woff2").read_text() == "fonts/a.woff2"
+
+
+def test_escaped_braces_dollars_and_backslashes_read_as_themselves_in_the_html():
+    from derivations.latex import tex_escape
+    from reports.html import tex_to_html
+
+    text = r"a{b}$c\\d \texttt{x} 50% & #1"
+    page = tex_to_html(r"\documentclass{article}\begin{document}" + tex_escape(text) + r"\end{document}").text
+    assert r"<p>a{b}$c\\d \texttt{x} 50% &amp; #1</p>" in page

@@ -67,11 +67,20 @@ def write_katex(out: Path, katex: Path, write: Callable[[Path, bytes], object] |
     given, e.g. an atomic writer)."""
     for name, data in katex_files(katex).items():
         target = Path(out) / "katex" / name
-        target.parent.mkdir(parents=True, exist_ok=True)
+        for folder in (Path(out) / "katex", target.parent):
+            _real_folder(folder)
         if write is None:
             target.write_bytes(data)
         else:
             write(target, data)
+
+
+def _real_folder(folder: Path) -> None:
+    """Make ``folder`` if missing; refuse a symbolic link (or a file) in its place, which would send
+    the report's files somewhere else."""
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise CadcamInputError(f"out: {folder} is a symbolic link or a file; cadcam writes only into real folders")
+    folder.mkdir(exist_ok=True)
 
 
 def katex_files(katex: Path) -> dict[str, bytes]:
@@ -91,13 +100,15 @@ _TEXT_MACROS = (
     (re.compile(r"\\emph\{((?:[^{}]|\{[^{}]*\})*)\}"), r"<em>\1</em>"),
     (re.compile(r"\\textcolor\{red\}\{((?:[^{}]|\{[^{}]*\})*)\}"), r'<span class="red">\1</span>'),
 )
+#: LaTeX escapes of characters written as text (``tex_escape``), each held as a private-use
+#: character while the macros are converted, then written as the character itself
+_HELD = ((r"\textbackslash{}", "\ue000", "\\"), (r"\{", "\ue001", "{"), (r"\}", "\ue002", "}"), (r"\$", "\ue003", "$"))
 _PLAIN = (
     (r"\allowbreak{}", ""),
     (r"\_", "_"),
     (r"\&", "&amp;"),
     (r"\%", "%"),
     (r"\#", "#"),
-    (r"\textbackslash{}", "\\"),
     (r"\textasciicircum{}", "^"),
     (r"\textasciitilde{}", "~"),
     (r"\textless{}", "&lt;"),
@@ -184,6 +195,8 @@ class _Converter:
 
     def _plain(self, text: str) -> str:
         text = html.escape(text, quote=False).replace("&amp;", "&")
+        for escaped, held, _ in _HELD:  # escaped characters of the text, held apart from the macros' braces
+            text = text.replace(escaped, held)
         for pattern, repl in _TEXT_MACROS:
             for _ in range(3):
                 text = pattern.sub(repl, text)
@@ -191,7 +204,10 @@ class _Converter:
             text = text.replace(old, new)
         text = text.replace("&", "&amp;").replace("&amp;amp;", "&amp;").replace("&amp;lt;", "&lt;")
         text = text.replace("&amp;gt;", "&gt;").replace("&amp;nbsp;", "&nbsp;")
-        return text.replace("\\\\", "<br>")
+        text = text.replace("\\\\", "<br>")
+        for _, held, character in _HELD:
+            text = text.replace(held, character)
+        return text
 
 
 def _table(conv: _Converter, spec: str, body: str) -> str:
