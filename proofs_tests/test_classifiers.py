@@ -153,3 +153,32 @@ def test_refusals_name_the_argument():
 
     with pytest.raises(CadcamInputError, match="svm: the Pipeline holds no estimator"):
         parse_svm(Pipeline([("a", "passthrough")]), torch.zeros(()))
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_a_one_vs_rest_of_scaler_pipelines_is_the_pipeline_of_a_one_vs_rest(n_classes):
+    """Hardening 9 of issue 23: OneVsRestClassifier(make_pipeline(StandardScaler(), SVC())) is
+    accepted as make_pipeline(StandardScaler(), OneVsRestClassifier(SVC())) is: its predictions are
+    predict()'s, its class scores decision_function's, its gradients those of finite differences."""
+    p, labels = data(n_classes, True)
+    p = p * np.array([1.0, 30.0, 0.1])  # scales the scaler changes
+    inner = OneVsRestClassifier(make_pipeline(StandardScaler(), SVC(gamma=0.5))).fit(p, labels)
+    outer = make_pipeline(StandardScaler(), OneVsRestClassifier(SVC(gamma=0.5))).fit(p, labels)
+    like = torch.zeros((), dtype=torch.float64)
+    a, b = parse_svm(inner, like), parse_svm(outer, like)
+    probe = np.random.default_rng(7).normal(size=(25, 3)) * 3 * np.array([1.0, 30.0, 0.1])
+    z = torch.from_numpy(probe)
+    np.testing.assert_array_equal(a.predict(z), inner.predict(probe))
+    np.testing.assert_allclose(a.class_scores(z).numpy(), oriented(inner, probe, a.classes), rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(a.class_score_gradients(z), b.class_score_gradients(z), rtol=1e-12, atol=1e-12)
+    h, e = 1e-6, np.array([0.0, 1e-6, 0.0])
+    up, down = a.class_scores(torch.from_numpy(probe + e)), a.class_scores(torch.from_numpy(probe - e))
+    np.testing.assert_allclose(a.class_score_gradients(z)[:, :, 1].numpy(), ((up - down) / (2 * h)).numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_one_vs_rest_pipelines_with_different_scalers_are_refused():
+    p, labels = data(3, False)
+    ovr = OneVsRestClassifier(make_pipeline(StandardScaler(), SVC())).fit(p, labels)
+    ovr.estimators_[1][0].mean_ = ovr.estimators_[1][0].mean_ + 1  # as if fitted on other inputs
+    with pytest.raises(CadcamInputError, match="do not share one fitted scaler; put the scalers before"):
+        parse_svm(ovr, torch.zeros((), dtype=torch.float64))

@@ -313,6 +313,33 @@ def _pipeline_steps(pipeline: Pipeline) -> list[object]:
     return steps
 
 
+def _same_fitted(a: object, b: object) -> bool:
+    """Two fitted preprocessors of one type with equal fitted attributes (``mean_``, ``scale_``, …)."""
+    if type(a) is not type(b) or a.get_params() != b.get_params():
+        return False
+    fitted = [k for k in vars(a) if k.endswith("_") and not k.startswith("_")]
+    return all(k in vars(b) and np.array_equal(np.asarray(vars(a)[k]), np.asarray(vars(b)[k])) for k in fitted)
+
+
+def _lift_shared_scalers(ovr: OneVsRestClassifier) -> Pipeline:
+    """``OneVsRestClassifier(make_pipeline(scalers…, clf))`` as ``make_pipeline(scalers…,
+    OneVsRestClassifier(clf))``: every binary problem of one-vs-rest is fitted on the same inputs,
+    so each estimator's scalers are the same fitted transform, checked here attribute by attribute
+    (refused by name where they differ)."""
+    import copy
+
+    chains = [_pipeline_steps(e) for e in ovr.estimators_]
+    first = chains[0][:-1]
+    if any(len(c) != len(chains[0]) or not all(map(_same_fitted, first, c[:-1])) for c in chains[1:]):
+        raise CadcamInputError(
+            "svm: the OneVsRestClassifier's pipelines do not share one fitted scaler; put the scalers before "
+            "the OneVsRestClassifier (make_pipeline(StandardScaler(), OneVsRestClassifier(...)))"
+        )
+    bare = copy.copy(ovr)
+    bare.estimators_ = [c[-1] for c in chains]
+    return Pipeline([*((f"step{i}", step) for i, step in enumerate(first)), ("classifier", bare)])
+
+
 def parse_svm(svm: object, like: Tensor) -> SVMHead | CalibratedHead:
     """Validate a fitted scikit-learn SVM (see module docstring) and read its decision blocks.
 
@@ -328,6 +355,8 @@ def parse_svm(svm: object, like: Tensor) -> SVMHead | CalibratedHead:
         return svm.to(like)
     if isinstance(svm, GridSearchCV | RandomizedSearchCV | FrozenEstimator):
         return parse_svm(_unwrapped(svm), like)
+    if isinstance(svm, OneVsRestClassifier) and all(isinstance(e, Pipeline) for e in getattr(svm, "estimators_", [0])):
+        return parse_svm(_lift_shared_scalers(svm), like)
     scaler_mean = scaler_scale = None
     steps: list[AffineStep | L2NormalizeStep] = []
     estimator = svm
