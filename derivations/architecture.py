@@ -479,7 +479,9 @@ def parse_architecture_text(
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{origin}: not valid TOML ({exc})") from exc
     except RecursionError as exc:  # arrays or inline tables nested thousands deep
-        raise SpecError(f"{origin}: nested too deeply to be a spec (arrays or tables thousands of levels deep)") from exc
+        raise SpecError(
+            f"{origin}: nested too deeply to be a spec (arrays or tables thousands of levels deep)"
+        ) from exc
     try:
         return parse_architecture(doc, catalogue)
     except SpecError as exc:

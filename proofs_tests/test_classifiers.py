@@ -173,7 +173,9 @@ def test_a_one_vs_rest_of_scaler_pipelines_is_the_pipeline_of_a_one_vs_rest(n_cl
     torch.testing.assert_close(a.class_score_gradients(z), b.class_score_gradients(z), rtol=1e-12, atol=1e-12)
     h, e = 1e-6, np.array([0.0, 1e-6, 0.0])
     up, down = a.class_scores(torch.from_numpy(probe + e)), a.class_scores(torch.from_numpy(probe - e))
-    np.testing.assert_allclose(a.class_score_gradients(z)[:, :, 1].numpy(), ((up - down) / (2 * h)).numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        a.class_score_gradients(z)[:, :, 1].numpy(), ((up - down) / (2 * h)).numpy(), rtol=1e-6, atol=1e-7
+    )
 
 
 def test_one_vs_rest_pipelines_with_different_scalers_are_refused():

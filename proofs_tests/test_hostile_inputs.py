@@ -626,12 +626,14 @@ def test_a_fifo_named_in_a_files_list_is_skipped_not_waited_on(trained, tmp_path
     Image.new("RGB", (32, 32), (10, 200, 30)).save(tmp_path / "ok.png")
     os.mkfifo(tmp_path / "pipe.png")
     (tmp_path / "list.txt").write_text("ok.png\npipe.png\n")
-    run = _cadcam("explain", f"files:{tmp_path / 'list.txt'}", "--bundle", str(trained[3]), "--out", str(tmp_path / "s"))
+    run = _cadcam(
+        "explain", f"files:{tmp_path / 'list.txt'}", "--bundle", str(trained[3]), "--out", str(tmp_path / "s")
+    )
     assert run.returncode == 0, run.stderr
     store = MapStore(tmp_path / "s")
     assert store.ids == ["ok.png"]
     assert [i for i, _ in store.skipped] == ["pipe.png"] and "not a regular file" in store.skipped[0][1]
-    with pytest.raises(CadcamInputError, match="pipe.png is not a regular file"):
+    with pytest.raises(CadcamInputError, match=r"pipe\.png is not a regular file"):
         read_image(tmp_path / "pipe.png", 32)  # checked on the open descriptor, never blocking
 
 
@@ -662,7 +664,7 @@ def test_class_names_are_drawn_as_text_and_checked_on_load(trained, tmp_path, ca
     assert (tmp_path / "m" / "maps.png").stat().st_size > 1000
     for bad in ("line\nbreak", "", "x" * 201):
         rewrite_json(bundle, lambda d, bad=bad: d["class_names"].__setitem__(0, bad))
-        with pytest.raises(CadcamInputError, match="class_names holds .*expected printable names of 1 to 200"):
+        with pytest.raises(CadcamInputError, match=r"class_names holds .*expected printable names of 1 to 200"):
             load_bundle(bundle)
 
 
@@ -769,7 +771,9 @@ def test_the_report_never_writes_through_a_symlinked_katex_folder(tmp_path):
     (out / "katex").symlink_to(elsewhere, target_is_directory=True)
     with pytest.raises(CadcamInputError, match="katex is a symbolic link or a file"):
         write_katex(out, katex)
-    assert [p.name for p in elsewhere.iterdir()] == ["katex.min.js"] and (elsewhere / "katex.min.js").read_text() == "yours"
+    assert [p.name for p in elsewhere.iterdir()] == ["katex.min.js"] and (
+        elsewhere / "katex.min.js"
+    ).read_text() == "yours"
     (out / "katex").unlink()
     write_katex(out, katex)
     assert (out / "katex" / "fonts" / "a.woff2").read_text() == "fonts/a.woff2"

@@ -174,7 +174,11 @@ def _check_on_probe(model: nn.Module, backbone: nn.Module, head: nn.Sequential) 
         for module, training in modes:
             module.training = training
     if not reproduces(actual, expected):
-        gap = float((actual - expected).abs().max()) if isinstance(expected, Tensor) and actual.shape == expected.shape else None
+        gap = (
+            float((actual - expected).abs().max())
+            if isinstance(expected, Tensor) and actual.shape == expected.shape
+            else None
+        )
         detail = f"max |difference| {gap:.3g}" if gap is not None else "another output shape or type"
         raise CadcamInputError(
             f"model: {type(model).__name__}'s forward is not its family's: head(backbone(x)) does not reproduce "

@@ -23,9 +23,9 @@ import stat
 import zipfile
 import zlib
 from collections.abc import Iterator
-from typing import BinaryIO
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -160,7 +160,9 @@ def _open_regular_file(path: Path) -> BinaryIO:
     handle = os.fdopen(fd, "rb")
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         handle.close()
-        raise CadcamInputError(f"image: {path} is not a regular file (a FIFO, device or folder); expected an image file")
+        raise CadcamInputError(
+            f"image: {path} is not a regular file (a FIFO, device or folder); expected an image file"
+        )
     return handle
 
 

@@ -50,6 +50,8 @@ def explain_paths(
         except OSError as exc:
             raise CadcamInputError(f"images: cannot read an image in {[str(f) for f in group]}: {exc}") from exc
         stem = "maps" if len(files) <= MAX_IMAGES_PER_FIGURE else f"maps_{start // MAX_IMAGES_PER_FIGURE + 1:03d}"
-        out = explain_images(bundle, to_model_input(raw, size), out_dir, [readable_name(f.name) for f in group], svm, method, stem)
+        out = explain_images(
+            bundle, to_model_input(raw, size), out_dir, [readable_name(f.name) for f in group], svm, method, stem
+        )
         written[f"{stem}.png"], written[f"{stem}.npz"] = out["grid"], out["maps"]
     return written

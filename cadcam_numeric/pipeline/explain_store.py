@@ -196,7 +196,6 @@ def _remove_partial_files(out: Path) -> None:
                 partial.unlink(missing_ok=True)
 
 
-
 def _finished(out: Path, k: int) -> bool:
     """Whether shard k was written (whole, by an earlier run or another rank) and reads back."""
     path = shard_path(out, k)

@@ -120,7 +120,9 @@ def _integer(text: str, column: str, row: int) -> int:
     try:
         return int(text)
     except ValueError:
-        raise CadcamInputError(f"store: {INDEX_CSV} row {row + 1}, column {column}: {text[:40]!r} is not an integer") from None
+        raise CadcamInputError(
+            f"store: {INDEX_CSV} row {row + 1}, column {column}: {text[:40]!r} is not an integer"
+        ) from None
 
 
 class MapStore:
