@@ -63,7 +63,9 @@ def accepted_rows() -> list[tuple[str, str, str]]:
     for cls in LINEAR_CLASSIFIERS:
         score = _LINEAR_SCORE.get(cls.__name__, "decision function w·z + b, oriented to the class")
         rows.append(("svm", f"`{cls.__name__}`", score))
-    rows.append(("svm", f"`{OneVsRestClassifier.__name__}` of those", "the class's own decision function"))
+    ovr = f"`{OneVsRestClassifier.__name__}` of those (or of a `{Pipeline.__name__}` of scalers then one of those"
+    ovr += ": the scalers, equal in every estimator, are read once)"
+    rows.append(("svm", ovr, "the class's own decision function"))
     rows.append(("svm", f"`{OneVsOneClassifier.__name__}` of those", "sum of pairwise decisions oriented to the class"))
     rows.append(
         (
