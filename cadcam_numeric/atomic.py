@@ -158,7 +158,7 @@ def check_replaceable(target: Path, argument: str = "out") -> None:
     """Refuse, before any work, to replace what cadcam did not make: a file, a symlink, or a non-empty
     directory without :data:`MARKER`. An empty directory, or one cadcam wrote, is replaceable. The
     test is made on :func:`resolved_path` of ``target`` (``missing/../yours`` is ``yours``)."""
-    if Path(target).is_symlink():
+    if _leaf_is_symlink(Path(target)):
         raise CadcamInputError(f"{argument}: {target} is a symlink; give a new or empty directory")
     path = resolved_path(target)
     if path.exists() and not path.is_dir():
@@ -168,6 +168,14 @@ def check_replaceable(target: Path, argument: str = "out") -> None:
             f"{argument}: {target} is a non-empty directory cadcam did not write (no {MARKER} file); "
             "cadcam replaces only its own output folders. Give a new or empty directory."
         )
+
+
+def _leaf_is_symlink(path: Path) -> bool:
+    """Whether the last name of ``path`` is a symbolic link, wherever its folder is (``missing/../link``
+    too: the folder part is normalised first, the leaf is not followed)."""
+    if path.name in ("", ".", ".."):
+        return False
+    return (resolved_path(path.parent) / path.name).is_symlink()
 
 
 def _is_marked(folder: Path) -> bool:
@@ -231,7 +239,7 @@ def claim_directory(path: Path, argument: str = "out") -> OutputClaim:
     >>> claim.created, claim.path.name, (claim.path / MARKER).is_file()
     (True, 'maps', True)
     """
-    if Path(path).is_symlink():
+    if _leaf_is_symlink(Path(path)):
         raise CadcamInputError(f"{argument}: {path} is a symlink; give a new or empty directory")
     target = resolved_path(path)
     if target == Path(target.anchor) or target == resolved_path(Path.home()):

@@ -734,6 +734,19 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextmanager
+def _sigterm_deferred() -> Iterator[None]:
+    """SIGTERM held back inside the block (main thread only); one that came is delivered at its end."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+
 def _unexpected(args: argparse.Namespace, exc: BaseException) -> int:
     """Anything not anticipated: exit 1 with one line (``--debug``: the traceback)."""
     if args.debug:
@@ -761,7 +774,8 @@ def _run(args: argparse.Namespace) -> int:
     claim: OutputClaim | None = None
     status = 1
     try:
-        claim = _check_out(args)
+        with _sigterm_deferred():  # a SIGTERM while claiming arrives once `claim` is known, so it is released
+            claim = _check_out(args)
         status = int(args.func(args))
         return status
     except CadcamInputError as exc:

@@ -8,7 +8,7 @@ and never the machine's memory. Defaults: 60 s and 2048 MiB, settable with the e
 variables ``CADCAM_DERIVE_SECONDS`` and ``CADCAM_DERIVE_MEMORY_MB``.
 
 Inside :func:`shared_budget` (every ``cadcam`` command runs in one) the seconds are one budget for
-all the work of the block together, not for each expression: 400 activations share it. The child
+all the SymPy work of the block together, not for each expression: 400 activations share it. The child
 dies with its parent (``PR_SET_PDEATHSIG``: a ``kill -9`` of cadcam leaves no SymPy running) and
 carries ``RLIMIT_CPU`` equal to the seconds left, so it stops even if nobody waits for it.
 
@@ -58,33 +58,35 @@ def budget_from_env() -> Budget:
     return Budget(seconds, memory)
 
 
-#: the monotonic time by which the work of the current :func:`shared_budget` block must end
-_deadline: float | None = None
+#: inside a :func:`shared_budget` block: the seconds its SymPy work has taken so far (None outside)
+_spent: float | None = None
 
 
 @contextmanager
-def shared_budget(budget: Budget | None = None) -> Iterator[None]:
-    """One time budget for every :func:`run_within_budget` call inside the block (nested blocks share
-    the outermost one's). Reads the environment only when the block's first SymPy work starts."""
-    global _deadline
-    if _deadline is not None:
+def shared_budget() -> Iterator[None]:
+    """One time budget for every :func:`run_within_budget` call inside the block: their seconds add
+    up against it (the time between them, training a model or running pdflatex, does not count).
+    Nested blocks share the outermost one's."""
+    global _spent
+    if _spent is not None:
         yield
         return
-    _deadline = math.inf if budget is None else time.monotonic() + budget.seconds
+    _spent = 0.0
     try:
         yield
     finally:
-        _deadline = None
+        _spent = None
 
 
 def _seconds_left(budget: Budget) -> float:
-    """What is left of the block's budget (starting it at the first work), or ``budget.seconds``."""
-    global _deadline
-    if _deadline is None:
-        return budget.seconds
-    if _deadline == math.inf:
-        _deadline = time.monotonic() + budget.seconds
-    return max(_deadline - time.monotonic(), 0.0)
+    """What is left of ``budget.seconds`` after the block's SymPy work so far (all of it outside a block)."""
+    return budget.seconds if _spent is None else max(budget.seconds - _spent, 0.0)
+
+
+def _count(seconds: float) -> None:
+    global _spent
+    if _spent is not None:
+        _spent += seconds
 
 
 def die_with_parent() -> None:
@@ -115,8 +117,8 @@ def _child(connection: Any, work: Callable[..., Any], args: tuple, memory_mb: in
         die_with_parent()
         if os.getppid() != parent:  # the parent died before the request took effect
             os._exit(1)
-        cpu = math.ceil(seconds) + 1
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+        cpu = math.ceil(seconds) + 1  # SIGXCPU at the soft limit: reported as time
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
         size = _virtual_size()
         if size is not None:
             limit = size + memory_mb * 2**20
@@ -141,7 +143,7 @@ def run_within_budget(work: Callable[..., T], *args: object, what: str, budget: 
     overrun raises :class:`BudgetExceeded` naming ``what``."""
     budget = budget or budget_from_env()
     seconds = _seconds_left(budget)
-    shared = "" if _deadline is None else " (one budget for the whole command)"
+    shared = "" if _spent is None else " (one budget for all of the command's SymPy work)"
     too_slow = BudgetExceeded(
         f"{what}: SymPy needed more than {budget.seconds:g} s{shared}; simplify the expressions or raise "
         "CADCAM_DERIVE_SECONDS"
@@ -149,12 +151,17 @@ def run_within_budget(work: Callable[..., T], *args: object, what: str, budget: 
     if seconds <= 0:
         raise too_slow
     if "fork" not in multiprocessing.get_all_start_methods():
-        return work(*args)
+        started = time.monotonic()
+        try:
+            return work(*args)
+        finally:
+            _count(time.monotonic() - started)
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
     process = context.Process(
         target=_child, args=(send, work, args, budget.memory_mb, seconds, os.getpid()), daemon=True
     )
+    started = time.monotonic()
     process.start()
     send.close()
     try:
@@ -168,7 +175,8 @@ def run_within_budget(work: Callable[..., T], *args: object, what: str, budget: 
         process.kill()
         process.join()
         receive.close()
-    if status == "died":  # killed by the OS: for its CPU time (SIGXCPU), else for its memory
+        _count(time.monotonic() - started)
+    if status == "died":  # killed by the OS: for its CPU time (SIGXCPU), else (SIGKILL) for its memory
         status = "time" if process.exitcode == -signal.SIGXCPU else "memory"
     if status == "time":
         raise too_slow

@@ -100,7 +100,7 @@ def test_missing_parent_then_dotdot_never_takes_a_users_folder(trained, sandbox,
         assert "userdir is a non-empty directory cadcam did not write" in err, (argv, err)
         assert len(err.strip().splitlines()) == 1, err
         assert_kept(before, sandbox)
-        assert not (sandbox / "newdir").exists() and not (sandbox / "nope").exists()  # the parents it made, gone
+        assert not (sandbox / "newdir").exists() and not (sandbox / "nope").exists()  # normalised: never made
 
 
 def test_a_failing_command_removes_only_what_it_made(trained, sandbox, capsys):  # noqa: F811
@@ -111,6 +111,15 @@ def test_a_failing_command_removes_only_what_it_made(trained, sandbox, capsys): 
     assert main(["explain", "missing.png", "--bundle", str(trained[3]), "--out", "empty/"]) == 2
     assert list((sandbox / "empty").iterdir()) == []  # your empty folder stays, without cadcam's marker
     assert_kept(before, sandbox)
+
+
+def test_a_symlink_as_the_last_name_is_refused_however_it_is_reached(trained, sandbox, capsys):  # noqa: F811
+    before = snapshot(sandbox)
+    for spelling in ("link", "missing/../link", f"{sandbox}/nope/../sublink/"):
+        assert main(["explain", "img.png", "--bundle", str(trained[3]), "--out", spelling]) == 2, spelling
+        assert "is a symlink; give a new or empty directory" in capsys.readouterr().err
+    assert_kept(before, sandbox)
+    assert snapshot(sandbox) == before
 
 
 def test_a_command_that_succeeds_writes_where_the_path_leads(trained, sandbox):  # noqa: F811

@@ -95,23 +95,10 @@ def _convnext(m: nn.Module) -> tuple[nn.Module, nn.Sequential]:
     )
 
 
-def _torchvision_types() -> dict[str, type]:
-    from torchvision import models
-
-    return {
-        "GoogLeNet": models.GoogLeNet,
-        "ResNet": models.ResNet,
-        "RegNet": models.RegNet,
-        "ShuffleNetV2": models.ShuffleNetV2,
-        "MNASNet": models.MNASNet,
-        "DenseNet": models.DenseNet,
-        "MobileNetV2": models.MobileNetV2,
-        "EfficientNet": models.EfficientNet,
-        "MobileNetV3": models.MobileNetV3,
-        "VGG": models.VGG,
-        "AlexNet": models.AlexNet,
-        "ConvNeXt": models.ConvNeXt,
-    }
+def _is_torchvision(model: nn.Module, class_name: str) -> bool:
+    """Whether ``model`` is an instance of ``torchvision.models``' class ``class_name`` (a subclass
+    too), read from its type's MRO, so that the engine never imports torchvision."""
+    return any(c.__name__ == class_name and c.__module__.startswith("torchvision.models") for c in type(model).__mro__)
 
 
 #: (family, torchvision class name, splitter): a model is recognised by its type (a subclass too,
@@ -158,14 +145,16 @@ def _check_on_probe(model: nn.Module, backbone: nn.Module, head: nn.Sequential) 
     parameter = next(model.parameters(), None)
     dtype = parameter.dtype if parameter is not None and parameter.is_floating_point() else torch.float32
     device = parameter.device if parameter is not None else torch.device("cpu")
-    x = torch.rand(2, 3, PROBE_SIZE, PROBE_SIZE, generator=torch.Generator().manual_seed(0)).to(device, dtype)
+    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    channels = conv.in_channels if conv is not None else 3  # a 1-channel conv1 (MNIST) gets 1 channel
+    x = torch.rand(2, channels, PROBE_SIZE, PROBE_SIZE, generator=torch.Generator().manual_seed(0)).to(device, dtype)
     modes = [(m, m.training) for m in model.modules()]
     try:
         model.eval()
         with torch.no_grad():
             expected = model(x)
             actual = head(backbone(x))
-    except RuntimeError as exc:
+    except Exception as exc:  # whatever a user's forward raises on the probe: refused by name
         raise CadcamInputError(
             f"model: {type(model).__name__} could not be checked on a {PROBE_SIZE}x{PROBE_SIZE} image "
             f"({str(exc).splitlines()[0][:200]}); pass target_layer and head yourself"
@@ -203,9 +192,8 @@ def split_classifier(model: nn.Module) -> tuple[nn.Module, nn.Sequential]:
     """
     if not isinstance(model, nn.Module):
         raise CadcamInputError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
-    types = _torchvision_types()
     for _, type_name, split in SPLIT_FAMILIES:
-        if isinstance(model, types[type_name]):
+        if _is_torchvision(model, type_name):
             backbone, head = split(model)
             _check_on_probe(model, backbone, head)
             return backbone, head

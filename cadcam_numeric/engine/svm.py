@@ -355,7 +355,8 @@ def parse_svm(svm: object, like: Tensor) -> SVMHead | CalibratedHead:
         return svm.to(like)
     if isinstance(svm, GridSearchCV | RandomizedSearchCV | FrozenEstimator):
         return parse_svm(_unwrapped(svm), like)
-    if isinstance(svm, OneVsRestClassifier) and all(isinstance(e, Pipeline) for e in getattr(svm, "estimators_", [0])):
+    fitted = getattr(svm, "estimators_", None) if isinstance(svm, OneVsRestClassifier) else None
+    if fitted and all(isinstance(e, Pipeline) for e in fitted):
         return parse_svm(_lift_shared_scalers(svm), like)
     scaler_mean = scaler_scale = None
     steps: list[AffineStep | L2NormalizeStep] = []

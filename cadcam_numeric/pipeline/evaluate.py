@@ -422,7 +422,7 @@ def _plot(curves: dict, path: Path, data: str) -> Path:
             ax.title.set_fontsize(8)
     axes[-1, 0].set_xlabel("fraction of pixels removed")
     axes[-1, 1].set_xlabel("fraction of pixels inserted")
-    fig.suptitle(f"Deletion / insertion curves on {data} (blurred baseline)", fontsize=9)
+    fig.suptitle(f"Deletion / insertion curves on {data} (blurred baseline)", fontsize=9, parse_math=False)
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
     return path

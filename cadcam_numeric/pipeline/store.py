@@ -116,12 +116,23 @@ def write_parquet(path: Path, columns: list[str], rows: list[list[str]], kinds: 
 
 
 def _integer(text: str, column: str, row: int) -> int:
-    """An integer cell of the index (``"3"``; not ``"nan"``, ``"1.5"`` or ``"1e3"``), refused by name."""
+    """An integer cell of the index (``"3"``; not ``"nan"``, ``"1.5"``, ``"1e3"`` or past int64), refused by name."""
     try:
-        return int(text)
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not -(2**63) <= value < 2**63:
+        raise CadcamInputError(f"store: {INDEX_CSV} row {row + 1}, column {column}: {text[:40]!r} is not an integer")
+    return value
+
+
+def _number(text: str, column: str, row: int) -> float:
+    """A float cell of the index (``"0.25"``, ``"nan"``), refused by name when it is not a number."""
+    try:
+        return float(text)
     except ValueError:
         raise CadcamInputError(
-            f"store: {INDEX_CSV} row {row + 1}, column {column}: {text[:40]!r} is not an integer"
+            f"store: {INDEX_CSV} row {row + 1}, column {column}: {text[:40]!r} is not a number"
         ) from None
 
 
@@ -171,8 +182,10 @@ class MapStore:
             column = [r[j] for r in body]
             if kinds[name] == "int":
                 table[name] = [_integer(v, name, k) for k, v in enumerate(column)]
+            elif kinds[name] == "float":
+                table[name] = [_number(v, name, k) for k, v in enumerate(column)]
             else:
-                table[name] = column if kinds[name] == "str" else np.array(column, dtype=np.float64)
+                table[name] = column
         shards = self.manifest.get("shards")
         if "shard" in table.dtype.names and not (
             isinstance(shards, int) and bool(np.all((table["shard"] >= 0) & (table["shard"] < shards)))

@@ -1,0 +1,21 @@
+"""The ``>>>`` examples in the docstrings of the modules below run and give what they show."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "cadcam_numeric.atomic",
+    "cadcam_numeric.engine.split",
+    "cadcam_numeric.pipeline.figures",
+    "cadcam_numeric.pipeline.sources",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples_run(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0, result
