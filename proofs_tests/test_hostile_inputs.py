@@ -11,6 +11,8 @@ import struct
 import subprocess
 import time
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -588,6 +590,16 @@ def test_a_model_whose_forward_differs_from_its_family_is_refused(capsys):
             call()
 
 
+@contextmanager
+def _output_divided_by_ten(model: nn.Module) -> Iterator[None]:
+    """While inside: ``model(x)`` returns its output / 10 (a forward hook), as a tempered model would."""
+    handle = model.register_forward_hook(lambda module, inputs, output: output / 10)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 def test_from_model_checks_every_call_against_the_users_model():
     """After a split that passed its probe, the model changes (a hook rescales its output): the next
     call is refused, because the check compares with the model, not with the split."""
@@ -598,12 +610,8 @@ def test_from_model_checks_every_call_against_the_users_model():
     images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with PCASVMGradCAM.from_model(model) as cam:
         assert cam(images).gradcam.shape == (2, 64, 64)
-        handle = model.register_forward_hook(lambda module, inputs, output: output / 10)
-        try:
-            with pytest.raises(CadcamInputError, match="does not reproduce model"):
-                cam(images)
-        finally:
-            handle.remove()
+        with _output_divided_by_ten(model), pytest.raises(CadcamInputError, match="does not reproduce model"):
+            cam(images)
 
 
 def test_tiny_logits_still_tell_heads_apart():
@@ -628,12 +636,8 @@ def test_an_untrained_efficientnet_with_tiny_logits_is_told_apart_from_a_rescale
         logits = model(x)
     assert float(logits.abs().max()) < 1e-5 and torch.allclose(logits / 10, logits, rtol=1e-4, atol=1e-5)
     split_classifier(model)  # as torchvision builds it: accepted
-    handle = model.register_forward_hook(lambda module, inputs, output: output / 10)
-    try:
-        with pytest.raises(CadcamInputError, match="forward is not its family's"):
-            split_classifier(model)
-    finally:
-        handle.remove()
+    with _output_divided_by_ten(model), pytest.raises(CadcamInputError, match="forward is not its family's"):
+        split_classifier(model)
 
 
 def test_a_one_channel_resnet_is_probed_with_one_channel():
