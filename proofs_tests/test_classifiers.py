@@ -19,7 +19,7 @@ from sklearn.preprocessing import MinMaxScaler, Normalizer, RobustScaler, Standa
 from sklearn.svm import SVC, LinearSVC, NuSVC
 
 from cadcam_numeric import CadcamInputError
-from cadcam_numeric.engine.svm import parse_svm
+from cadcam_numeric.engine.classifiers import parse_svm
 
 CLASSIFIERS = {
     "logistic": lambda: LogisticRegression(max_iter=2000),

@@ -192,7 +192,7 @@ def test_prediction_ties_follow_scikit_learn(kind):
     from sklearn.multiclass import OneVsRestClassifier
     from sklearn.svm import LinearSVC
 
-    from cadcam_numeric.engine.svm import parse_svm
+    from cadcam_numeric.engine.classifiers import parse_svm
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, 2))

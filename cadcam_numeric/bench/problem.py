@@ -12,7 +12,8 @@ from sklearn.decomposition import PCA
 from sklearn.svm import SVC
 from torch import Tensor, nn
 
-from cadcam_numeric.engine.svm import SVMHead, parse_svm
+from cadcam_numeric.engine.classifiers import parse_svm
+from cadcam_numeric.engine.svm import SVMHead
 from cadcam_numeric.pipeline.backbones import vgg16_features
 
 __all__ = ["BenchProblem", "make_problem"]

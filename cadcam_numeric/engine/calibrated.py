@@ -18,7 +18,7 @@ then normalises: binary π_1 = u, π_0 = 1 − u; multi-class π = u/Σu (unifor
 
 **The score each map explains is the log-probability log π̄_c of the explained class**, with
 gradient (1/π̄_c)(1/K) Σ_k ∂π_c^(k)/∂p. The base classifiers are read by
-:func:`cadcam_numeric.engine.svm.parse_svm`; their decision values must be per class (binary, or
+:func:`cadcam_numeric.engine.svm.parse_decision_classifier`; their decision values must be per class (binary, or
 one-vs-rest / multinomial linear classifiers); a multi-class SVC's tie-broken votes are refused.
 """
 
@@ -33,7 +33,7 @@ from torch import Tensor
 
 from cadcam_numeric.engine.chain import DenseLayer
 from cadcam_numeric.engine.sklearn_checks import require_fitted
-from cadcam_numeric.engine.svm import SVMHead, parse_svm
+from cadcam_numeric.engine.svm import SVMHead, parse_decision_classifier
 from cadcam_numeric.engine.transform import AffineStep, L2NormalizeStep, pull_back_steps, step_inputs
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.generated import ACTIVATIONS
@@ -217,7 +217,7 @@ def parse_calibrated(cal: CalibratedClassifierCV, like: Tensor) -> CalibratedHea
                 f"svm: CalibratedClassifierCV(method={calibrated.method!r}) is not supported; "
                 "use 'sigmoid' or 'isotonic'"
             )
-        base = parse_svm(calibrated.estimator, like)
+        base = parse_decision_classifier(calibrated.estimator, like)
         if base.scheme == "ovo":
             raise CadcamInputError(
                 "svm: CalibratedClassifierCV of a multi-class one-vs-one classifier (SVC) is not supported: its "

@@ -32,9 +32,10 @@ from torch import Tensor, nn
 
 from cadcam_numeric.catalogue_types import ActivationCode
 from cadcam_numeric.engine.chain import DenseLayer, HeadForward, PCALayer, forward_dense, pullback
+from cadcam_numeric.engine.classifiers import parse_svm
 from cadcam_numeric.engine.head import Head, parse_head
 from cadcam_numeric.engine.pca import pca_layer_from_sklearn
-from cadcam_numeric.engine.svm import SVMHead, parse_svm
+from cadcam_numeric.engine.svm import SVMHead
 from cadcam_numeric.engine.targets import resolve_targets
 from cadcam_numeric.engine.transform import TransformLayer
 from cadcam_numeric.errors import CadcamInputError

@@ -24,11 +24,12 @@ import torch
 from torch import Tensor, nn
 
 from cadcam_numeric.catalogue_types import ActivationCode
+from cadcam_numeric.engine.classifiers import parse_svm
 from cadcam_numeric.engine.explain import CAMResult, Method, explain
 from cadcam_numeric.engine.maps import normalise, normalise_pca_pair, upsample
 from cadcam_numeric.engine.pca import pca_layer_from_sklearn
 from cadcam_numeric.engine.split import reproduces, split_classifier
-from cadcam_numeric.engine.svm import SVMHead, parse_svm
+from cadcam_numeric.engine.svm import SVMHead
 from cadcam_numeric.errors import CadcamInputError
 
 __all__ = ["ImageMaps", "PCASVMGradCAM", "SplitModel", "compose_head", "eval_mode"]

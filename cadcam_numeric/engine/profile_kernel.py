@@ -2,7 +2,7 @@
 
 ``SVC(kernel=ProfileKernel(code, gamma=0.5))`` fits an SVM with a spec's own kernel; the
 Gram matrix is computed by the same generated code whose gradient the engine uses, in float64,
-so the fitted SVM and the maps agree on what the kernel is. :func:`cadcam_numeric.engine.svm.parse_svm`
+so the fitted SVM and the maps agree on what the kernel is. :func:`cadcam_numeric.engine.classifiers.parse_svm`
 recognises it and reads the support vectors scikit-learn keeps for callable kernels.
 """
 

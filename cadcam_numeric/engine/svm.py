@@ -6,7 +6,8 @@ one-vs-one), the linear classifiers (``LinearSVC``, ``LogisticRegression``, ``Ri
 ``OneVsOneClassifier`` of those, each optionally inside a ``Pipeline`` after scalers
 (``StandardScaler``, ``RobustScaler``, ``MinMaxScaler``, ``MaxAbsScaler``, ``Normalizer(norm="l2")``),
 and a fitted ``GridSearchCV``/``RandomizedSearchCV`` of any of them (its ``best_estimator_``).
-``CalibratedClassifierCV`` is read by :mod:`cadcam_numeric.engine.calibrated`.
+``CalibratedClassifierCV`` is read by :mod:`cadcam_numeric.engine.calibrated`; the one place
+that dispatches between the two is :func:`cadcam_numeric.engine.classifiers.parse_svm`.
 
 The score each map explains is the estimator's ``decision_function``, oriented toward the
 explained class: the SVM decision for SVC/NuSVC/LinearSVC; for ``LogisticRegression`` the
@@ -25,7 +26,7 @@ d_k(p) = Σ_i D_{ki} K(s_i, z) + g_k on the (scaled) PCA scores z, and an orient
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -47,10 +48,15 @@ from cadcam_numeric.engine.transform import AffineStep, L2NormalizeStep, pull_ba
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.generated import KERNELS
 
-if TYPE_CHECKING:
-    from cadcam_numeric.engine.calibrated import CalibratedHead
-
-__all__ = ["DecisionBlock", "SVMHead", "parse_svm"]
+__all__ = [
+    "DecisionBlock",
+    "PipelineParts",
+    "SVMHead",
+    "final_estimator",
+    "parse_decision_classifier",
+    "read_pipeline",
+    "unwrapped_search",
+]
 
 #: How scikit-learn turns decisions into a label (see ``SVMHead``).
 Scheme = Literal["binary", "ovr", "ovo"]
@@ -297,7 +303,7 @@ def _one_vs_one(ovo: OneVsOneClassifier, like: Tensor) -> tuple[list[DecisionBlo
     return blocks, orient, all(isinstance(e, KERNEL_SVMS) for e in ovo.estimators_)
 
 
-def _unwrapped(wrapper: object) -> object:
+def unwrapped_search(wrapper: object) -> object:
     """A fitted search's ``best_estimator_``, or a ``FrozenEstimator``'s estimator."""
     if isinstance(wrapper, FrozenEstimator):
         return wrapper.estimator
@@ -340,55 +346,78 @@ def _lift_shared_scalers(ovr: OneVsRestClassifier) -> Pipeline:
     return Pipeline([*((f"step{i}", step) for i, step in enumerate(first)), ("classifier", bare)])
 
 
-def parse_svm(svm: object, like: Tensor) -> SVMHead | CalibratedHead:
-    """Validate a fitted scikit-learn SVM (see module docstring) and read its decision blocks.
+@dataclass(frozen=True)
+class PipelineParts:
+    """A classifier with what stands before it: the final ``estimator``, one ``StandardScaler`` read as
+    ``scaler_mean``/``scaler_scale`` (when folded), or every scaler as ``steps``."""
+
+    estimator: object
+    scaler_mean: Tensor | None = None
+    scaler_scale: Tensor | None = None
+    steps: tuple[AffineStep | L2NormalizeStep, ...] = ()
+
+
+def final_estimator(svm: object) -> object:
+    """The classifier at the end of ``svm``: itself, or a ``Pipeline``'s last step (a search there
+    unwrapped, and a ``Pipeline`` that search holds), without reading any scaler."""
+    if not isinstance(svm, Pipeline):
+        return svm
+    estimator = _pipeline_steps(svm)[-1]
+    if isinstance(estimator, GridSearchCV | RandomizedSearchCV | FrozenEstimator):
+        estimator = unwrapped_search(estimator)
+        if isinstance(estimator, Pipeline):
+            estimator = _pipeline_steps(estimator)[-1]
+    return estimator
+
+
+def read_pipeline(svm: object, like: Tensor, fold_standard_scaler: bool = True) -> PipelineParts:
+    """``svm`` as :class:`PipelineParts`: the scalers of a ``Pipeline`` validated and read (one
+    ``StandardScaler`` folded into mean and scale when ``fold_standard_scaler``), in ``like``'s dtype."""
+    if not isinstance(svm, Pipeline):
+        return PipelineParts(svm)
+    *pre, estimator = _pipeline_steps(svm)
+    if isinstance(estimator, GridSearchCV | RandomizedSearchCV | FrozenEstimator):  # scalers, then a search
+        estimator = unwrapped_search(estimator)
+        if isinstance(estimator, Pipeline):
+            *inner, estimator = _pipeline_steps(estimator)
+            pre = [*pre, *inner]
+    if not all(isinstance(s, PREPROCESSORS) for s in pre):
+        raise CadcamInputError(
+            "svm: a Pipeline must be scalers (" + ", ".join(c.__name__ for c in PREPROCESSORS) + ") then a "
+            "classifier; got " + ", ".join(type(s).__name__ for s in [*pre, estimator])
+        )
+    if fold_standard_scaler and len(pre) == 1 and isinstance(pre[0], StandardScaler):
+        scaler = pre[0]
+        require_fitted(scaler, "svm (its StandardScaler)")
+        # scikit-learn fills mean_ even when with_mean=False, but transform() does not use it
+        mean = _tensor(scaler.mean_, like) if scaler.with_mean and scaler.mean_ is not None else None
+        scale = _tensor(scaler.scale_, like) if scaler.with_std and scaler.scale_ is not None else None
+        return PipelineParts(estimator, mean, scale)
+    if not pre:
+        return PipelineParts(estimator)
+    width = int(pre[0].n_features_in_) if hasattr(pre[0], "n_features_in_") else 0
+    exact = torch.zeros((), dtype=torch.float64, device=like.device)
+    return PipelineParts(
+        estimator, steps=tuple(step.to(like) for step in preprocessing_steps(pre, width, "svm", exact))
+    )
+
+
+def parse_decision_classifier(svm: object, like: Tensor) -> SVMHead:
+    """Validate a fitted scikit-learn classifier of decision blocks (module docstring; every kind
+    but ``CalibratedClassifierCV``, which :func:`cadcam_numeric.engine.classifiers.parse_svm`
+    dispatches to :mod:`cadcam_numeric.engine.calibrated`) and read its blocks.
 
     An ``SVMHead`` (e.g. loaded from a bundle) is accepted as is, cast to ``like``.
     """
     if isinstance(svm, SVMHead):
         return svm.to(like)
-    from sklearn.calibration import CalibratedClassifierCV
-
-    from cadcam_numeric.engine.calibrated import CalibratedHead, parse_calibrated
-
-    if isinstance(svm, CalibratedHead):
-        return svm.to(like)
     if isinstance(svm, GridSearchCV | RandomizedSearchCV | FrozenEstimator):
-        return parse_svm(_unwrapped(svm), like)
+        return parse_decision_classifier(unwrapped_search(svm), like)
     fitted = getattr(svm, "estimators_", None) if isinstance(svm, OneVsRestClassifier) else None
     if fitted and all(isinstance(e, Pipeline) for e in fitted):
-        return parse_svm(_lift_shared_scalers(svm), like)
-    scaler_mean = scaler_scale = None
-    steps: list[AffineStep | L2NormalizeStep] = []
-    estimator = svm
-    if isinstance(svm, Pipeline):
-        *pre, estimator = _pipeline_steps(svm)
-        if isinstance(estimator, GridSearchCV | RandomizedSearchCV | FrozenEstimator):  # scalers, then a search
-            estimator = _unwrapped(estimator)
-            if isinstance(estimator, Pipeline):
-                *inner, estimator = _pipeline_steps(estimator)
-                pre = [*pre, *inner]
-        if not all(isinstance(s, PREPROCESSORS) for s in pre):
-            raise CadcamInputError(
-                "svm: a Pipeline must be scalers (" + ", ".join(c.__name__ for c in PREPROCESSORS) + ") then a "
-                "classifier; got " + ", ".join(type(s).__name__ for s in [*pre, estimator])
-            )
-        if len(pre) == 1 and isinstance(pre[0], StandardScaler) and not isinstance(estimator, CalibratedClassifierCV):
-            scaler = pre[0]
-            require_fitted(scaler, "svm (its StandardScaler)")
-            # scikit-learn fills mean_ even when with_mean=False, but transform() does not use it
-            if scaler.with_mean and scaler.mean_ is not None:
-                scaler_mean = _tensor(scaler.mean_, like)
-            if scaler.with_std and scaler.scale_ is not None:
-                scaler_scale = _tensor(scaler.scale_, like)
-        elif pre:
-            width = int(pre[0].n_features_in_) if hasattr(pre[0], "n_features_in_") else 0
-            exact = torch.zeros((), dtype=torch.float64, device=like.device)
-            steps = [step.to(like) for step in preprocessing_steps(pre, width, "svm", exact)]
-    if isinstance(estimator, CalibratedClassifierCV):
-        calibrated = parse_calibrated(estimator, like)
-        width = int(getattr(svm, "n_features_in_", calibrated.n_features))
-        return replace(calibrated, steps=tuple(steps), n_features=width)
+        return parse_decision_classifier(_lift_shared_scalers(svm), like)
+    parts = read_pipeline(svm, like)
+    estimator, scaler_mean, scaler_scale, steps = parts.estimator, parts.scaler_mean, parts.scaler_scale, parts.steps
     require_fitted(estimator, "svm")
     zero_is_positive = isinstance(estimator, KERNEL_SVMS)
     break_ties = False

@@ -30,8 +30,9 @@ from torch import Tensor, nn
 from cadcam_numeric import __version__
 from cadcam_numeric.atomic import atomic_directory
 from cadcam_numeric.engine.chain import PCALayer
+from cadcam_numeric.engine.classifiers import parse_svm
 from cadcam_numeric.engine.pca import pca_layer_from_sklearn
-from cadcam_numeric.engine.svm import DecisionBlock, SVMHead, parse_svm
+from cadcam_numeric.engine.svm import DecisionBlock, SVMHead
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.generated import ACTIVATIONS, CATALOGUE_SHA256, KERNELS
 from cadcam_numeric.pipeline.backbones import CNN, Backbone, build_backbone

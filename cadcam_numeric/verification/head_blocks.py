@@ -23,8 +23,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import Normalizer, StandardScaler
 from torch import nn
 
+from cadcam_numeric.engine.classifiers import parse_svm
 from cadcam_numeric.engine.pca import KERNEL_PCA_KERNELS, pca_layer_from_sklearn
-from cadcam_numeric.engine.svm import parse_svm
 from cadcam_numeric.generated.blocks import pullback_log_softmax, pullback_softmax
 from cadcam_numeric.verification.errors import ErrorAccumulator, VerificationRow, autograd_jacobian
 from cadcam_numeric.verification.sklearn_references import ReferenceClassScores, ReferenceTransform
