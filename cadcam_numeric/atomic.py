@@ -247,7 +247,7 @@ def claim_directory(path: Path, argument: str = "out") -> OutputClaim:
             f"{argument}: {path} is the filesystem root or your home directory; give a folder for the outputs"
         )
     if target.exists() and not target.is_dir():
-        raise CadcamInputError(f"{argument}: {path} is a file; expected a directory (existing or to be created)")
+        raise CadcamInputError(f"{argument}: {target} is a file; expected a directory (existing or to be created)")
     parents = _make_parents(target.parent)
     try:
         target.mkdir()
