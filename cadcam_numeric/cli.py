@@ -445,7 +445,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from cadcam_numeric.engine.targets import ClassTarget, SVMClassTarget
+    from cadcam_numeric.engine.targets import PREDICTED, ClassTarget, SVMClassTarget
     from cadcam_numeric.pipeline.evaluate import run_evaluation
 
     summary = run_evaluation(
@@ -461,7 +461,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         correct_only=not args.all_images,
         derived=args.derived,
         targets=None if args.target is None else ClassTarget(args.target),
-        svm_targets=None if args.svm_target is None else SVMClassTarget(args.svm_target),
+        svm_targets=PREDICTED if args.svm_target is None else SVMClassTarget(args.svm_target),  # as --help says
         batch_size=args.batch_size,
         shard_size=args.shard_size,
         workers=args.workers,

@@ -43,7 +43,8 @@ def test_class_targets_in_every_form_agree(problem):
 
 def test_string_svm_labels(problem):
     head, features, pca, svm = problem
-    r = explain(features, head, pca, 2, svm, targets=["dog"])  # was a raw TypeError
+    with pytest.warns(FutureWarning, match="pass them as svm_targets="):
+        r = explain(features, head, pca, 2, svm, targets=["dog"])  # was a raw TypeError
     assert r.svm_target.tolist() == ["dog"] * 12
     assert torch.equal(r.cnn_target, r.cnn_prediction)  # the CNN explains its own prediction
     both = explain(features, head, pca, 2, svm, targets=1, svm_targets=SVMClassTarget("owl"))
@@ -91,3 +92,30 @@ def test_component_target_in_decom_cam_and_gradients(problem):
     torch.testing.assert_close(a.saliency, b.saliency, rtol=0, atol=0)
     with pytest.raises(CadcamInputError, match=r"ComponentTarget.sign: expected \+1 or -1"):
         ComponentTarget(0, 0)
+
+
+def test_one_meaning_per_argument_the_old_guesses_warn(problem):
+    """Issue 24: targets= names CNN classes, svm_targets= SVM labels; the two guesses still work,
+    each with a FutureWarning naming svm_targets=; said explicitly, nothing warns."""
+    import warnings
+
+    from cadcam_numeric.engine.targets import PREDICTED
+
+    head, features, pca, svm = problem
+    p = pca.transform(head[:5](features).detach().numpy())
+    labels = np.arange(len(p)) % 3
+    ints = SVC(kernel="rbf", gamma=0.5).fit(p, labels)
+    with pytest.warns(FutureWarning, match="integer targets also choose the SVM's class"):
+        guessed = explain(features, head, pca, 2, ints, targets=1)
+    assert guessed.svm_target.tolist() == [1] * 12  # as before
+    with pytest.warns(FutureWarning, match="pass them as svm_targets="):
+        explain(features, head, pca, 2, svm, targets=SVMClassTarget("dog"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        explicit = explain(features, head, pca, 2, ints, targets=1, svm_targets=1)
+        own = explain(features, head, pca, 2, ints, targets=1, svm_targets=PREDICTED)
+        explain(features, head, targets=1)
+    torch.testing.assert_close(explicit.svm, guessed.svm, rtol=0, atol=0)
+    assert own.svm_target.tolist() == ints.predict(p).tolist() and own.cnn_target.tolist() == [1] * 12
+    with pytest.raises(CadcamInputError, match="svm_targets: given without an svm"):
+        explain(features, head, targets=1, svm_targets=PREDICTED)

@@ -4,12 +4,16 @@
 
 * ``targets=`` — CNN classes, one per image or one for all: integers, :class:`ClassTarget`, or any
   object with an integer ``category`` (pytorch-grad-cam's ``ClassifierOutputTarget``, so a ported
-  call works). An :class:`SVMClassTarget`, or a label that is not an integer (``'dog'``), is taken
-  as a class of the SVM instead, and the CNN explains its own prediction.
+  call works).
 * ``svm_targets=`` — SVM labels (any type the classifier was fitted on, strings included) or
-  :class:`SVMClassTarget`. Default: the integer ``targets`` when the SVM's labels are integers
-  too (both maps explain the same class; a label the SVM lacks is an error), else the SVM's own
-  ``predict()``.
+  :class:`SVMClassTarget`, or :data:`PREDICTED`: the SVM's own ``predict()``, which is also the
+  default (but for the integer guess below).
+
+Two older guesses still work, with a ``FutureWarning`` naming the argument to use instead (one
+meaning per argument, as pytorch-grad-cam has it): an :class:`SVMClassTarget` or a non-integer label
+(``'dog'``) in ``targets=`` is taken as a class of the SVM (the CNN then explains its own
+prediction), and integer ``targets`` with an SVM whose labels are integers choose the SVM's class
+too, when ``svm_targets`` is not given.
 * :class:`ComponentTarget` picks one PCA component and its sign (P_b⊕ for +1, P_b⊖ for −1, Eq. 11)
   where one map is made for one quantity (Decom-CAM); ``explain`` forms every component's pair.
 """
@@ -19,13 +23,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import warnings
+
 import numpy as np
 import torch
 from torch import Tensor
 
 from cadcam_numeric.errors import CadcamInputError
 
-__all__ = ["ClassTarget", "ComponentTarget", "ResolvedTargets", "SVMClassTarget", "resolve_targets"]
+__all__ = ["PREDICTED", "ClassTarget", "ComponentTarget", "ResolvedTargets", "SVMClassTarget", "resolve_targets"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,17 @@ class SVMClassTarget:
 
     label: object
 
+
+class _Predicted:
+    """The type of :data:`PREDICTED`."""
+
+    def __repr__(self) -> str:
+        return "PREDICTED"
+
+
+#: ``svm_targets=PREDICTED``: the SVM explains its own prediction for every image, said explicitly
+#: (no guess from integer ``targets``)
+PREDICTED = _Predicted()
 
 Target = int | ClassTarget | SVMClassTarget | object
 
@@ -100,6 +117,20 @@ def _broadcast(values: list[object], n: int, argument: str) -> list[object]:
     return values
 
 
+def _deprecated(message: str) -> None:
+    warnings.warn(message, FutureWarning, stacklevel=5)  # explain -> closed_form_pass -> resolve_targets
+
+
+SVM_LABELS_IN_TARGETS = (
+    "targets: SVM labels in targets= are taken as the SVM's class, as before, but targets= will name CNN "
+    "classes only; pass them as svm_targets="
+)
+INTEGERS_FOR_BOTH = (
+    "targets: integer targets also choose the SVM's class (its labels are integers), as before, but "
+    "targets= will name CNN classes only; pass svm_targets= too to keep this"
+)
+
+
 def resolve_targets(
     targets: object, svm_targets: object, n: int, classes: int, svm_labels: Sequence | None
 ) -> ResolvedTargets:
@@ -114,6 +145,7 @@ def resolve_targets(
             raise CadcamInputError("targets: the head has no class output (no Linear layer) and there is no svm")
         items = _broadcast(_as_list(targets, "targets"), n, "targets")
         svm = [i.label if isinstance(i, SVMClassTarget) else i for i in items]
+        _deprecated(SVM_LABELS_IN_TARGETS)
     elif targets is not None:
         items = _broadcast(_as_list(targets, "targets"), n, "targets")
         if any(isinstance(i, float | bool | np.floating | np.bool_) for i in items):
@@ -122,10 +154,12 @@ def resolve_targets(
             if svm_labels is None:
                 raise CadcamInputError("targets: SVMClassTarget given without an svm")
             svm = [i.label for i in items]
+            _deprecated(SVM_LABELS_IN_TARGETS)
         else:
             indices = [_cnn_index(i) for i in items]
             if all(i is None for i in indices) and svm_labels is not None:
                 svm = items  # labels of the SVM ('dog'): the CNN explains its own prediction
+                _deprecated(SVM_LABELS_IN_TARGETS)
             elif any(i is None for i in indices):
                 bad = next(item for item, i in zip(items, indices) if i is None)
                 raise CadcamInputError(
@@ -137,7 +171,11 @@ def resolve_targets(
                 bad_index = [i for i in cnn if not 0 <= i < classes]
                 if bad_index:
                     raise CadcamInputError(f"targets: class indices must lie in [0, {classes}), got {bad_index}")
-    if svm_targets is not None:
+    if svm_targets is PREDICTED:
+        if svm_labels is None:
+            raise CadcamInputError("svm_targets: given without an svm")
+        svm = None
+    elif svm_targets is not None:
         if svm_labels is None:
             raise CadcamInputError("svm_targets: given without an svm")
         items = _broadcast(_as_list(svm_targets, "svm_targets"), n, "svm_targets")
@@ -145,5 +183,6 @@ def resolve_targets(
     elif svm is None and cnn is not None and svm_labels is not None:
         if all(_is_integer(c) for c in svm_labels):
             svm = list(cnn)  # integer labels explain both (the paper's setting: SVM classes = CNN classes)
+            _deprecated(INTEGERS_FOR_BOTH)
     cnn_tensor = None if cnn is None else torch.tensor(cnn, dtype=torch.long)
     return ResolvedTargets(cnn_tensor, None if svm is None else np.asarray(svm))

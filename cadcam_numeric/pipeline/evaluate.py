@@ -31,7 +31,7 @@ from cadcam_numeric.atomic import atomic_write, atomic_write_text
 from cadcam_numeric.devices import select_device
 from cadcam_numeric.engine.explain import METHOD_LABELS, explain, position_gradients, target_scores
 from cadcam_numeric.engine.maps import normalise, upsample
-from cadcam_numeric.engine.targets import SVMClassTarget, resolve_targets
+from cadcam_numeric.engine.targets import PREDICTED, SVMClassTarget, resolve_targets
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.methods.decom import decom_cam, gaussian_blur
 from cadcam_numeric.methods.eigen import eigen_cam, eigen_grad_cam
@@ -95,7 +95,7 @@ def _methods(ctx: _Context, images: Tensor) -> tuple[list[_Method], object]:
             return target_scores(model.backbone(x), head, pca, layer, svm_head)
 
     chosen = resolve_targets(ctx.targets, ctx.svm_targets, len(images), len(bundle.class_names), svm_head.classes)
-    targets, svm_targets = chosen.cnn, chosen.svm
+    targets, svm_targets = chosen.cnn, (PREDICTED if chosen.svm is None else chosen.svm)  # resolved once, here
     per_method = {
         m: explain(features, head, pca, layer, svm_head, targets=targets, svm_targets=svm_targets, method=m)
         for m in METHOD_LABELS
