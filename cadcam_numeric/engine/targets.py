@@ -20,10 +20,9 @@ too, when ``svm_targets`` is not given.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import warnings
 
 import numpy as np
 import torch
