@@ -3,8 +3,8 @@
 :mod:`cadcam_numeric.engine.svm`, so neither of those imports the other.
 
 Both readers give a :class:`ClassifierHead`: class scores a_c(p) (N, C), their gradients ∂a_c/∂p
-(N, C, B), the predicted labels by the estimator's own ``predict`` rule, and the positions of labels
-in ``classes``.
+(N, C, B), the predicted labels by the estimator's own ``predict`` rule (also as positions in
+``classes``, in tensor algebra only), and the positions of labels in ``classes``.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ class ClassifierHead(Protocol):
     def scores_and_predictions(self, p: Tensor) -> tuple[Tensor, np.ndarray]: ...
 
     def predict(self, p: Tensor) -> np.ndarray: ...
+
+    def predicted_index(self, p: Tensor) -> Tensor: ...
 
     def class_index(self, labels: np.ndarray | list, argument: str) -> Tensor: ...
 

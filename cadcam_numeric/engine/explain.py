@@ -49,6 +49,9 @@ __all__ = [
     "TargetScores",
     "closed_form_pass",
     "explain",
+    "head_output",
+    "output_pullback",
+    "pca_on",
     "position_gradients",
     "target_scores",
 ]
@@ -135,7 +138,7 @@ def _method_maps(method: str, cf: ClosedFormPass, weights: Tensor) -> Tensor:
     return _maps(xweights, features)
 
 
-def _pca_on(
+def pca_on(
     pca: object, pca_after: object, x: Tensor, fwd: HeadForward, layers: list[DenseLayer]
 ) -> tuple[PCALayer | TransformLayer, Tensor, Tensor]:
     """The PCA layer on what ``pca_after`` names — x itself (0) or dense layer l's output —, what it
@@ -154,7 +157,7 @@ def _pca_on(
     return layer, q, layer.scores(q)
 
 
-def _head_output(head: Head, last: Tensor) -> Tensor:
+def head_output(head: Head, last: Tensor) -> Tensor:
     """y: the last dense layer's output, through the head's final softmax / log-softmax if any."""
     if head.output == "softmax":
         return torch.softmax(last, dim=-1)
@@ -163,7 +166,7 @@ def _head_output(head: Head, last: Tensor) -> Tensor:
     return last
 
 
-def _class_rows(head: Head, rows: Tensor, last: Tensor) -> Tensor:
+def output_pullback(head: Head, rows: Tensor, last: Tensor) -> Tensor:
     """Rows at y pulled back to q_L through the final softmax / log-softmax (generated blocks)."""
     if head.output == "softmax":
         return pullback_softmax(rows, torch.softmax(last, dim=-1))
@@ -250,11 +253,11 @@ def closed_form_pass(
     fwd = forward_dense(x, layers)
     rows, logits, prediction, cnn_target = [], None, None, None
     if parsed.has_class_output:
-        logits = _head_output(parsed, fwd.outputs[-1])
+        logits = head_output(parsed, fwd.outputs[-1])
         prediction = logits.argmax(dim=1)
         cnn_target = prediction if resolved.cnn is None else resolved.cnn.to(prediction.device)
         eye = torch.eye(parsed.num_outputs, dtype=features.dtype, device=features.device)
-        at_y = _class_rows(parsed, eye[cnn_target].unsqueeze(1), fwd.outputs[-1])
+        at_y = output_pullback(parsed, eye[cnn_target].unsqueeze(1), fwd.outputs[-1])
         rows.append(pullback(at_y, layers, fwd, depth, bottom=1))
     elif pca is None:
         raise CadcamInputError(
@@ -263,7 +266,7 @@ def closed_form_pass(
     pca_layer = scores = svm_prediction = svm_target = index = svm_scores = None
     input_rows = None
     if pca is not None:
-        pca_layer, q, scores = _pca_on(pca, pca_after, x, fwd, layers)
+        pca_layer, q, scores = pca_on(pca, pca_after, x, fwd, layers)
         b = pca_layer.n_components
         at_p = [torch.eye(b, dtype=features.dtype, device=features.device).expand(n, b, b)]
         if svm_head is not None:
@@ -470,8 +473,8 @@ def target_scores(
     fwd = forward_dense(x, parsed.layers)
     scores = svm_scores = None
     if pca is not None:
-        _, _, scores = _pca_on(pca, pca_after, x, fwd, parsed.layers)
+        _, _, scores = pca_on(pca, pca_after, x, fwd, parsed.layers)
         if svm is not None:
             svm_scores = parse_svm(svm, features).class_scores(scores)
-    logits = _head_output(parsed, fwd.outputs[-1]) if parsed.has_class_output else None
+    logits = head_output(parsed, fwd.outputs[-1]) if parsed.has_class_output else None
     return TargetScores(logits, scores, svm_scores)

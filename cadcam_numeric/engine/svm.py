@@ -155,8 +155,17 @@ class SVMHead:
         """Predicted labels, by the same rule as the estimator's ``predict`` (see ``scheme``)."""
         return self._labels(self.decisions(p))
 
+    def predicted_index(self, p: Tensor) -> Tensor:
+        """The predicted class of every row of ``p`` as its position in ``classes`` (N,) int64, by the
+        estimator's own rule; tensor algebra only (no NumPy), so it compiles and exports."""
+        return self._index(self.decisions(p))
+
     def _labels(self, d: Tensor) -> np.ndarray:
         """The labels the decision values ``d`` (N, K_total) predict (see ``scheme``)."""
+        return self.classes[self._index(d).cpu().numpy()]
+
+    def _index(self, d: Tensor) -> Tensor:
+        """Positions in ``classes`` that the decision values ``d`` (N, K_total) predict (see ``scheme``)."""
         if self.scheme == "binary":
             index = ((d[:, 0] >= 0) if self.zero_is_positive else (d[:, 0] > 0)).long()
         elif self.scheme == "ovr":
@@ -172,7 +181,7 @@ class SVMHead:
             a = d @ self.orientation.T
             positive = (d >= 0) if self.zero_is_positive else (d > 0)
             index = (self._votes(d, positive) + a / (3 * (a.abs() + 1))).argmax(dim=1)
-        return self.classes[index.cpu().numpy()]
+        return index
 
     def _votes(self, d: Tensor, for_first: Tensor) -> Tensor:
         """One-vs-one votes (N, C): pair k votes for its first class where ``for_first``, else its second."""
