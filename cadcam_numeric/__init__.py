@@ -12,6 +12,8 @@ Imports no SymPy. Layout (one direction of data):
 from cadcam_numeric.display import overlay
 from cadcam_numeric.engine import (
     CAMResult,
+    ClosedForm,
+    ExplainingModel,
     ImageMaps,
     PCASVMGradCAM,
     PositionGradients,
@@ -34,7 +36,9 @@ __all__ = [
     "CATALOGUE_SHA256",
     "CAMResult",
     "CadcamInputError",
+    "ClosedForm",
     "DecomCAMResult",
+    "ExplainingModel",
     "ImageMaps",
     "PCASVMGradCAM",
     "PositionGradients",

@@ -72,8 +72,9 @@ class IsotonicCalibrator:
     y: Tensor
 
     def _segment(self, f: Tensor) -> Tensor:
-        """j with x_j <= f < x_{j+1} (the last segment from x_{last-1} on), as NumPy's ``interp`` picks it."""
-        j = torch.searchsorted(self.x, f.contiguous(), right=True) - 1
+        """j with x_j <= f < x_{j+1} (the last segment from x_{last-1} on), as NumPy's ``interp`` picks it.
+        Counted as #{x_j <= f} (``searchsorted(right=True)``, in operators ONNX has)."""
+        j = (self.x <= f.unsqueeze(-1)).sum(dim=-1) - 1
         return j.clamp(0, self.x.shape[0] - 2)
 
     def value(self, f: Tensor) -> Tensor:

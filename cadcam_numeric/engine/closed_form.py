@@ -59,8 +59,14 @@ def _map_leaves(obj: object, leaf: Callable[[str, object], object], name: str, k
     if isinstance(obj, tuple) and hasattr(obj, "_fields"):
         return obj
     if is_dataclass(obj) and not isinstance(obj, type):
-        changes = {f.name: _map_leaves(getattr(obj, f.name), leaf, f"{name}__{f.name}", kind) for f in fields(obj)}
-        return replace(obj, **{k: v for k, v in changes.items() if v is not getattr(obj, k)})
+        return replace(
+            obj,
+            **{
+                f.name: _map_leaves(getattr(obj, f.name), leaf, f"{name}__{f.name}", kind)
+                for f in fields(obj)
+                if f.init
+            },
+        )
     if isinstance(obj, list | tuple):
         return type(obj)(_map_leaves(v, leaf, f"{name}__{i}", kind) for i, v in enumerate(obj))
     if isinstance(obj, dict):
