@@ -1,7 +1,8 @@
 """Issue 24: ``ClosedForm`` — the maps as one module. It equals ``explain()`` for every classifier
 kind (float64), explains every class at once against autograd, holds its state as buffers, and
 exports: ``torch.export`` with a dynamic batch, ONNX Runtime on another batch size and
-``torch.compile(fullgraph=True)`` all equal eager (float32, 1e-5 relative)."""
+``torch.compile(fullgraph=True)`` all equal eager (float32, to 1e-5 of max(1, |value|); see
+``_assert_equal_to``)."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def problem(name: str, pca_after: int, dtype: torch.dtype = torch.float64):
 @pytest.mark.parametrize("name", sorted(CLASSIFIERS))
 def test_closed_form_equals_explain_for_every_classifier_kind(name, pca_after):
     head, features, pca, svm = problem(name, pca_after)
-    for method in ("grad-cam", "hires-cam"):
+    for method in ("grad-cam", "xgrad-cam", "hires-cam"):
         cf = ClosedForm(head, pca, pca_after, svm, method=method, dtype=torch.float64)
         out = cf(features)
         expected = explain(features, head, pca, pca_after, svm, method=method)
@@ -66,6 +67,33 @@ def test_closed_form_equals_explain_for_every_classifier_kind(name, pca_after):
             "logits", "cnn_prediction", "gradcam", "class_weights", "pca_scores", "pca_positive", "pca_negative",
             "pca_weights", "svm_scores", "svm_prediction", "svm", "svm_weights", "finite",
         ]  # fmt: skip
+
+
+def test_a_head_without_linear_and_a_kernel_pca_on_the_pooled_features():
+    """The CNN-SVM recipe with KernelPCA: no Linear, so T is read from what the transform was fitted on."""
+    from sklearn.decomposition import KernelPCA
+
+    head = nn.Sequential(nn.AdaptiveAvgPool2d(2), nn.Flatten())
+    features = torch.rand(30, 8, 5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    x = head(features).numpy()
+    pca = KernelPCA(3, kernel="rbf", gamma=0.1).fit(x)
+    svm = SVC(gamma=0.5).fit(pca.transform(x), np.arange(30) % 3)
+    cf = ClosedForm(head, pca, 0, svm, dtype=torch.float64)
+    out, expected = cf(features), explain(features, head, pca, 0, svm)
+    assert list(out)[0] == "pca_scores" and "gradcam" not in out
+    for key in ("pca_positive", "pca_negative", "pca_weights", "svm", "svm_weights", "pca_scores", "svm_scores"):
+        torch.testing.assert_close(out[key], getattr(expected, key), rtol=1e-12, atol=1e-14, msg=key)
+
+
+def test_explain_on_the_module_takes_targets_as_explain_does():
+    head, features, pca, svm = problem("svc-rbf-ovo", 2)
+    cf = ClosedForm(head, pca, 2, svm, method="xgrad-cam", dtype=torch.float64)
+    got = cf.explain(features, targets=2, svm_targets="owl")
+    want = explain(features, head, pca, 2, svm, targets=2, svm_targets="owl", method="xgrad-cam")
+    for key in MAPS:
+        torch.testing.assert_close(getattr(got, key), getattr(want, key), rtol=0, atol=0, msg=key)
+    plain = cf.explain(features)
+    torch.testing.assert_close(plain.gradcam, cf(features)["gradcam"], rtol=1e-12, atol=1e-14)
 
 
 def test_every_class_at_once_equals_autograd_per_class():
@@ -176,7 +204,10 @@ def test_the_whole_model_is_one_graph_images_in_maps_out(tmp_path):
     out = model(images)
     with PCASVMGradCAM(nn.Sequential(backbone, head), backbone, head, pca, 2, svm) as cam:
         maps = cam(images)
-    for key, value in (("gradcam", maps.gradcam), ("pca_positive", maps.pca_positive), ("svm", maps.svm)):
+    assert list(out)[: len(model.closed_form(backbone(images)))] == list(model.closed_form(backbone(images)))
+    assert list(out)[-4:] == ["image_gradcam", "image_pca_positive", "image_pca_negative", "image_svm"]
+    pairs = [("gradcam", maps.gradcam), ("pca_positive", maps.pca_positive), ("pca_negative", maps.pca_negative)]
+    for key, value in (*pairs, ("svm", maps.svm)):
         torch.testing.assert_close(out[f"image_{key}"], value, rtol=1e-5, atol=1e-6, msg=key)
     other = images[:2]
     with torch.no_grad():

@@ -9,6 +9,8 @@ import pytest
 
 MODULES = [
     "cadcam_numeric.atomic",
+    "cadcam_numeric.engine.closed_form",
+    "cadcam_numeric.engine.explaining_model",
     "cadcam_numeric.engine.split",
     "cadcam_numeric.pipeline.figures",
     "cadcam_numeric.pipeline.sources",

@@ -105,8 +105,9 @@ def test_one_meaning_per_argument_the_old_guesses_warn(problem):
     p = pca.transform(head[:5](features).detach().numpy())
     labels = np.arange(len(p)) % 3
     ints = SVC(kernel="rbf", gamma=0.5).fit(p, labels)
-    with pytest.warns(FutureWarning, match="integer targets also choose the SVM's class"):
+    with pytest.warns(FutureWarning, match="integer targets also choose the SVM's class") as record:
         guessed = explain(features, head, pca, 2, ints, targets=1)
+    assert record[0].filename == __file__  # attributed to the caller, not to cadcam's own frames
     assert guessed.svm_target.tolist() == [1] * 12  # as before
     with pytest.warns(FutureWarning, match="pass them as svm_targets="):
         explain(features, head, pca, 2, svm, targets=SVMClassTarget("dog"))

@@ -6,8 +6,10 @@ index used by ``gather``, non-finite input is reported in ``"finite"``, not rais
 compiles (``torch.compile(fullgraph=True)``) and exports (``torch.export``, ONNX) as one graph: the
 maps of Eq. 8–14 ship to ONNX Runtime or a C++ server beside the logits. Every tensor it holds
 (dense weights, the position-summed first layer W̄₁, the transform, scaler, support vectors, dual
-coefficients, intercepts, orientation) is a buffer, so ``.to()``, ``.double()``, ``state_dict()``
-and ``load_state_dict()`` work as for any module. Shapes (the feature shape, class counts) are
+coefficients, intercepts, orientation, calibration thresholds) is a buffer, so ``.to()``,
+``.double()``, ``state_dict()`` and ``load_state_dict()`` work as for any module; scalar settings
+(kernel γ, coef0 and degree, a sigmoid calibrator's a and b, activation constants) are fixed at
+construction, as the shapes are. Shapes (the feature shape, class counts) are
 fixed at construction; only the batch size varies.
 
 >>> import torch
@@ -32,8 +34,16 @@ from torch import Tensor, nn
 from cadcam_numeric.catalogue_types import ActivationCode, KernelCode
 from cadcam_numeric.engine.chain import forward_dense, pullback
 from cadcam_numeric.engine.classifiers import parse_svm
-from cadcam_numeric.engine.explain import METHODS, XGRAD_EPS, head_output, output_pullback, pca_on
-from cadcam_numeric.engine.head import Head, parse_head
+from cadcam_numeric.engine.explain import (
+    METHODS,
+    XGRAD_EPS,
+    CAMResult,
+    explain,
+    head_output,
+    output_pullback,
+    pca_on,
+)
+from cadcam_numeric.engine.head import Head, flatten_modules, parse_head
 from cadcam_numeric.engine.pooling import Pooling
 from cadcam_numeric.errors import CadcamInputError
 
@@ -74,24 +84,28 @@ def _map_leaves(obj: object, leaf: Callable[[str, object], object], name: str, k
     return obj
 
 
-def _expected_shape(head: nn.Module, feature_shape: tuple[int, int, int] | None) -> tuple[int, int, int]:
+def _expected_shape(
+    head: nn.Module, feature_shape: tuple[int, int, int] | None, pca: object | None
+) -> tuple[int, int, int]:
     """(T, M, N') of the features: given, or read from a head whose pooling fixes its output size
-    (``AdaptiveAvgPool2d(k)``/``AdaptiveMaxPool2d(k)``: T = in_features / k², any M, N′ ≥ k)."""
+    (``AdaptiveAvgPool2d(k)``/``AdaptiveMaxPool2d(k)``: T = D₀ / k², any M, N′ ≥ k), with D₀ the first
+    Linear's ``in_features`` (or, for a head without one, the width the PCA was fitted on)."""
     if feature_shape is not None:
         if len(feature_shape) != 3 or not all(isinstance(v, int) and v > 0 for v in feature_shape):
             raise CadcamInputError(f"feature_shape: expected (T, M, N') positive integers, got {feature_shape!r}")
         return tuple(feature_shape)
-    modules = list(head) if isinstance(head, nn.Sequential) else []
+    modules = flatten_modules(head) if isinstance(head, nn.Sequential) else []
     pool = modules[0] if modules and isinstance(modules[0], nn.AdaptiveAvgPool2d | nn.AdaptiveMaxPool2d) else None
     linear = next((m for m in modules if isinstance(m, nn.Linear)), None)
+    width = linear.in_features if linear is not None else getattr(pca, "n_features_in_", None)
     size = pool.output_size if pool is not None else None
     size = (size, size) if isinstance(size, int) else size
-    if pool is None or linear is None or size is None or None in size or linear.in_features % (size[0] * size[1]):
+    if pool is None or not isinstance(width, int) or size is None or None in size or width % (size[0] * size[1]):
         raise CadcamInputError(
             "feature_shape: this head's pooling does not fix the size of what it flattens; pass "
             "feature_shape=(T, M, N') of the feature maps"
         )
-    return linear.in_features // (size[0] * size[1]), size[0], size[1]
+    return width // (size[0] * size[1]), size[0], size[1]
 
 
 class ClosedForm(nn.Module):
@@ -134,7 +148,7 @@ class ClosedForm(nn.Module):
             raise CadcamInputError(f"dtype: expected torch.float32 or torch.float64, got {dtype}")
         if svm is not None and pca is None:
             raise CadcamInputError("svm: the SVM consumes PCA scores; pass pca (and pca_after) too")
-        self.feature_shape = _expected_shape(head, feature_shape)
+        self.feature_shape = _expected_shape(head, feature_shape, pca)
         #: an adaptive pool's output size is fixed: any M, N' (≥ its size) is accepted, only T is checked
         self.any_spatial_size = feature_shape is None
         probe = torch.zeros(1, *self.feature_shape, dtype=dtype)
@@ -154,10 +168,13 @@ class ClosedForm(nn.Module):
                     f"svm: fitted on {classifier.n_features} features, but the PCA gives B = {pca_layer.n_components}"
                 )
         self.method, self.classes, self.pca_after = method, classes, pca_after
+        # the objects as given, for :meth:`explain` (a tuple, so no module or tensor of them is registered)
+        self._given = (head, pca, svm, channels_last, custom_activations)
         wbar = parsed.position_summed_weights() if parsed.has_class_output else None
         state = {"head": parsed, "wbar": wbar, "pca": pca_layer, "svm": classifier}
         # labels (NumPy, often strings) become tuples: the forward only counts them, and a compiler
         # need not trace NumPy
+        self._svm_classes = None if classifier is None else np.asarray(classifier.classes)
         state = _map_leaves(state, lambda _, labels: tuple(labels.tolist()), "cf", np.ndarray)
         self._template = _map_leaves(state, self._hold, "cf", Tensor)
 
@@ -171,10 +188,22 @@ class ClosedForm(nn.Module):
         ``.to()`` or ``load_state_dict()`` too)."""
         return _map_leaves(self._template, lambda _, held: getattr(self, held.name), "cf", _Held)
 
+    def explain(self, features: Tensor, targets: object = None, svm_targets: object = None) -> CAMResult:
+        """:func:`~cadcam_numeric.engine.explain.explain` of this module's head, transform, classifier
+        and method, for chosen ``targets``/``svm_targets`` (its arguments): a :class:`CAMResult`,
+        computed by ``explain()`` itself from the objects given at construction, in this module's
+        dtype. The forward pass is the exportable path; this one raises on NaN, as ``explain`` does."""
+        head, pca, svm, channels_last, custom = self._given
+        dtype = next(b for b in self.buffers() if b.is_floating_point()).dtype
+        return explain(
+            features, head, pca, self.pca_after, svm, targets, svm_targets,
+            method=self.method, channels_last=channels_last, dtype=dtype, custom_activations=custom,
+        )  # fmt: skip
+
     @property
     def svm_classes(self) -> np.ndarray | None:
         """The classifier's labels; ``"svm_prediction"`` indexes them. None without a classifier."""
-        return None if self._template["svm"] is None else np.asarray(self._template["svm"].classes)
+        return self._svm_classes
 
     def forward(self, features: Tensor) -> dict[str, Tensor]:
         """Logits and every map of a batch of features (N, T, M, N′) (class docstring)."""
@@ -184,7 +213,7 @@ class ClosedForm(nn.Module):
         if features.dim() != 4 or tuple(features.shape[1 : 1 + len(fixed)]) != fixed:
             expected = f"(N, {fixed[0]}, M, N')" if self.any_spatial_size else f"(N, {', '.join(map(str, fixed))})"
             raise CadcamInputError(f"features: expected {expected}, got {tuple(features.shape)}")
-        dtype = head.layers[0].weight.dtype if head.layers else state["pca"].components.dtype
+        dtype = next(b for b in self.buffers() if b.is_floating_point()).dtype  # every buffer's, after .to()
         f = features.to(dtype)
         finite = torch.isfinite(f).flatten(1).all(dim=1)
         n = f.shape[0]

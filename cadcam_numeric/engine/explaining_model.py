@@ -41,8 +41,7 @@ class ExplainingModel(nn.Module):
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         if images.dim() != 4:
             raise CadcamInputError(f"images: expected (N, C, H, W), got shape {tuple(images.shape)}")
-        out = dict(self.closed_form(self.backbone(images)))
-        finite = out.pop("finite")
+        out = dict(self.closed_form(self.backbone(images)))  # cf's keys first, in cf's order
         size = (int(images.shape[-2]), int(images.shape[-1]))
         if "gradcam" in out:
             out["image_gradcam"] = normalise(upsample(out["gradcam"], size))
@@ -51,5 +50,4 @@ class ExplainingModel(nn.Module):
             out["image_pca_positive"], out["image_pca_negative"] = pair
         if "svm" in out:
             out["image_svm"] = normalise(upsample(out["svm"], size))
-        out["finite"] = finite
         return out

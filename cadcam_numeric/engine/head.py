@@ -32,7 +32,7 @@ from cadcam_numeric.engine.pooling import POOLING_TYPES, Pooling
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.generated import ACTIVATIONS
 
-__all__ = ["ChannelsLast", "Head", "parse_head"]
+__all__ = ["ChannelsLast", "Head", "flatten_modules", "parse_head"]
 
 
 class ChannelsLast(nn.Module):
@@ -126,9 +126,10 @@ class Head:
         return dx.reshape(n, k, self.channels, ho, wo)
 
 
-def _flatten_modules(module: nn.Module) -> list[nn.Module]:
+def flatten_modules(module: nn.Module) -> list[nn.Module]:
+    """The modules of ``module`` with nested ``Sequential`` containers flattened, in order."""
     if isinstance(module, nn.Sequential):
-        return [m for child in module for m in _flatten_modules(child)]
+        return [m for child in module for m in flatten_modules(child)]
     return [module]
 
 
@@ -160,7 +161,7 @@ def parse_head(
     """
     if not isinstance(head, nn.Sequential):
         raise CadcamInputError(f"head: expected a torch.nn.Sequential, got {type(head).__name__}")
-    modules = _flatten_modules(head)
+    modules = flatten_modules(head)
     _, t, m, n = features.shape
     pooling = None
     index = 0

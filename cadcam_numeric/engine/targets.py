@@ -20,6 +20,7 @@ too, when ``svm_targets`` is not given.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -117,7 +118,11 @@ def _broadcast(values: list[object], n: int, argument: str) -> list[object]:
 
 
 def _deprecated(message: str) -> None:
-    warnings.warn(message, FutureWarning, stacklevel=5)  # explain -> closed_form_pass -> resolve_targets
+    """A ``FutureWarning`` attributed to the first caller outside cadcam (whichever entry point it used)."""
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("cadcam_numeric."):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, FutureWarning, stacklevel=level)
 
 
 SVM_LABELS_IN_TARGETS = (

@@ -360,7 +360,9 @@ def _summarise(procs: Processes, ctx: _Context, shards: list[dict], out_dir: Pat
         "steps": ctx.steps,
         "svm": ctx.svm_name,
         "targets": "predicted classes" if targets is None else f"CNN class {_class_of(targets)}",
-        "svm_targets": "predicted labels" if svm_targets is None else f"SVM label {svm_targets.label!r}",
+        "svm_targets": "predicted labels"
+        if svm_targets is None or svm_targets is PREDICTED
+        else f"SVM label {svm_targets.label!r}",
         "correct_only": correct_only,
         "cnn_accuracy": round(float(right_all.mean()), 4),
         "skipped": [{"id": source.ids[i], "reason": m} for i, m in skipped],
