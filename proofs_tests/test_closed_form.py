@@ -80,7 +80,7 @@ def test_a_head_without_linear_and_a_kernel_pca_on_the_pooled_features():
     svm = SVC(gamma=0.5).fit(pca.transform(x), np.arange(30) % 3)
     cf = ClosedForm(head, pca, 0, svm, dtype=torch.float64)
     out, expected = cf(features), explain(features, head, pca, 0, svm)
-    assert list(out)[0] == "pca_scores" and "gradcam" not in out
+    assert next(iter(out)) == "pca_scores" and "gradcam" not in out
     for key in ("pca_positive", "pca_negative", "pca_weights", "svm", "svm_weights", "pca_scores", "svm_scores"):
         torch.testing.assert_close(out[key], getattr(expected, key), rtol=1e-12, atol=1e-14, msg=key)
 
