@@ -9,6 +9,7 @@ cadcam derive    prove every block Jacobian and theorem; check the installed gen
                  generation (exit 1 with the diff on drift; only `python -m derivations generate` writes)
 cadcam verify    check every generated function against PyTorch autograd (table or --json)
 cadcam bench     timings against the backbone, autograd and pytorch-grad-cam
+cadcam export    a bundle's whole model as one ONNX / torch.export file, loaded back and checked
 """
 
 from __future__ import annotations
@@ -408,6 +409,29 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    """Exit 0 when the written file, loaded afresh, reproduces the eager model; 1 with the figures if not."""
+    from cadcam_numeric.pipeline.export import CHECK_BATCH, export_bundle, tolerance
+
+    check = export_bundle(
+        Path(args.bundle), Path(args.out_file), fmt=args.format, classes=args.classes, method=args.method, svm=args.svm
+    )
+    ratio = {k: d / tolerance(k) for k, d in check.differences.items()}
+    worst = max(ratio, key=ratio.get)
+    figure = f"{worst}: {check.differences[worst]:.3g} of max(1, |value|), tolerance {tolerance(worst):g}"
+    if not check.ok:
+        print(
+            f"cadcam export: the written file differs from the eager model ({figure}); nothing was kept",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"{check.path} and {check.description}: loaded back and run on {CHECK_BATCH} new images, every output "
+        f"within its tolerance of eager (closest to it: {figure})"
+    )
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     try:
         from reports.build import build_report
@@ -662,6 +686,16 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--cases", type=positive_int, default=20, help="random cases per function (default: %(default)s)")
     ver.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     ver.set_defaults(func=_verify)
+    exp_ = sub.add_parser(
+        "export", help="a bundle's whole model (backbone + closed-form maps) as one ONNX or torch.export file, checked"
+    )
+    exp_.add_argument("--bundle", required=True, help="bundle directory (from cadcam demo / train)")
+    exp_.add_argument("--out", dest="out_file", required=True, help="the file to write (its description: FILE.json)")
+    exp_.add_argument("--format", choices=("onnx", "pt2"), default="onnx", help="default: %(default)s")
+    exp_.add_argument("--classes", choices=("predicted", "all"), default="predicted", help="default: %(default)s")
+    exp_.add_argument("--method", choices=METHOD_LABELS, default="grad-cam", help="default: %(default)s")
+    exp_.add_argument("--svm", default=None, help="which of the bundle's classifiers (default: the bundle's own)")
+    exp_.set_defaults(func=_export)
     acc = sub.add_parser("accepted", help="the heads, transforms and classifiers explain accepts (Markdown table)")
     acc.set_defaults(func=_accepted)
     ben = sub.add_parser(
