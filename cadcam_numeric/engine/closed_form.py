@@ -36,12 +36,14 @@ from cadcam_numeric.engine.chain import forward_dense, pullback
 from cadcam_numeric.engine.classifiers import parse_svm
 from cadcam_numeric.engine.explain import (
     METHODS,
-    XGRAD_EPS,
     CAMResult,
     explain,
     head_output,
     output_pullback,
     pca_on,
+    row_channel_weights,
+    row_position_gradients,
+    signed_maps,
 )
 from cadcam_numeric.engine.head import Head, flatten_modules, parse_head
 from cadcam_numeric.engine.pooling import Pooling
@@ -253,32 +255,9 @@ class ClosedForm(nn.Module):
                 input_rows = at_l
             out["pca_scores"] = scores
         h1 = torch.cat(rows, dim=1) * head.layers[0].fprime(fwd.deltas[0]).unsqueeze(-2) if rows else None
-        weights = self._channel_weights(head, state["wbar"], h1, input_rows)
-        signed = self._signed_maps(head, f, weights, h1, input_rows)
+        weights = row_channel_weights(head, state["wbar"], h1, input_rows)  # with the buffer W̄₁
+        signed = signed_maps(self.method, f, weights, lambda: row_position_gradients(head, f, h1, input_rows))
         return self._outputs(out, counts, weights, signed, svm_scores, svm_prediction, finite)
-
-    def _channel_weights(self, head: Head, wbar: Tensor | None, h1: Tensor | None, input_rows: Tensor | None) -> Tensor:
-        """w^t = Σ_i ∂(·)/∂F_i^t for every row (N, R, T), Eq. 9, 10, 14, with the buffer W̄₁."""
-        parts = [] if h1 is None else [h1 @ wbar]
-        if input_rows is not None:
-            parts.append(head.input_rows_to_channel_weights(input_rows))
-        return torch.cat(parts, dim=1)
-
-    def _signed_maps(
-        self, head: Head, f: Tensor, weights: Tensor, h1: Tensor | None, input_rows: Tensor | None
-    ) -> Tensor:
-        """Maps before any ReLU for every row, (N, R, M, N′), by ``method`` (as :func:`explain`)."""
-        if self.method == "grad-cam":
-            return torch.einsum("nrt,nthw->nrhw", weights, f)
-        parts = [] if h1 is None else [head.first_layer_to_positions(h1)]
-        if input_rows is not None:
-            parts.append(head.input_rows_to_positions(input_rows))
-        grad = head.pooling.adjoint(torch.cat(parts, dim=1), f)  # (N, R, T, M, N')
-        if self.method == "hires-cam":
-            return (grad * f.unsqueeze(1)).sum(2)
-        total = f.sum(dim=(-2, -1), keepdim=True).unsqueeze(1)
-        xweights = (grad * f.unsqueeze(1) / (total + XGRAD_EPS)).sum(dim=(-2, -1))
-        return torch.einsum("nrt,nthw->nrhw", xweights, f)
 
     def _outputs(
         self,

@@ -21,7 +21,7 @@ announces (§7): only the Jacobians above are needed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -53,6 +53,9 @@ __all__ = [
     "output_pullback",
     "pca_on",
     "position_gradients",
+    "row_channel_weights",
+    "row_position_gradients",
+    "signed_maps",
     "target_scores",
 ]
 
@@ -125,17 +128,35 @@ def _maps(weights: Tensor, features: Tensor) -> Tensor:
     return torch.einsum("nrt,nthw->nrhw", weights, features)
 
 
-def _method_maps(method: str, cf: ClosedFormPass, weights: Tensor) -> Tensor:
-    """Signed maps (before any ReLU) for each row of the pass."""
-    features = cf.features
+def signed_maps(method: str, features: Tensor, weights: Tensor, gradients: Callable[[], Tensor]) -> Tensor:
+    """Signed maps (before any ReLU) for each row, (N, R, M, N′), by ``method`` (module docstring):
+    ``weights`` (N, R, T) are the channel weights; ``gradients()`` gives ∂(·)/∂F per position
+    (N, R, T, M, N′), asked for only by the methods that need it."""
     if method == "grad-cam":
         return _maps(weights, features)
-    grad = cf.position_gradients()  # (N, R, T, M, N')
+    grad = gradients()
     if method == "hires-cam":
         return (grad * features.unsqueeze(1)).sum(2)
     total = features.sum(dim=(-2, -1), keepdim=True).unsqueeze(1)
     xweights = (grad * features.unsqueeze(1) / (total + XGRAD_EPS)).sum(dim=(-2, -1))
     return _maps(xweights, features)
+
+
+def row_channel_weights(head: Head, wbar: Tensor | None, h1: Tensor | None, input_rows: Tensor | None) -> Tensor:
+    """w^t = Σ_i ∂(·)/∂F_i^t for every row (N, R, T), Eq. 9, 10, 14: h₁ W̄₁ for rows through the
+    first dense layer (``wbar`` = W̄₁), the pooled position sum for rows that start at x."""
+    parts = [] if h1 is None else [h1 @ wbar]
+    if input_rows is not None:
+        parts.append(head.input_rows_to_channel_weights(input_rows))
+    return torch.cat(parts, dim=1)
+
+
+def row_position_gradients(head: Head, features: Tensor, h1: Tensor | None, input_rows: Tensor | None) -> Tensor:
+    """∂(·)/∂F at every feature position for every row, (N, R, T, M, N′)."""
+    parts = [] if h1 is None else [head.first_layer_to_positions(h1)]
+    if input_rows is not None:
+        parts.append(head.input_rows_to_positions(input_rows))
+    return head.pooling.adjoint(torch.cat(parts, dim=1), features)
 
 
 def pca_on(
@@ -210,19 +231,13 @@ class ClosedFormPass:
         return 0 if self.cnn_target is None else 1
 
     def channel_weights(self) -> Tensor:
-        """w^t = Σ_i ∂(·)/∂F_i^t for every row (N, R, T), Eq. 9, 10, 14: h₁ W̄₁ for rows through
-        the first dense layer, the pooled position sum for rows that start at x."""
-        parts = [] if self.h1 is None else [self.h1 @ self.head.position_summed_weights()]
-        if self.input_rows is not None:
-            parts.append(self.head.input_rows_to_channel_weights(self.input_rows))
-        return torch.cat(parts, dim=1)
+        """w^t = Σ_i ∂(·)/∂F_i^t for every row (N, R, T), Eq. 9, 10, 14 (:func:`row_channel_weights`)."""
+        wbar = None if self.h1 is None else self.head.position_summed_weights()
+        return row_channel_weights(self.head, wbar, self.h1, self.input_rows)
 
     def position_gradients(self) -> Tensor:
         """∂(·)/∂F at every feature position for every row, (N, R, T, M, N')."""
-        parts = [] if self.h1 is None else [self.head.first_layer_to_positions(self.h1)]
-        if self.input_rows is not None:
-            parts.append(self.head.input_rows_to_positions(self.input_rows))
-        return self.head.pooling.adjoint(torch.cat(parts, dim=1), self.features)
+        return row_position_gradients(self.head, self.features, self.h1, self.input_rows)
 
 
 def closed_form_pass(
@@ -419,7 +434,7 @@ def explain(
         custom_activations=custom_activations,
     )
     weights = cf.channel_weights()  # (N, R, T), Eq. 9, 10, 14
-    signed = _method_maps(method, cf, weights)
+    signed = signed_maps(method, cf.features, weights, cf.position_gradients)
     b, c0 = cf.n_components, cf.class_rows
     pca_maps = svm_maps = {}
     if cf.pca_layer is not None:

@@ -16,8 +16,7 @@ different network.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -27,6 +26,7 @@ from cadcam_numeric.catalogue_types import ActivationCode
 from cadcam_numeric.engine.classifiers import parse_svm
 from cadcam_numeric.engine.explain import CAMResult, Method, explain
 from cadcam_numeric.engine.maps import normalise, normalise_pca_pair, upsample
+from cadcam_numeric.engine.modes import eval_mode
 from cadcam_numeric.engine.pca import pca_layer_from_sklearn
 from cadcam_numeric.engine.split import reproduces, split_classifier
 from cadcam_numeric.engine.svm import SVMHead
@@ -46,19 +46,6 @@ class ImageMaps:
     pca_negative: Tensor | None
     svm: Tensor | None
     raw: CAMResult
-
-
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
-    """Put every module of ``model`` in eval mode, and give each its own mode back on exit (also on
-    an error): a frozen BatchNorm stays in eval mode, a model in train mode gets train mode back."""
-    modes = [(m, m.training) for m in model.modules()]
-    try:
-        model.eval()
-        yield
-    finally:
-        for module, training in modes:
-            module.training = training
 
 
 class SplitModel(nn.Module):

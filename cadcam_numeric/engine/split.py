@@ -17,6 +17,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from cadcam_numeric.engine.modes import eval_mode
 from cadcam_numeric.errors import CadcamInputError
 
 __all__ = ["PROBE_SIZE", "SPLIT_FAMILIES", "reproduces", "split_classifier"]
@@ -148,10 +149,8 @@ def _check_on_probe(model: nn.Module, backbone: nn.Module, head: nn.Sequential) 
     conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
     channels = conv.in_channels if conv is not None else 3  # a 1-channel conv1 (MNIST) gets 1 channel
     x = torch.rand(2, channels, PROBE_SIZE, PROBE_SIZE, generator=torch.Generator().manual_seed(0)).to(device, dtype)
-    modes = [(m, m.training) for m in model.modules()]
     try:
-        model.eval()
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             expected = model(x)
             actual = head(backbone(x))
     except Exception as exc:  # whatever a user's forward raises on the probe: refused by name
@@ -159,9 +158,6 @@ def _check_on_probe(model: nn.Module, backbone: nn.Module, head: nn.Sequential) 
             f"model: {type(model).__name__} could not be checked on a {PROBE_SIZE}x{PROBE_SIZE} image "
             f"({str(exc).splitlines()[0][:200]}); pass target_layer and head yourself"
         ) from exc
-    finally:
-        for module, training in modes:
-            module.training = training
     if not reproduces(actual, expected):
         gap = (
             float((actual - expected).abs().max())

@@ -366,17 +366,22 @@ class PipelineParts:
     steps: tuple[AffineStep | L2NormalizeStep, ...] = ()
 
 
-def final_estimator(svm: object) -> object:
-    """The classifier at the end of ``svm``: itself, or a ``Pipeline``'s last step (a search there
-    unwrapped, and a ``Pipeline`` that search holds), without reading any scaler."""
-    if not isinstance(svm, Pipeline):
-        return svm
-    estimator = _pipeline_steps(svm)[-1]
-    if isinstance(estimator, GridSearchCV | RandomizedSearchCV | FrozenEstimator):
+def _pipeline_chain(svm: Pipeline) -> tuple[list[object], object]:
+    """(the steps before the classifier, the classifier) of a ``Pipeline``: a search at its end is
+    unwrapped, and a ``Pipeline`` that search holds joins its steps."""
+    *pre, estimator = _pipeline_steps(svm)
+    if isinstance(estimator, GridSearchCV | RandomizedSearchCV | FrozenEstimator):  # scalers, then a search
         estimator = unwrapped_search(estimator)
         if isinstance(estimator, Pipeline):
-            estimator = _pipeline_steps(estimator)[-1]
-    return estimator
+            *inner, estimator = _pipeline_steps(estimator)
+            pre = [*pre, *inner]
+    return pre, estimator
+
+
+def final_estimator(svm: object) -> object:
+    """The classifier at the end of ``svm``: itself, or a ``Pipeline``'s (:func:`_pipeline_chain`),
+    without reading any scaler."""
+    return _pipeline_chain(svm)[1] if isinstance(svm, Pipeline) else svm
 
 
 def read_pipeline(svm: object, like: Tensor, fold_standard_scaler: bool = True) -> PipelineParts:
@@ -384,12 +389,7 @@ def read_pipeline(svm: object, like: Tensor, fold_standard_scaler: bool = True) 
     ``StandardScaler`` folded into mean and scale when ``fold_standard_scaler``), in ``like``'s dtype."""
     if not isinstance(svm, Pipeline):
         return PipelineParts(svm)
-    *pre, estimator = _pipeline_steps(svm)
-    if isinstance(estimator, GridSearchCV | RandomizedSearchCV | FrozenEstimator):  # scalers, then a search
-        estimator = unwrapped_search(estimator)
-        if isinstance(estimator, Pipeline):
-            *inner, estimator = _pipeline_steps(estimator)
-            pre = [*pre, *inner]
+    pre, estimator = _pipeline_chain(svm)
     if not all(isinstance(s, PREPROCESSORS) for s in pre):
         raise CadcamInputError(
             "svm: a Pipeline must be scalers (" + ", ".join(c.__name__ for c in PREPROCESSORS) + ") then a "

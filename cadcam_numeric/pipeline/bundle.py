@@ -44,7 +44,7 @@ from cadcam_numeric.spec.architecture import (
     spec_from_text,
 )
 
-__all__ = ["Bundle", "load_bundle", "read_bundle_document", "save_bundle"]
+__all__ = ["Bundle", "bundle_sha256", "load_bundle", "read_bundle_document", "save_bundle"]
 
 FORMAT = "cadcam-bundle"
 VERSION = 2  # 2: the pipeline settings under "config" (was "spec"); backbone.feature_shape recorded
@@ -81,6 +81,11 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def bundle_sha256(directory: Path) -> str:
+    """The sha256 of a bundle's ``bundle.json`` (which records its tensors' sha256): the bundle's identity."""
+    return _sha256(Path(directory) / "bundle.json")
 
 
 def _steps(estimator: object) -> list[object]:

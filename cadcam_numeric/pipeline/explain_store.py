@@ -32,7 +32,7 @@ from cadcam_numeric.devices import select_device
 from cadcam_numeric.engine.explain import CAMResult, explain
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.pipeline.batches import shard_batches, shard_count
-from cadcam_numeric.pipeline.bundle import Bundle, load_bundle
+from cadcam_numeric.pipeline.bundle import Bundle, bundle_sha256, load_bundle
 from cadcam_numeric.pipeline.distributed import start_processes
 from cadcam_numeric.pipeline.run import labels_as_numpy
 from cadcam_numeric.pipeline.sources import ImageSource, open_source
@@ -279,7 +279,7 @@ def explain_to_store(
         size = bundle.backbone.input_size
         probe = _explain_batch(bundle, svm_name, method, torch.zeros(1, 3, size, size, device=procs.device))
         config = {
-            "bundle_sha256": hashlib.sha256((Path(bundle_dir) / "bundle.json").read_bytes()).hexdigest(),
+            "bundle_sha256": bundle_sha256(bundle_dir),
             "source": src.name,
             "source_images": len(src),
             "source_sha256": _source_digest(src),

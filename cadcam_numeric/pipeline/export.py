@@ -10,7 +10,6 @@ than the export example, against the eager model; an output further from eager t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 from dataclasses import dataclass
@@ -25,8 +24,8 @@ from cadcam_numeric.engine.closed_form import ClosedForm
 from cadcam_numeric.engine.explain import METHODS
 from cadcam_numeric.engine.explaining_model import ExplainingModel
 from cadcam_numeric.errors import CadcamInputError
-from cadcam_numeric.pipeline.bundle import load_bundle
-from cadcam_numeric.pipeline.data import IMAGENET_MEAN, IMAGENET_STD
+from cadcam_numeric.pipeline.bundle import bundle_sha256, load_bundle
+from cadcam_numeric.pipeline.data import IMAGENET_MEAN, IMAGENET_STD, to_model_input
 
 __all__ = ["ExportCheck", "export_bundle", "tolerance"]
 
@@ -58,10 +57,11 @@ class ExportCheck:
 
 
 def _images(batch: int, size: int, seed: int) -> torch.Tensor:
-    """Model-ready random images (ImageNet-normalised noise in [0, 1]), (batch, 3, size, size)."""
-    x = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
-    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (x - mean) / std
+    """Random model-ready images (uint8 noise through :func:`to_model_input`), (batch, 3, size, size)."""
+    pixels = torch.randint(
+        0, 256, (batch, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed)
+    )
+    return to_model_input(pixels, size)
 
 
 def _write_graph(model: ExplainingModel, example: torch.Tensor, path: Path, fmt: str) -> None:
@@ -154,7 +154,7 @@ def export_bundle(
         "classes": classes,
         "method": method,
         "outputs": [{"name": k, "shape": ["batch", *v.shape[1:]], "dtype": str(v.dtype)} for k, v in eager.items()],
-        "bundle_sha256": hashlib.sha256((Path(bundle_dir) / "bundle.json").read_bytes()).hexdigest(),
+        "bundle_sha256": bundle_sha256(bundle_dir),
         "check": {
             "images": CHECK_BATCH,
             "tolerance": TOLERANCE,
