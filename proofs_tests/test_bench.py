@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from cadcam_numeric.bench.closed_form_routes import CLOSED_FORM_ROUTES, ORT_ROUTES
 from cadcam_numeric.bench.head_variants import VARIANTS
 from cadcam_numeric.bench.suite import E2E, HEAD
 from cadcam_numeric.cli import main
@@ -23,7 +24,9 @@ def test_quick_bench_writes_every_measurement(tmp_path, capsys):
     batches = doc["config"]["batches"]
     assert batches == [1, 2] and doc["device"] == "cpu" and doc["versions"]["grad-cam"] != "not installed"
     timed = {(t["route"], t["batch"]) for t in doc["timings"] if t["median_ms"] > 0 and t["min_ms"] <= t["max_ms"]}
-    assert timed == {(r, b) for r in ROUTES for b in batches}
+    # quick: the ClosedForm and ONNX Runtime rows at batch 2
+    assert timed == {(r, b) for r in ROUTES for b in batches} | {(r, 2) for r in (*CLOSED_FORM_ROUTES, *ORT_ROUTES)}
+    assert all(v is not None and v > 0 for v in doc["closed_form_ratios"].values()), doc["closed_form_ratios"]
     for batch in batches:
         assert all(v is not None and v > 0 for v in doc["ratios"][str(batch)].values())
     assert set(doc["memory_mb"]) == {"explain@2", "grad_cam_pkg@2"}
@@ -35,6 +38,8 @@ def test_quick_bench_writes_every_measurement(tmp_path, capsys):
     assert agreement["class map: pytorch-grad-cam vs explain (max abs)"] < 1e-4
     assert agreement["SVM map: pytorch-grad-cam vs explain (max abs)"] < 1e-4
     assert agreement["Eigen-CAM: package vs ours, up to sign (max abs)"] < 1e-4
+    assert agreement["ClosedForm weights vs autograd, batched (max rel)"] < 1e-5
+    assert agreement["ONNX Runtime vs eager ExplainingModel (max rel)"] < 1e-4
     assert doc["input_size"] == 96 and "VGG16 at 96×96 px (pool5 512×3×3)" in markdown  # quick: small images
     assert all(label in markdown for label in VARIANTS.values())
     for heading in (
@@ -43,6 +48,8 @@ def test_quick_bench_writes_every_measurement(tmp_path, capsys):
         "Head variants",
         "Eigen-CAM (ours)",
         "peak memory",
+        "ClosedForm (paper head",
+        "ONNX Runtime: maps / logits at 2",
     ):
         assert heading in markdown
 

@@ -10,8 +10,10 @@ one-vs-rest, one-vs-one, CalibratedClassifierCV sigmoid/isotonic, a fitted GridS
 0–2 scalers, binary and multi-class, integer and string labels — all fitted for real on the head's
 own outputs. The references (``cadcam_numeric/verification/sklearn_references.py``) are written from
 scikit-learn's attributes and checked against its own outputs first; ``svm_prediction`` must equal
-``predict()`` on every case. Beside the 40 random draws, every transform and every classifier kind is
-drawn twice by name (``test_every_kind_is_exercised``), so none is left to chance.
+``predict()`` on every case. ``ClosedForm`` on the same draw must equal ``explain`` exactly, and with
+``classes="all"`` equal autograd for every class of the CNN and of the classifier. Beside the 40
+random draws, every transform and every classifier kind is drawn twice by name
+(``test_every_kind_is_exercised``), so none is left to chance.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from sklearn.svm import SVC, LinearSVC, NuSVC
 from torch import nn
 
 from cadcam_numeric.engine.activation_modules import activation_module
+from cadcam_numeric.engine.closed_form import ClosedForm
 from cadcam_numeric.engine.explain import explain, position_gradients
 from cadcam_numeric.generated import ACTIVATIONS
 from proofs_tests.reference_head import (
@@ -338,3 +341,32 @@ def check_against_autograd(problem, method):
     weights, signed = expected_maps(g, features, method)
     close(result.svm_weights, weights, f"svm weights [{label}]")
     close(result.svm, signed.relu(), f"svm map [{label}]", signed)
+
+    check_closed_form_module(problem, method, result, svm_module)
+
+
+def check_closed_form_module(problem, method, result, svm_module):
+    """``ClosedForm``'s forward equals ``explain`` exactly; with ``classes="all"`` every class's map
+    and weights equal autograd's for that class (the CNN's and the classifier's)."""
+    head, reference, _, features, pca, pca_after, svm, channels_last, label = problem
+    options = dict(method=method, channels_last=channels_last, dtype=torch.float64)
+    shape = tuple(features.shape[1:])
+    out = ClosedForm(head, pca, pca_after, svm, **options, feature_shape=shape)(features)
+    assert bool(out.pop("finite").all())
+    index = out.pop("svm_prediction")
+    predicted = result.svm_prediction
+    predicted = predicted.cpu().numpy() if isinstance(predicted, torch.Tensor) else predicted
+    np.testing.assert_array_equal(np.asarray(svm.classes_)[index.numpy()], predicted)
+    for key, value in out.items():
+        assert torch.equal(value, getattr(result, key)), f"ClosedForm {key} != explain's [{label}]"
+
+    every = ClosedForm(head, pca, pca_after, svm, **options, classes="all", feature_shape=shape)(features)
+    blocks = [("svm", "svm_weights", svm_module)]
+    if "no class output" not in label:
+        blocks.append(("gradcam", "class_weights", reference))
+    for maps, weights_key, module in blocks:
+        for c in range(every[maps].shape[1]):
+            g = grads_wrt_features(module, features, lambda y, c=c: y[:, c])
+            weights, signed = expected_maps(g, features, method)
+            close(every[weights_key][:, c], weights, f"classes=all {weights_key} c={c} [{label}]")
+            close(every[maps][:, c], signed.relu(), f"classes=all {maps} c={c} [{label}]", signed)

@@ -66,12 +66,11 @@ def test_string_svm_labels(problem):
 
 
 def test_one_registry_of_map_methods():
-    from typing import get_args
-
     from cadcam_numeric.cli import build_parser
-    from cadcam_numeric.engine.explain import METHOD_LABELS, METHODS, Method
+    from cadcam_numeric.engine.explain import METHOD_LABELS, METHODS
+    from cadcam_numeric.engine.map_methods import MAP_METHODS
 
-    assert set(get_args(Method)) == set(METHODS) == set(METHOD_LABELS)
+    assert list(MAP_METHODS) == list(METHODS) == list(METHOD_LABELS)
     explain_parser = build_parser()._subparsers._group_actions[0].choices["explain"]
     method = next(a for a in explain_parser._actions if a.dest == "method")
     assert list(method.choices) == list(METHOD_LABELS)

@@ -101,7 +101,7 @@ class Routes:
             peer.activations_and_grads.release()
 
     # -- targets ---------------------------------------------------------------------------
-    def _targets(self, features: Tensor) -> tuple[Tensor, Tensor]:
+    def targets(self, features: Tensor) -> tuple[Tensor, Tensor]:
         """The CNN's and the SVM's predicted class indices (N,), from one head forward."""
         pr = self.problem
         with torch.no_grad():
@@ -137,7 +137,7 @@ class Routes:
     def autograd_head(self, features: Tensor) -> tuple[Tensor, Tensor]:
         """Channel weights by one head forward with graph and one backward per target."""
         pr = self.problem
-        cls, svm_idx = self._targets(features)
+        cls, svm_idx = self.targets(features)
         f = features.detach().clone().requires_grad_(True)
         logits, p, a = pr.outputs(f)
         rows = torch.arange(f.shape[0], device=f.device)
@@ -151,7 +151,7 @@ class Routes:
     def torch_func_head(self, features: Tensor) -> tuple[Tensor, Tensor]:
         """Channel weights by ``vmap(jacrev(·))`` of the five selected outputs, per image."""
         pr = self.problem
-        cls, svm_idx = self._targets(features)
+        cls, svm_idx = self.targets(features)
         one_hot_cls = torch.nn.functional.one_hot(cls, N_CLASSES).to(features)
         one_hot_svm = torch.nn.functional.one_hot(svm_idx, len(pr.svm_head.classes)).to(features)
 
@@ -176,7 +176,7 @@ class Routes:
     def grad_cam_pkg(self, images: Tensor) -> dict[str, Tensor]:
         """pytorch-grad-cam, one call per target: class, +p_b and −p_b for each b, SVM (8 calls)."""
         features = self.backbone(images)  # the predictions a user needs to choose the targets
-        cls, svm_idx = self._targets(features)
+        cls, svm_idx = self.targets(features)
         n = images.shape[0]
 
         def call(targets: list) -> Tensor:

@@ -29,8 +29,15 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from cadcam_numeric.bench.closed_form_routes import (
+    CLOSED_FORM_ROUTES,
+    ORT_ROUTES,
+    closed_form_agreement,
+    closed_form_routes,
+    onnx_runtime_routes,
+)
 from cadcam_numeric.bench.head_variants import VARIANTS, head_variants
-from cadcam_numeric.bench.problem import make_problem
+from cadcam_numeric.bench.problem import BenchProblem, make_problem
 from cadcam_numeric.bench.routes import Routes
 from cadcam_numeric.devices import select_device
 from cadcam_numeric.pipeline.backbones import feature_shape
@@ -89,6 +96,7 @@ class BenchResult:
     agreement: dict[str, float] = field(default_factory=dict)
     once_s: dict[str, float | None] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    closed_form_ratios: dict[str, float | None] = field(default_factory=dict)
 
     def median(self, route: str, batch: int) -> float | None:
         for t in self.timings:
@@ -255,6 +263,7 @@ def run_suite(
             for route, fn in variants.items():
                 med, lo, hi = _time(lambda fn=fn, f=features: fn(f), config.repeats, device)
                 result.timings.append(Timing(route, batch, round(med, 3), round(lo, 3), round(hi, 3), config.repeats))
+        _closed_form_section(result, problem, routes, config, log)
         if config.heads_only:
             return result
         for batch in batches:
@@ -263,7 +272,7 @@ def run_suite(
         log(f"bench: peak memory of explain and pytorch-grad-cam at batch {largest}")
         for route in ("explain", "grad_cam_pkg"):
             result.memory_mb[f"{route}@{largest}"] = _memory_in_fresh_process(route, largest, config, device)
-        result.agreement = _agreement(routes, problem.images(min(batches[-1], 4), config.seed + 1))
+        result.agreement.update(_agreement(routes, problem.images(min(batches[-1], 4), config.seed + 1)))
     finally:
         routes.close()
     log("bench: code generation and the report, once each")
@@ -278,6 +287,53 @@ def run_suite(
     if device.type == "cpu":
         result.notes.append("CPU: no GPU was used; ratios on a GPU differ (the head is tiny next to VGG16).")
     return result
+
+
+def _closed_form_section(
+    result: BenchResult, problem: BenchProblem, routes: Routes, config: BenchConfig, log: Callable[[str], None]
+) -> None:
+    """The reused ``ClosedForm`` against the head's forward and the autograd baselines (batches 32 and
+    256; quick: 2), and the exported demo architecture in ONNX Runtime (batch 32; quick: 2)."""
+    device = problem.device
+    cf_batches = (2,) if config.quick else (32, 256)
+    log(f"bench: ClosedForm reused, its compiled form and the autograd baselines at batches {cf_batches}")
+    for batch in cf_batches:
+        for route, fn in closed_form_routes(problem, routes, batch).items():
+            med, lo, hi = _time(fn, config.repeats, device)
+            result.timings.append(Timing(route, batch, round(med, 3), round(lo, 3), round(hi, 3), config.repeats))
+    ort_batch = 2 if config.quick else 32
+    log(f"bench: the demo architecture exported to ONNX, run by ONNX Runtime at batch {ort_batch}")
+    ort = onnx_runtime_routes(ort_batch, config.seed)
+    result.agreement["ClosedForm weights vs autograd, batched (max rel)"] = closed_form_agreement(
+        problem, routes, cf_batches[0]
+    )
+    if isinstance(ort, str):
+        result.notes.append(f"ONNX Runtime rows not measured: {ort}.")
+    else:
+        ort, difference = ort
+        result.agreement["ONNX Runtime vs eager ExplainingModel (max rel)"] = difference
+        for route, fn in ort.items():
+            med, lo, hi = _time(fn, config.repeats, torch.device("cpu"))
+            result.timings.append(Timing(route, ort_batch, round(med, 3), round(lo, 3), round(hi, 3), config.repeats))
+    result.closed_form_ratios = _closed_form_ratios(result, cf_batches, ort_batch)
+
+
+def _closed_form_ratios(result: BenchResult, cf_batches: tuple[int, ...], ort_batch: int) -> dict[str, float | None]:
+    def ratio(a: str, b: str, batch: int) -> float | None:
+        x, y = result.median(a, batch), result.median(b, batch)
+        return None if x is None or y is None or y == 0 else round(x / y, 3)
+
+    out: dict[str, float | None] = {}
+    for b in cf_batches:
+        out[f"ClosedForm / head(F) at {b}"] = ratio("cf_reused", "head_forward", b)
+        out[f"ClosedForm / logits + p + SVM scores at {b}"] = ratio("cf_reused", "explained_forward", b)
+        out[f"explain() per call / ClosedForm at {b}"] = ratio("explain_per_call", "cf_reused", b)
+        out[f'classes="all" / "predicted" at {b}'] = ratio("cf_all", "cf_reused", b)
+        out[f"compiled / eager ClosedForm at {b}"] = ratio("cf_compiled", "cf_reused", b)
+        for route in ("autograd_loop", "autograd_batched", "torch_func"):
+            out[f"{CLOSED_FORM_ROUTES[route]} / ClosedForm at {b}"] = ratio(route, "cf_reused", b)
+    out[f"ONNX Runtime: maps / logits at {ort_batch}"] = ratio("ort_maps", "ort_logits", ort_batch)
+    return out
 
 
 def _route(routes: Routes, route: str, images: torch.Tensor, features: torch.Tensor) -> Callable[[], object]:
@@ -354,7 +410,7 @@ def to_markdown(result: BenchResult) -> str:
             + ", ".join(f"{_fmt(result.median('backbone', b))} at batch {b}" for b in batches)
             + ".",
         ]
-        return "\n".join([*head, *_variant_lines(result, batches)]) + "\n"
+        return "\n".join([*head, *_variant_lines(result, batches), *_closed_form_lines(result)]) + "\n"
     lines = [
         f"Device: **{result.device_name}** ({result.device}), {result.dtype}, VGG16 at "
         f"{result.input_size}×{result.input_size} px (pool5 {t}×{m}×{n}), head 40-30-20-10, PCA B = 3 on layer 2, "
@@ -388,6 +444,7 @@ def to_markdown(result: BenchResult) -> str:
             + f" | {_fmt(r['head: autograd / closed form'], '×')} | {_fmt(r['head: torch.func / closed form'], '×')} |"
         )
     lines += _variant_lines(result, batches)
+    lines += _closed_form_lines(result)
     lines += [
         "",
         "| batch | Eigen-CAM (ours) | EigenCAM (pytorch-grad-cam) | Decom-CAM (ours; no reference package) |",
@@ -428,4 +485,26 @@ def _variant_lines(result: BenchResult, batches: list[int]) -> list[str]:
             + " | ".join(_fmt(result.median(route, b)) for b in batches)
             + f" | {'n/a' if implied is None else f'{implied:.3f}×'} |"
         )
+    return lines
+
+
+def _closed_form_lines(result: BenchResult) -> list[str]:
+    """The ClosedForm table (ms per route and batch) and its ratios, from the same run."""
+    if not result.closed_form_ratios:
+        return []
+    labels = {**CLOSED_FORM_ROUTES, **ORT_ROUTES}
+    batches = sorted({t.batch for t in result.timings if t.route in labels})
+    lines = [
+        "",
+        "ClosedForm (paper head on pool5-shaped features; ONNX Runtime rows: the demo architecture, image in), ms:",
+        "",
+        "| route | " + " | ".join(f"batch {b}" for b in batches) + " |",
+        "|---|" + "---|" * len(batches),
+    ]
+    for route, label in labels.items():
+        cells = [_fmt(result.median(route, b)) for b in batches]
+        if any(c != "n/a" for c in cells):
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", "| ratio (same run) | |", "|---|---|"]
+    lines += [f"| {k} | {_fmt(v, '×')} |" for k, v in result.closed_form_ratios.items()]
     return lines

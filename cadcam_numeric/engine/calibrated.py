@@ -190,9 +190,13 @@ class CalibratedHead:
 
     def class_score_gradients(self, p: Tensor) -> Tensor:
         """∂ log π̄_c/∂p = (∂π̄_c/∂p)/π̄_c, (N, C, B); 0 where π̄_c = 0 (log π̄_c = −∞ there, flat)."""
+        return self.scores_index_gradients(p)[2]
+
+    def scores_index_gradients(self, p: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`class_scores`, :meth:`predicted_index` and :meth:`class_score_gradients` from one
+        evaluation of the probabilities and their gradients (tensor algebra only)."""
         proba, grad = self._probabilities(p, with_gradients=True)
-        safe = torch.where(proba == 0, torch.ones_like(proba), proba).unsqueeze(-1)
-        return torch.where((proba == 0).unsqueeze(-1), torch.zeros_like(grad), grad / safe)
+        return torch.log(proba), proba.argmax(dim=1), _log_gradient(proba, grad)
 
     def class_index(self, labels: np.ndarray | list, argument: str) -> Tensor:
         """Positions of ``labels`` in ``classes_`` (the lookup ``SVMHead`` uses)."""
@@ -255,3 +259,9 @@ def parse_calibrated(cal: CalibratedClassifierCV, like: Tensor) -> CalibratedHea
             raise CadcamInputError("svm: CalibratedClassifierCV has a calibrator count that does not match its classes")
         copies.append(CalibratedCopy(base, columns, indices, tuple(calibrators)))
     return CalibratedHead(tuple(copies), classes, int(cal.n_features_in_))
+
+
+def _log_gradient(proba: Tensor, grad: Tensor) -> Tensor:
+    """∂ log π/∂p = (∂π/∂p)/π, (N, C, B), and 0 where π = 0 (log π = −∞ there, flat)."""
+    safe = torch.where(proba == 0, torch.ones_like(proba), proba).unsqueeze(-1)
+    return torch.where((proba == 0).unsqueeze(-1), torch.zeros_like(grad), grad / safe)

@@ -25,7 +25,8 @@ class ExplainingModel(nn.Module):
     >>> from torch import nn
     >>> backbone = nn.Conv2d(3, 4, 3, padding=1)
     >>> head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
-    >>> out = ExplainingModel(backbone, ClosedForm(head))(torch.rand(2, 3, 8, 8))
+    >>> with torch.no_grad():
+    ...     out = ExplainingModel(backbone, ClosedForm(head))(torch.rand(2, 3, 8, 8))
     >>> tuple(out["image_gradcam"].shape), float(out["image_gradcam"].max()) <= 1.0
     ((2, 8, 8), True)
     """

@@ -146,6 +146,12 @@ class SVMHead:
             grad = grad / self.scaler_scale
         return grad
 
+    def scores_index_gradients(self, p: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`class_scores`, :meth:`predicted_index` and :meth:`class_score_gradients`, the
+        decisions evaluated once for the first two (tensor algebra only)."""
+        d = self.decisions(p)
+        return d @ self.orientation.T, self._index(d), self.class_score_gradients(p)
+
     def scores_and_predictions(self, p: Tensor) -> tuple[Tensor, np.ndarray]:
         """:meth:`class_scores` and :meth:`predict` from one evaluation of the decisions."""
         d = self.decisions(p)

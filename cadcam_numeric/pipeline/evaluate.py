@@ -16,6 +16,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import matplotlib
@@ -29,7 +30,8 @@ from tqdm.auto import tqdm
 
 from cadcam_numeric.atomic import atomic_write, atomic_write_text
 from cadcam_numeric.devices import select_device
-from cadcam_numeric.engine.explain import METHOD_LABELS, explain, position_gradients, target_scores
+from cadcam_numeric.engine.closed_form import ClosedForm
+from cadcam_numeric.engine.explain import METHOD_LABELS, METHODS, target_scores
 from cadcam_numeric.engine.maps import normalise, upsample
 from cadcam_numeric.engine.targets import PREDICTED, SVMClassTarget, resolve_targets
 from cadcam_numeric.errors import CadcamInputError
@@ -96,10 +98,11 @@ def _methods(ctx: _Context, images: Tensor) -> tuple[list[_Method], object]:
 
     chosen = resolve_targets(ctx.targets, ctx.svm_targets, len(images), len(bundle.class_names), svm_head.classes)
     targets, svm_targets = chosen.cnn, (PREDICTED if chosen.svm is None else chosen.svm)  # resolved once, here
-    per_method = {
-        m: explain(features, head, pca, layer, svm_head, targets=targets, svm_targets=svm_targets, method=m)
-        for m in METHOD_LABELS
-    }
+    shape = tuple(features.shape[1:])
+    cf = ClosedForm(head, pca, layer, svm_head, dtype=features.dtype, feature_shape=shape, copy=False)
+    rows = cf.closed_form_pass(features, targets, svm_targets)  # one pass for every method of the batch
+    gradients = cache(rows.row_gradients)  # formed once, for XGrad-, HiRes- and Eigen-Grad-CAM
+    per_method = rows.results(METHODS, gradients)
     r = per_method["grad-cam"]
     cls = r.cnn_target
     svm_idx = svm_head.class_index(labels_as_numpy(r.svm_target), "svm").to(images.device)
@@ -125,7 +128,7 @@ def _methods(ctx: _Context, images: Tensor) -> tuple[list[_Method], object]:
             methods.append(_Method(f"PCA-{label} P{b + 1}+", "pca", prep(res.pca_positive[:, b]), pca_score(b, 1.0)))
             methods.append(_Method(f"PCA-{label} P{b + 1}-", "pca", prep(res.pca_negative[:, b]), pca_score(b, -1.0)))
     methods.append(_Method("Eigen-CAM", "class", prep(eigen_cam(features)), class_prob))
-    grads = position_gradients(features, head, pca, layer, svm_head, targets=targets, svm_targets=svm_targets)
+    grads = rows.position_gradients(gradients)
     methods.append(
         _Method("Eigen-Grad-CAM (class)", "class", prep(eigen_grad_cam(features, grads.gradcam)), class_prob)
     )
