@@ -202,7 +202,7 @@ def test_it_exports_compiles_and_runs_in_onnx_runtime(name, tmp_path):
     _assert_equal_to(eager, torch.compile(cf, fullgraph=True, backend="aot_eager")(other), "torch.compile")
 
 
-@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None, reason="inductor needs a C compiler")
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None, reason="inductor needs a C++ compiler")
 @pytest.mark.parametrize("classes", ["predicted", "all"])
 def test_it_compiles_with_the_default_inductor_backend(classes):
     """torch.compile's default backend (inductor: generated C++ on the CPU), whole graph, a second

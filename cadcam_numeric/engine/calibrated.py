@@ -178,11 +178,6 @@ class CalibratedHead:
         """Positions in ``classes`` of :meth:`predict`'s labels, (N,) int64 (tensor algebra only)."""
         return self._probabilities(p, with_gradients=False)[0].argmax(dim=1)
 
-    def scores_and_predictions(self, p: Tensor) -> tuple[Tensor, np.ndarray]:
-        """:meth:`class_scores` and :meth:`predict` from one evaluation of the probabilities."""
-        proba, _ = self._probabilities(p, with_gradients=False)
-        return torch.log(proba), self.classes[proba.argmax(dim=1).cpu().numpy()]
-
     def class_scores(self, p: Tensor) -> Tensor:
         """log π̄_c(p), (N, C): the log of ``predict_proba``."""
         proba, _ = self._probabilities(p, with_gradients=False)

@@ -97,7 +97,9 @@ class ClosedForm(nn.Module):
         self.feature_shape = expected_feature_shape(head, feature_shape, pca)
         #: an adaptive pool's output size is fixed: any M, N' (≥ its size) is accepted, only T is checked
         self.any_spatial_size = feature_shape is None
-        probe = torch.zeros(1, *self.feature_shape, dtype=dtype)
+        #: parsed on the head's own device, so a CUDA head gives CUDA buffers (then ``.to()`` as any module)
+        device = next((w.device for w in head.parameters()), torch.device("cpu"))
+        probe = torch.zeros(1, *self.feature_shape, dtype=dtype, device=device)
         parsed = parse_head(head, probe, channels_last=channels_last, custom_activations=custom_activations)
         if not parsed.has_class_output and pca is None:
             raise CadcamInputError(

@@ -63,12 +63,17 @@ def _closed_form(
     dtype: torch.dtype | None,
     custom_activations: Mapping[str, ActivationCode] | None,
 ) -> ClosedForm:
-    """A ``ClosedForm`` for one call on ``features``: their shape and dtype, the head's tensors shared."""
+    """A ``ClosedForm`` for one call on ``features``: their shape, dtype and device, the head's tensors shared."""
     f = checked_features(features, dtype)
-    return ClosedForm(
-        head, pca, pca_after, svm, method=method, channels_last=channels_last, dtype=f.dtype,
-        custom_activations=custom_activations, feature_shape=tuple(f.shape[1:]), copy=False,
-    )  # fmt: skip
+    try:
+        cf = ClosedForm(
+            head, pca, pca_after, svm, method=method, channels_last=channels_last, dtype=f.dtype,
+            custom_activations=custom_activations, feature_shape=tuple(f.shape[1:]), copy=False,
+        )  # fmt: skip
+    except CadcamInputError as error:  # ClosedForm parses on a batch of one: name the caller's shape
+        probe = f"shape {(1, *f.shape[1:])}"
+        raise CadcamInputError(str(error).replace(probe, f"shape {tuple(f.shape)}")) from None
+    return cf.to(f.device)
 
 
 def position_gradients(

@@ -152,11 +152,6 @@ class SVMHead:
         d = self.decisions(p)
         return d @ self.orientation.T, self._index(d), self.class_score_gradients(p)
 
-    def scores_and_predictions(self, p: Tensor) -> tuple[Tensor, np.ndarray]:
-        """:meth:`class_scores` and :meth:`predict` from one evaluation of the decisions."""
-        d = self.decisions(p)
-        return d @ self.orientation.T, self._labels(d)
-
     def predict(self, p: Tensor) -> np.ndarray:
         """Predicted labels, by the same rule as the estimator's ``predict`` (see ``scheme``)."""
         return self._labels(self.decisions(p))

@@ -100,6 +100,7 @@ def _methods(ctx: _Context, images: Tensor) -> tuple[list[_Method], object]:
     targets, svm_targets = chosen.cnn, (PREDICTED if chosen.svm is None else chosen.svm)  # resolved once, here
     shape = tuple(features.shape[1:])
     cf = ClosedForm(head, pca, layer, svm_head, dtype=features.dtype, feature_shape=shape, copy=False)
+    cf = cf.to(features.device)
     rows = cf.closed_form_pass(features, targets, svm_targets)  # one pass for every method of the batch
     gradients = cache(rows.row_gradients)  # formed once, for XGrad-, HiRes- and Eigen-Grad-CAM
     per_method = rows.results(METHODS, gradients)
