@@ -244,3 +244,27 @@ def test_the_whole_model_is_one_graph_images_in_maps_out(tmp_path):
     with torch.no_grad():
         eager = model(other)
     _assert_equal_to(eager, _onnx_outputs(model, images, other, tmp_path / "model.onnx"), "ONNX Runtime")
+
+
+@pytest.mark.parametrize("classes", ["predicted", "all"])
+def test_a_head_alone_explains_exports_and_matches_autograd(classes, tmp_path):
+    """No transform, no classifier: Grad-CAM only. Weights equal autograd's of the predicted (or each)
+    class in float64; the float32 module exports with a dynamic batch and runs in ONNX Runtime."""
+    head, features, _, _ = problem("svc-rbf-ovo", 2)
+    out = ClosedForm(head, classes=classes, dtype=torch.float64)(features)
+    assert list(out) == ["logits", "cnn_prediction", "gradcam", "class_weights", "finite"]
+    leaf = features.clone().requires_grad_(True)
+    logits = head(leaf)
+    for c in range(logits.shape[1]):
+        (grad,) = torch.autograd.grad(logits[:, c].sum(), leaf, retain_graph=True)
+        chosen = out["cnn_prediction"] == c
+        got = out["class_weights"][:, c] if classes == "all" else out["class_weights"][chosen]
+        want = grad.sum(dim=(-2, -1)) if classes == "all" else grad.sum(dim=(-2, -1))[chosen]
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    head32, features32, _, _ = problem("svc-rbf-ovo", 2, torch.float32)
+    cf = ClosedForm(head32, classes=classes).eval()
+    other = features32[:7] * 1.5
+    exported = torch.export.export(cf, (features32,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    _assert_equal_to(cf(other), exported.module()(other), f"head alone export {classes}")
+    onnx = _onnx_outputs(cf, features32, other, tmp_path / "head.onnx")
+    _assert_equal_to(cf(other), onnx, f"head alone ORT {classes}")
