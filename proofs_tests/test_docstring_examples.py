@@ -13,6 +13,7 @@ MODULES = [
     "cadcam_numeric.engine.explaining_model",
     "cadcam_numeric.engine.held_state",
     "cadcam_numeric.engine.map_methods",
+    "cadcam_numeric.engine.pca",
     "cadcam_numeric.engine.results",
     "cadcam_numeric.engine.row_pass",
     "cadcam_numeric.engine.split",

@@ -14,7 +14,7 @@ from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, Normalizer, Robust
 from torch import nn
 
 from cadcam_numeric import CadcamInputError, explain
-from cadcam_numeric.engine.pca import pca_layer_from_sklearn
+from cadcam_numeric.engine.pca import kernel_centring, pca_layer_from_sklearn
 
 PROJECTIONS = {
     "pca": lambda: PCA(3),
@@ -143,3 +143,14 @@ def test_zero_rows_before_a_normalizer_and_bad_prelu_widths_are_refused():
         from sklearn.pipeline import Pipeline
 
         pca_layer_from_sklearn(Pipeline([("a", "passthrough")]), 4, torch.zeros(()))
+
+
+@pytest.mark.parametrize("kernel", ["linear", "poly", "rbf", "sigmoid", "cosine"])
+def test_kernel_centring_from_public_attributes_is_scikit_learns(kernel):
+    """The column and grand means of the training kernel, from X_fit_ and the kernel's parameters, equal
+    what KernelPCA keeps in its private _centerer (read here only to hold the two together)."""
+    x = np.random.default_rng(3).normal(size=(40, 5))
+    kpca = KernelPCA(3, kernel=kernel, gamma=0.3 if kernel != "linear" else None, degree=2, coef0=0.5).fit(x)
+    rows, grand = kernel_centring(kpca)
+    np.testing.assert_allclose(rows, kpca._centerer.K_fit_rows_, rtol=1e-12, atol=1e-14)
+    assert abs(grand - kpca._centerer.K_fit_all_) <= 1e-12 * max(1.0, abs(kpca._centerer.K_fit_all_))

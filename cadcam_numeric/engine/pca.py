@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from sklearn.decomposition import PCA, IncrementalPCA, KernelPCA, TruncatedSVD
 from sklearn.frozen import FrozenEstimator
+from sklearn.metrics.pairwise import pairwise_kernels
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, Normalizer, RobustScaler, StandardScaler
 from torch import Tensor
@@ -101,6 +102,33 @@ def preprocessing_steps(
     return out
 
 
+def kernel_centring(kpca: KernelPCA) -> tuple[np.ndarray, float]:
+    """The fitted kernel's column means k̄_i = (1/I) Σ_j k(x_j, x_i) and grand mean k̄ = (1/I) Σ_i k̄_i,
+    which ``KernelPCA.transform`` centres a new row's kernel values with, computed from public
+    attributes (``X_fit_``, ``gamma_``, ``degree``, ``coef0``) by scikit-learn's ``pairwise_kernels``,
+    as ``KernelPCA.fit`` computes its kernel (``_centerer`` is private and may change without notice).
+
+    Args:
+        kpca: a fitted ``KernelPCA`` with a named kernel.
+
+    Returns:
+        (k̄_i of shape (I,), k̄).
+
+    Example:
+        >>> import numpy as np
+        >>> from sklearn.decomposition import KernelPCA
+        >>> x = np.random.default_rng(0).normal(size=(6, 3))
+        >>> rows, grand = kernel_centring(KernelPCA(2, kernel="rbf").fit(x))
+        >>> rows.shape, bool(np.isclose(grand, rows.mean()))
+        ((6,), True)
+    """
+    params = {"gamma": kpca.gamma_, "degree": kpca.degree, "coef0": kpca.coef0}
+    fitted = np.asarray(kpca.X_fit_, dtype=np.float64)
+    kernel = pairwise_kernels(fitted, metric=kpca.kernel, filter_params=True, **params)
+    rows = kernel.mean(axis=0)
+    return rows, float(rows.mean())
+
+
 def _kernel_projection(kpca: KernelPCA, like: Tensor) -> tuple[list[L2NormalizeStep], KernelProjection]:
     """KernelPCA's transform as a decision block (``block/kernel_pca/centring``)."""
     kernel = kpca.kernel
@@ -119,8 +147,7 @@ def _kernel_projection(kpca: KernelPCA, like: Tensor) -> tuple[list[L2NormalizeS
     alphas = np.zeros_like(np.asarray(kpca.eigenvectors_, dtype=np.float64))
     nonzero = np.flatnonzero(eigenvalues)  # as scikit-learn's transform: zero eigenvalues give zero scores
     alphas[:, nonzero] = kpca.eigenvectors_[:, nonzero] / np.sqrt(eigenvalues[nonzero])
-    rows = np.asarray(kpca._centerer.K_fit_rows_, dtype=np.float64)
-    grand = float(kpca._centerer.K_fit_all_)
+    rows, grand = kernel_centring(kpca)
     dual = (alphas - alphas.mean(axis=0, keepdims=True)).T  # (B, I)
     intercept = grand * alphas.sum(axis=0) - rows @ alphas  # (B,)
     code = KERNELS[kernel]

@@ -101,17 +101,22 @@ class ReferenceTransform(nn.Module):
             return p / _t(proj.explained_variance_, q).sqrt() if proj.whiten else p
         if isinstance(proj, KernelPCA):
             fit = _t(proj.X_fit_, q)
-            if proj.kernel == "cosine":
-                k = (q / q.norm(dim=1, keepdim=True)) @ (fit / fit.norm(dim=1, keepdim=True)).T
-            else:
+
+            def k_of(rows_of):
+                if proj.kernel == "cosine":
+                    return (rows_of / rows_of.norm(dim=1, keepdim=True)) @ (fit / fit.norm(dim=1, keepdim=True)).T
                 params = {"linear": {}, "rbf": {"gamma": proj.gamma_}}.get(
                     proj.kernel, {"gamma": proj.gamma_, "coef0": proj.coef0, "degree": proj.degree}
                 )
                 if proj.kernel == "sigmoid":
                     params.pop("degree")
-                k = reference_kernel(proj.kernel, q, fit, **params)
-            centerer = proj._centerer
-            k = k - _t(centerer.K_fit_rows_, q) - k.mean(dim=1, keepdim=True) + float(centerer.K_fit_all_)
+                return reference_kernel(proj.kernel, rows_of, fit, **params)
+
+            # the training kernel's column and grand means, from the same reference kernel on X_fit_
+            # (not KernelPCA's private _centerer)
+            rows = k_of(fit).mean(dim=0)
+            k = k_of(q)
+            k = k - rows - k.mean(dim=1, keepdim=True) + rows.mean()
             values = np.asarray(proj.eigenvalues_)
             alphas = np.where(values > 0, proj.eigenvectors_ / np.sqrt(np.where(values > 0, values, 1.0)), 0.0)
             return k @ _t(alphas, q)
