@@ -1,5 +1,6 @@
 # GENERATED FILE - DO NOT EDIT BY HAND.
-# Written by `python -m derivations generate` from the catalogue in `derivations/`;
+# Written by `python -m derivations generate` from the catalogue in `derivations/`
+# and the template derivations/codegen/templates/kernels.py.j2;
 # `python -m derivations check` fails on any difference from a fresh generation.
 # catalogue sha256: c9f43f59232ee47cfc1994e1f95fcdaaccf404d7c06a6bfa8dc14312e6b5adc5
 # generator: SymPy 1.14.0, formatted by ruff 0.17.6

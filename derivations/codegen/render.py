@@ -257,7 +257,7 @@ def render_all() -> dict[str, str]:
     }
     rendered = {}
     for filename, template in OUTPUTS.items():
-        source = env.get_template(template).render(**context)
+        source = env.get_template(template).render(**context, template=template)
         if "ParameterInfo(" in source and "import ParameterInfo" not in source:
             source = source.replace(
                 "from cadcam_numeric.catalogue_types import ActivationCode",
