@@ -4,8 +4,26 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import torch
 from hypothesis import HealthCheck, settings
+
+from proofs_tests.goldens import UPDATE_FLAG, Golden
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        UPDATE_FLAG,
+        action="store_true",
+        help="rewrite the committed goldens (generated package, report reference) from fresh output",
+    )
+
+
+@pytest.fixture
+def compare_or_update(request: pytest.FixtureRequest) -> Golden:
+    """Compare a test's fresh output with its committed golden, or rewrite it under --update-goldens."""
+    return Golden(request.config.getoption(UPDATE_FLAG))
+
 
 # CI: derandomised (reproducible) and a fixed budget; locally: random, same budget.
 settings.register_profile(

@@ -4,7 +4,6 @@ refused with a message that points at the token, nothing runs code, nothing hang
 from __future__ import annotations
 
 import builtins
-import time
 
 import pytest
 import sympy as sp
@@ -16,6 +15,7 @@ from sympy.codegen.cfunctions import expm1, log1p
 from derivations.expressions import (
     FUNCTIONS,
     MAX_DEPTH,
+    MAX_NODES,
     ExpressionError,
     parse_expression,
 )
@@ -53,7 +53,9 @@ ALLOWED_TYPES = (
     expm1,
     log1p,
 )
-BOUND_S = 1.0  # the parser must answer any input within this (generous on a loaded 2-core machine)
+#: no parse may build a tree larger than this many nodes: the parser's own limit (MAX_NODES operations,
+#: each with at most three operands) — work is bounded by counting it, never by the clock
+MAX_TREE_NODES = 4 * MAX_NODES + 8
 
 
 @pytest.fixture
@@ -70,12 +72,12 @@ def no_code_execution(monkeypatch):
 
 
 def outcome(text: str) -> sp.Expr | ExpressionError:
-    start = time.perf_counter()
     try:
         result: sp.Expr | ExpressionError = parse_expression(text, VARIABLES)
     except ExpressionError as exc:
-        result = exc
-    assert time.perf_counter() - start < BOUND_S, f"parsing {text[:60]!r} took too long"
+        return exc
+    size = sum(1 for _ in sp.preorder_traversal(result))
+    assert size <= MAX_TREE_NODES, f"parsing {text[:60]!r} built {size} nodes (bound {MAX_TREE_NODES})"
     return result
 
 

@@ -109,23 +109,27 @@ def _allocate(gib: int) -> int:
     return len(bytearray(gib << 30))
 
 
-def _sleep(seconds: float) -> float:
+def _sleep_then_mark(seconds: float, marker: str) -> float:
     import time
+    from pathlib import Path
 
     time.sleep(seconds)
+    Path(marker).write_text("the work ran to its end")
     return seconds
 
 
-def test_the_budget_stops_time_and_memory_overruns_and_names_the_work():
-    import time
-
+def test_the_budget_stops_time_and_memory_overruns_and_names_the_work(tmp_path):
+    """The overrun is held by what the child did, not by the clock: a child stopped at its budget never
+    reaches the line after its sleep, so its marker file never appears."""
     from derivations.budget import Budget, BudgetExceeded, run_within_budget
 
-    assert run_within_budget(_sleep, 0.01, what="nap", budget=Budget(10, 256)) == 0.01
-    start = time.perf_counter()
+    finished = tmp_path / "finished"
+    assert run_within_budget(_sleep_then_mark, 0.01, str(finished), what="nap", budget=Budget(10, 256)) == 0.01
+    assert finished.exists()
+    finished.unlink()
     with pytest.raises(BudgetExceeded, match=r"^a long nap: SymPy needed more than 1 s"):
-        run_within_budget(_sleep, 30, what="a long nap", budget=Budget(1, 256))
-    assert time.perf_counter() - start < 10
+        run_within_budget(_sleep_then_mark, 30, str(finished), what="a long nap", budget=Budget(1, 256))
+    assert not finished.exists(), "the child ran past its budget"
     with pytest.raises(BudgetExceeded, match=r"^a big list: SymPy needed more than 100 MiB"):
         run_within_budget(_allocate, 8, what="a big list", budget=Budget(30, 100))
     from derivations.custom import parse_custom_catalogue
@@ -138,14 +142,11 @@ def test_the_budget_stops_time_and_memory_overruns_and_names_the_work():
 def test_a_high_power_is_derived_without_expanding_it(tmp_path):
     """`(1 + rho)**64` used to expand into a polynomial in every coordinate (5.5 GiB and growing):
     the SVM block is now proved for a generic profile k plus the one-variable lemma k' = dk/du."""
-    import time
-
     from derivations.custom import derive_architecture
 
     spec = spec_from_text(EXAMPLE.replace('expression = "1 / (1 + gamma * rho)"', 'expression = "(1 + rho)**64"'))
-    start = time.perf_counter()
-    derivation = derive_architecture(spec)
-    assert derivation.holds and time.perf_counter() - start < 30
+    derivation = derive_architecture(spec)  # under the derivation's own budget: an expansion would overrun it
+    assert derivation.holds
     svm = next(p for p in derivation.proofs if p.name == "block/svm/inverse_quadratic")
     assert svm.method.startswith("generic-k chain identity")
 

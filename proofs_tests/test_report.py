@@ -79,16 +79,10 @@ def test_tex_is_reproducible_with_source_date_epoch(tmp_path, monkeypatch):
     assert a == b and "1970-01-01 00:00 UTC" in a
 
 
-def test_tex_of_the_default_spec_matches_the_committed_copy(tmp_path, monkeypatch):
-    """Drift test. After an intended change: `python -m reports expected` and commit the file."""
+def test_tex_of_the_default_spec_matches_the_committed_copy(tmp_path, monkeypatch, compare_or_update):
+    """Drift test. After an intended change: `pytest --update-goldens` and commit the file."""
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")
-    fresh = comparable(render_tex(out=tmp_path, verify=False))
-    committed = EXPECTED.read_text(encoding="utf-8")
-    if fresh != committed:
-        import difflib
-
-        diff = "".join(difflib.unified_diff(committed.splitlines(True), fresh.splitlines(True), "committed", "fresh"))
-        pytest.fail(f"report drifted from {EXPECTED} (run `python -m reports expected` if intended):\n{diff[:4000]}")
+    compare_or_update(comparable(render_tex(out=tmp_path, verify=False)), EXPECTED)
 
 
 def test_changing_activation_and_kernel_changes_derivations_and_verification(tmp_path):
