@@ -9,26 +9,73 @@ Imports no SymPy. Layout (one direction of data):
 * ``verification/``, ``spec/``, ``pipeline/``, ``bench/`` and the CLI build on those.
 """
 
-from cadcam_numeric.display import overlay
-from cadcam_numeric.engine import (
-    CAMResult,
-    ClosedForm,
-    ExplainingModel,
-    ImageMaps,
-    PCASVMGradCAM,
-    PositionGradients,
-    TargetScores,
-    explain,
-    normalise,
-    normalise_pca_pair,
-    position_gradients,
-    split_classifier,
-    target_scores,
-    upsample,
-)
-from cadcam_numeric.errors import CadcamInputError
-from cadcam_numeric.generated import CATALOGUE_SHA256
-from cadcam_numeric.methods import DecomCAMResult, decom_cam, eigen_cam, eigen_grad_cam
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+#: public name -> the module that defines it. Imported on first use (PEP 562), so that
+#: ``import cadcam_numeric`` — and ``cadcam --help`` — load no torch until a name that needs it is used.
+_EXPORTS = {
+    "overlay": "cadcam_numeric.display",
+    **dict.fromkeys(
+        (
+            "CAMResult",
+            "ClosedForm",
+            "ExplainingModel",
+            "ImageMaps",
+            "PCASVMGradCAM",
+            "PositionGradients",
+            "TargetScores",
+            "explain",
+            "normalise",
+            "normalise_pca_pair",
+            "position_gradients",
+            "split_classifier",
+            "target_scores",
+            "upsample",
+        ),
+        "cadcam_numeric.engine",
+    ),
+    "CadcamInputError": "cadcam_numeric.errors",
+    "CATALOGUE_SHA256": "cadcam_numeric.generated",
+    **dict.fromkeys(("DecomCAMResult", "decom_cam", "eigen_cam", "eigen_grad_cam"), "cadcam_numeric.methods"),
+}
+
+if TYPE_CHECKING:  # for type checkers and documentation tools: the same names, imported eagerly
+    from cadcam_numeric.display import overlay
+    from cadcam_numeric.engine import (
+        CAMResult,
+        ClosedForm,
+        ExplainingModel,
+        ImageMaps,
+        PCASVMGradCAM,
+        PositionGradients,
+        TargetScores,
+        explain,
+        normalise,
+        normalise_pca_pair,
+        position_gradients,
+        split_classifier,
+        target_scores,
+        upsample,
+    )
+    from cadcam_numeric.errors import CadcamInputError
+    from cadcam_numeric.generated import CATALOGUE_SHA256
+    from cadcam_numeric.methods import DecomCAMResult, decom_cam, eigen_cam, eigen_grad_cam
+
+
+def __getattr__(name: str) -> object:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'cadcam_numeric' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __version__ = "0.1.0"
 

@@ -291,7 +291,7 @@ def test_bad_sources_and_unreadable_images(bundle_dir, tmp_path, capsys, monkeyp
 
 
 def test_the_dataset_bench_measures_every_row(bundle_dir):
-    """`cadcam bench --dataset` on a small source: every row is measured (no timing is asserted)."""
+    """`cadcam bench-dataset` on a small source: every row is measured (no timing is asserted)."""
     from cadcam_numeric.bench.dataset import dataset_markdown, run_dataset_bench
 
     result = run_dataset_bench(

@@ -382,7 +382,6 @@ def test_an_unexpected_error_is_one_line_and_exit_1_and_debug_shows_it(tmp_path,
     def boom(args):
         raise ZeroDivisionError("deep inside")
 
-    monkeypatch.setattr(cli, "_verify", boom)
     parser = cli.build_parser
     monkeypatch.setattr(cli, "build_parser", lambda: _with_func(parser(), "verify", boom))
     assert main(["verify"]) == 1

@@ -3,7 +3,7 @@ those inside functions, so that no cycle hides behind a lazy import).
 
 * ``derivations`` imports no torch and nothing of ``cadcam_numeric`` or ``reports``;
 * ``cadcam_numeric.engine`` imports only torch, scikit-learn, NumPy/SciPy, the standard library,
-  ``cadcam_numeric.generated``, ``errors``, ``catalogue_types`` and itself;
+  ``cadcam_numeric.generated``, ``errors``, ``catalogue_types``, ``names`` and itself;
 * ``cadcam_numeric.generated`` imports only torch and ``catalogue_types``;
 * nothing in ``cadcam_numeric`` imports ``reports`` except the CLI, where the two meet;
 * nothing imports the CLI; no module imports another module's private (``_name``) names.
@@ -58,6 +58,7 @@ ENGINE_OWN = (
     "cadcam_numeric.generated",
     "cadcam_numeric.errors",
     "cadcam_numeric.catalogue_types",
+    "cadcam_numeric.names",
 )
 
 
@@ -96,9 +97,10 @@ def test_only_the_cli_meets_reports_and_nothing_imports_the_cli():
     for package in PACKAGES:
         for path in _files(package):
             for module, _ in _imports(path):
-                if module == "cadcam_numeric.cli" and path.name != "__main__.py":
+                in_cli = path.is_relative_to(ROOT / "cadcam_numeric" / "cli")
+                if module.startswith("cadcam_numeric.cli") and path.name != "__main__.py" and not in_cli:
                     bad.append(f"{path.relative_to(ROOT)} imports the CLI")
-                if package == "cadcam_numeric" and _top(module) == "reports" and path.name != "cli.py":
+                if package == "cadcam_numeric" and _top(module) == "reports" and not in_cli:
                     bad.append(f"{path.relative_to(ROOT)} imports {module}")
     assert not bad
 

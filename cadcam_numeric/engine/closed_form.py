@@ -52,7 +52,13 @@ class ClosedForm(nn.Module):
     """Grad-CAM, PCA-Grad-CAM ± and SVM-Grad-CAM of a head as one module (module docstring).
 
     Args:
-        head, pca, pca_after, svm, method, channels_last, custom_activations: as :func:`explain`.
+        head: as :func:`explain`.
+        pca: as :func:`explain`.
+        pca_after: as :func:`explain`.
+        svm: as :func:`explain`.
+        method: as :func:`explain`.
+        channels_last: as :func:`explain`.
+        custom_activations: as :func:`explain`.
         classes: ``"predicted"`` (one class map per image: the CNN's and the classifier's prediction)
             or ``"all"`` (one per class: ``"gradcam"`` (N, C, M, N′), ``"svm"`` (N, C_svm, M, N′)).
         dtype: the dtype of every buffer and of the computation (float32 or float64).

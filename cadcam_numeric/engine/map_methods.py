@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from cadcam_numeric.names import METHOD_LABELS
+
 __all__ = ["MAP_METHODS", "METHODS", "METHOD_LABELS", "XGRAD_EPS", "MapMethod", "Method", "signed_maps"]
 
 XGRAD_EPS = 1e-7
@@ -68,12 +70,13 @@ class MapMethod:
 
 #: key -> rule; the one registry of map methods
 MAP_METHODS: dict[str, MapMethod] = {
-    "grad-cam": MapMethod("Grad-CAM", False, _grad_cam),
-    "xgrad-cam": MapMethod("XGrad-CAM", True, _xgrad_cam),
-    "hires-cam": MapMethod("HiRes-CAM", True, _hires_cam),
+    "grad-cam": MapMethod(METHOD_LABELS["grad-cam"], False, _grad_cam),
+    "xgrad-cam": MapMethod(METHOD_LABELS["xgrad-cam"], True, _xgrad_cam),
+    "hires-cam": MapMethod(METHOD_LABELS["hires-cam"], True, _hires_cam),
 }
+if list(MAP_METHODS) != list(METHOD_LABELS):  # the names are cadcam_numeric.names' (torch-free, for the CLI)
+    raise ImportError("map_methods: MAP_METHODS must hold one rule per key of cadcam_numeric.names.METHOD_LABELS")
 METHODS = tuple(MAP_METHODS)
-METHOD_LABELS: dict[str, str] = {key: m.label for key, m in MAP_METHODS.items()}
 
 
 def signed_maps(method: str, features: Tensor, weights: Tensor, gradients: Callable[[], Tensor | None]) -> Tensor:

@@ -101,7 +101,13 @@ class PCASVMGradCAM:
         model: the CNN; put in eval mode for each call, every module's own mode restored after.
         target_layer: the submodule whose output are the feature maps F (N, T, M, N').
         head: the part of ``model`` after ``target_layer`` (or its last child, see above).
-        pca, pca_after, svm, method, channels_last, dtype, custom_activations: as :func:`explain`.
+        pca: as :func:`explain`.
+        pca_after: as :func:`explain`.
+        svm: as :func:`explain`.
+        method: as :func:`explain`.
+        channels_last: as :func:`explain`.
+        dtype: as :func:`explain`.
+        custom_activations: as :func:`explain`.
     """
 
     def __init__(

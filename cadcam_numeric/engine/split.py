@@ -181,10 +181,11 @@ def split_classifier(model: nn.Module) -> tuple[nn.Module, nn.Sequential]:
     classifier`` as the model's ``forward`` applies them. Before returning, the split is checked on
     a random image (:data:`PROBE_SIZE`): a subclass whose ``forward`` differs is refused.
 
-    >>> import torchvision
-    >>> backbone, head = split_classifier(torchvision.models.resnet18(num_classes=3))
-    >>> [type(m).__name__ for m in head]
-    ['AdaptiveAvgPool2d', 'Flatten', 'Linear']
+    Examples:
+        >>> import torchvision
+        >>> backbone, head = split_classifier(torchvision.models.resnet18(num_classes=3))
+        >>> [type(m).__name__ for m in head]
+        ['AdaptiveAvgPool2d', 'Flatten', 'Linear']
     """
     if not isinstance(model, nn.Module):
         raise CadcamInputError(f"model: expected a torch.nn.Module, got {type(model).__name__}")

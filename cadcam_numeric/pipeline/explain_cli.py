@@ -1,57 +1,105 @@
-"""``cadcam explain``: read image files (PNG, JPEG, …) or folders and write maps from a bundle."""
+"""``cadcam explain``: a figure for a few image files, a map store for more — chosen here, on a source
+opened once.
+
+Up to :data:`MAX_IMAGES_PER_FIGURE` plain files (or a small folder) give ``maps.png`` and ``maps.npz``;
+a data source, ``--store``, ``--distributed`` or more images give a store
+(:func:`~cadcam_numeric.pipeline.explain_store.explain_to_store`). In both, an unreadable image is skipped
+and listed (``strict``: the first stops the run), so one corrupt PNG does not cost the others their maps.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from cadcam_numeric.devices import select_device
 from cadcam_numeric.errors import CadcamInputError
-from cadcam_numeric.pipeline.bundle import load_bundle
-from cadcam_numeric.pipeline.data import read_image, to_model_input
+from cadcam_numeric.pipeline.bundle import Bundle, load_bundle, read_bundle_document
+from cadcam_numeric.pipeline.explain_store import StoreRun, explain_to_store
 from cadcam_numeric.pipeline.run import explain_images
-from cadcam_numeric.pipeline.sources import open_source, readable_name
+from cadcam_numeric.pipeline.sources import ImageSource, is_data_source, open_source, readable_name
 from cadcam_numeric.spec.architecture import load_architecture_file
 
-__all__ = ["explain_paths"]
+__all__ = ["MAX_IMAGES_PER_FIGURE", "FigureRun", "explain_figures", "explain_sources"]
 
 MAX_IMAGES_PER_FIGURE = 12
 
 
-def explain_paths(
+@dataclass(frozen=True)
+class FigureRun:
+    """What figure mode wrote (name -> path) and the images it skipped, as (id, reason)."""
+
+    files: dict[str, Path]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _readable(src: ImageSource, strict: bool) -> tuple[list[int], torch.Tensor | None, list[tuple[str, str]]]:
+    """The positions and model inputs of the readable images, and (id, reason) for the others."""
+    kept, images, skipped = [], [], []
+    for index in range(len(src)):
+        item = src[index]
+        if item.image is None:
+            if strict:
+                raise CadcamInputError(f"images: {src.ids[index]}: {item.error} (--strict stops at the first)")
+            skipped.append((src.ids[index], item.error))
+            continue
+        kept.append(index)
+        images.append(item.image)
+    return kept, (torch.stack(images) if images else None), skipped
+
+
+def explain_figures(
+    bundle: Bundle, src: ImageSource, out_dir: Path, *, svm: str | None, method: str, strict: bool = False
+) -> FigureRun:
+    """One grid PNG and one .npz per group of up to 12 readable images of ``src``."""
+    kept, images, skipped = _readable(src, strict)
+    if images is None:
+        raise CadcamInputError(f"images: none of the {len(skipped)} images could be read ({skipped[0][1]})")
+    written: dict[str, Path] = {}
+    for start in range(0, len(kept), MAX_IMAGES_PER_FIGURE):
+        group = slice(start, start + MAX_IMAGES_PER_FIGURE)
+        names = [readable_name(src.files[i].name) if src.files else src.ids[i] for i in kept[group]]
+        stem = "maps" if len(kept) <= MAX_IMAGES_PER_FIGURE else f"maps_{start // MAX_IMAGES_PER_FIGURE + 1:03d}"
+        out = explain_images(bundle, images[group], out_dir, names, svm, method, stem)
+        written[f"{stem}.png"], written[f"{stem}.npz"] = out["grid"], out["maps"]
+    return FigureRun(written, skipped)
+
+
+def wants_store(sources: list[str], src: ImageSource, force_store: bool, distributed: bool) -> bool:
+    """A store for a data source, ``--store``, ``--distributed`` or more than 12 images; else a figure."""
+    return force_store or distributed or any(map(is_data_source, sources)) or len(src) > MAX_IMAGES_PER_FIGURE
+
+
+def explain_sources(
     bundle_dir: Path,
-    paths: list[Path],
+    sources: list[str],
     out_dir: Path,
+    *,
+    force_store: bool = False,
+    store: dict | None = None,
     svm: str | None = None,
     method: str = "grad-cam",
     weights: str | None = None,
     device: str | None = None,
     derived: str | Path | None = None,
     spec: str | Path | None = None,
-) -> dict[str, Path]:
-    """Maps for every image; one grid PNG and one .npz per group of up to 12 images.
+) -> FigureRun | StoreRun:
+    """Maps for ``sources`` (files, folders or one data source) from the bundle in ``bundle_dir``.
 
-    ``derived``: for a bundle made from a spec with its own activations/kernels, the directory
-    ``cadcam derive SPEC --out DIR`` wrote; ``spec``: that spec's file, checked to be the one the
-    bundle was made from.
+    Args:
+        store: the store's settings (shard_size, batch_size, workers, float16, strict, distributed, seed).
+    Returns:
+        a :class:`FigureRun`, or the store's :class:`~cadcam_numeric.pipeline.explain_store.StoreRun`.
     """
-    dev = select_device(device)
+    store = dict(store or {})
+    size = int(read_bundle_document(bundle_dir)["backbone"]["input_size"])  # validated; no network built
+    src = open_source(sources if len(sources) > 1 else sources[0], size, store.get("seed", 0))
+    common = {"svm": svm, "method": method, "weights": weights, "device": device, "derived": derived, "spec": spec}
+    if wants_store(sources, src, force_store, store.get("distributed", False)):
+        return explain_to_store(bundle_dir, src, out_dir, **common, **store)
     architecture = load_architecture_file(spec, derived) if spec is not None else None
+    dev = select_device(device)
     bundle = load_bundle(bundle_dir, weights=weights, device=dev, derived=derived, architecture=architecture)
-    files = open_source([str(p) for p in paths], bundle.backbone.input_size).files
-    size = bundle.backbone.input_size
-    written: dict[str, Path] = {}
-    for start in range(0, len(files), MAX_IMAGES_PER_FIGURE):
-        group = files[start : start + MAX_IMAGES_PER_FIGURE]
-        try:
-            raw = torch.from_numpy(np.stack([read_image(f, size) for f in group]))
-        except OSError as exc:
-            raise CadcamInputError(f"images: cannot read an image in {[str(f) for f in group]}: {exc}") from exc
-        stem = "maps" if len(files) <= MAX_IMAGES_PER_FIGURE else f"maps_{start // MAX_IMAGES_PER_FIGURE + 1:03d}"
-        out = explain_images(
-            bundle, to_model_input(raw, size), out_dir, [readable_name(f.name) for f in group], svm, method, stem
-        )
-        written[f"{stem}.png"], written[f"{stem}.npz"] = out["grid"], out["maps"]
-    return written
+    return explain_figures(bundle, src, out_dir, svm=svm, method=method, strict=store.get("strict", False))

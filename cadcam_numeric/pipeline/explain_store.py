@@ -244,7 +244,7 @@ def _finish(out: Path, manifest: dict, n_shards: int) -> tuple[int, list[tuple[s
 
 def explain_to_store(
     bundle_dir: Path,
-    source: str | list[str],
+    source: str | list[str] | ImageSource,
     out_dir: Path,
     *,
     svm: str | None = None,
@@ -264,7 +264,8 @@ def explain_to_store(
 ) -> StoreRun:
     """Explain every image of ``source`` with the bundle in ``bundle_dir`` into the store ``out_dir``
     (:mod:`cadcam_numeric.pipeline.store`). Unreadable images are skipped and listed, or with
-    ``strict`` stop the run. ``distributed``: this process is one rank of a torchrun group."""
+    ``strict`` stop the run. ``distributed``: this process is one rank of a torchrun group. ``source`` may
+    be one already opened (:func:`~cadcam_numeric.pipeline.sources.open_source` at the bundle's input size)."""
     t0 = time.perf_counter()
     out = resolved_path(out_dir)  # one path for every check, write and clean-up
     check_replaceable(out, "out")  # new, empty or cadcam's: a folder of yours holding a store.json is not touched
@@ -275,7 +276,7 @@ def explain_to_store(
             bundle_dir, weights=weights, device=procs.device, derived=derived, architecture=architecture
         )
         svm_name, svm_head = bundle.svm_named(svm)
-        src = open_source(source, bundle.backbone.input_size, seed)
+        src = source if isinstance(source, ImageSource) else open_source(source, bundle.backbone.input_size, seed)
         size = bundle.backbone.input_size
         probe = _explain_batch(bundle, svm_name, method, torch.zeros(1, 3, size, size, device=procs.device))
         config = {

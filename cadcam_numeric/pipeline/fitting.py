@@ -27,6 +27,7 @@ from sklearn.svm import SVC, LinearSVC
 from torch import Tensor
 
 from cadcam_numeric.errors import CadcamInputError
+from cadcam_numeric.names import CLASSIFIER_NAMES
 from cadcam_numeric.pipeline.backbones import CNN
 from cadcam_numeric.pipeline.data import ImageSet
 
@@ -58,6 +59,8 @@ CLASSIFIER_KINDS = {
     "lda": lambda c, seed: LinearDiscriminantAnalysis(),
     "ridge": lambda c, seed: make_pipeline(StandardScaler(), RidgeClassifier()),
 }
+if tuple(sorted(CLASSIFIER_KINDS)) != CLASSIFIER_NAMES:  # the CLI offers cadcam_numeric.names' list
+    raise ImportError("fitting: CLASSIFIER_KINDS must build one estimator per name of names.CLASSIFIER_NAMES")
 
 
 def svm_label(name: str, kernel: str | None = None, scaled: bool = False) -> str:
