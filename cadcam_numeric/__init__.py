@@ -38,6 +38,8 @@ _EXPORTS = {
         "cadcam_numeric.engine",
     ),
     "CadcamInputError": "cadcam_numeric.errors",
+    "Bundle": "cadcam_numeric.pipeline.bundle",
+    "load_bundle": "cadcam_numeric.pipeline.bundle",
     "CATALOGUE_SHA256": "cadcam_numeric.generated",
     **dict.fromkeys(("DecomCAMResult", "decom_cam", "eigen_cam", "eigen_grad_cam"), "cadcam_numeric.methods"),
 }
@@ -63,6 +65,7 @@ if TYPE_CHECKING:  # for type checkers and documentation tools: the same names, 
     from cadcam_numeric.errors import CadcamInputError
     from cadcam_numeric.generated import CATALOGUE_SHA256
     from cadcam_numeric.methods import DecomCAMResult, decom_cam, eigen_cam, eigen_grad_cam
+    from cadcam_numeric.pipeline.bundle import Bundle, load_bundle
 
 
 def __getattr__(name: str) -> object:
@@ -81,6 +84,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CATALOGUE_SHA256",
+    "Bundle",
     "CAMResult",
     "CadcamInputError",
     "ClosedForm",
@@ -95,6 +99,7 @@ __all__ = [
     "eigen_cam",
     "eigen_grad_cam",
     "explain",
+    "load_bundle",
     "normalise",
     "normalise_pca_pair",
     "overlay",

@@ -9,6 +9,11 @@ import pytest
 
 MODULES = [
     "cadcam_numeric.atomic",
+    "cadcam_numeric.cli.options",
+    "cadcam_numeric.engine.head",
+    "cadcam_numeric.names",
+    "cadcam_numeric.pipeline.bundle",
+    "cadcam_numeric.pipeline.bundle_document",
     "cadcam_numeric.engine.closed_form",
     "cadcam_numeric.engine.explaining_model",
     "cadcam_numeric.engine.held_state",

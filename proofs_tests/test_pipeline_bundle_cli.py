@@ -46,6 +46,66 @@ def test_bundle_round_trip_gives_identical_maps(trained):
         assert np.array_equal(bundle.svms[key].predict(p), svm.predict(p.numpy()))
 
 
+def _as_version_1(document: dict) -> dict:
+    """What cadcam wrote before version 2: the settings under "spec", no backbone.feature_shape."""
+    old = {**document, "version": 1, "spec": document["config"]}
+    del old["config"]
+    old["backbone"] = {k: v for k, v in document["backbone"].items() if k != "feature_shape"}
+    return old
+
+
+def test_a_previous_version_bundle_loads_through_the_migration(trained, tmp_path):
+    """A version-1 bundle.json (as the previous cadcam wrote it) is migrated on reading: the same document
+    once migrated, and the same maps."""
+    from cadcam_numeric.pipeline.bundle_document import read_bundle_document
+
+    model, pca, svms, directory, images = trained
+    b = copy_bundle(directory, tmp_path)
+    current = json.loads((b / "bundle.json").read_text())
+    (b / "bundle.json").write_text(json.dumps(_as_version_1(current), indent=2))
+    migrated, fresh = read_bundle_document(b), read_bundle_document(directory)
+    assert migrated.read_from_version == 1 and fresh.read_from_version == 2
+    assert migrated == fresh and migrated.to_json() == current  # nothing lost or changed by the migration
+    old = load_bundle(b)
+    with torch.no_grad():
+        a = explain(old.model.backbone(images), old.model.head, old.pca, 2, old.svms["rbf-std"])
+        e = explain(model.backbone(images), model.head, pca, 2, svms["rbf-std"])
+    assert torch.equal(a.svm, e.svm) and torch.equal(a.gradcam, e.gradcam)
+
+
+@pytest.mark.parametrize("version", [0, 3, "2", True, None])
+def test_a_version_this_cadcam_cannot_read_is_refused_by_name(trained, tmp_path, version):
+    b = copy_bundle(trained[3], tmp_path)
+    doc = json.loads((b / "bundle.json").read_text())
+    doc["version"] = version
+    (b / "bundle.json").write_text(json.dumps(doc))
+    with pytest.raises(CadcamInputError, match=r"bundle: format version .*; this cadcam reads versions 1..2"):
+        load_bundle(b)
+
+
+def test_the_public_bundle_api_preprocesses_and_hands_out_a_closed_form(trained):
+    """cadcam_numeric.load_bundle: preprocess(images) is the training resize/normalisation, and
+    closed_form(svm) gives the maps explain() gives on the bundle's own head."""
+    import cadcam_numeric
+    from cadcam_numeric.pipeline.data import to_model_input
+
+    model, pca, svms, directory, _ = trained
+    bundle = cadcam_numeric.load_bundle(directory)
+    raw = torch.randint(0, 256, (5, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    x = bundle.preprocess(raw)
+    assert torch.equal(x, to_model_input(raw, 32))
+    with torch.no_grad():
+        features = bundle.model.backbone(x)
+        out = bundle.closed_form("rbf")(features)
+        expected = explain(features, model.head, pca, 2, svms["rbf"])
+    for key in ("gradcam", "pca_positive", "svm"):
+        torch.testing.assert_close(out[key], getattr(expected, key), rtol=1e-5, atol=1e-6)
+    with pytest.raises(CadcamInputError, match=r"images: expected a uint8 tensor"):
+        bundle.preprocess(x)
+    with pytest.raises(CadcamInputError, match=r"svm: 'knn' is not in the bundle"):
+        bundle.closed_form("knn")
+
+
 def copy_bundle(directory: Path, tmp_path: Path) -> Path:
     target = tmp_path / "copy"
     shutil.copytree(directory, target)
@@ -69,9 +129,9 @@ def test_tampered_tensors_are_refused(trained, tmp_path):
         (lambda d: d.update(version=99), "format version 99"),
         (
             lambda d: d["svms"]["rbf"]["blocks"][0].update(kernel="laplacian"),
-            "kernel 'laplacian', not in the catalogue",
+            r"svms.rbf.blocks\[0\].kernel 'laplacian' is not in the catalogue",
         ),
-        (lambda d: d["svms"]["rbf"].update(scheme="magic"), "scheme 'magic'"),
+        (lambda d: d["svms"]["rbf"].update(scheme="magic"), r"svms.rbf.scheme must be binary, ovr or ovo, got 'magic'"),
         (lambda d: d.update(default_svm="knn"), "default_svm 'knn'"),
         (lambda d: d["head"].update(widths=[41, 30, 20]), "do not fit the recorded architecture"),
         (lambda d: d.pop("config"), "lacks 'config'"),

@@ -578,19 +578,16 @@ def view_of_bundle(bundle: Path, derived: Path | None = None) -> ArchitectureVie
     """The architecture a bundle records: the spec it embeds (``derived``: that spec's derive
     directory, when it has code of its own), else the spec of its pipeline settings; the
     feature-map shape as recorded. The bundle is validated first, as every command does."""
-    from cadcam_numeric.pipeline.bundle import read_bundle_document
-    from cadcam_numeric.spec.architecture import architecture_from_text, spec_of_pipeline_config
+    from cadcam_numeric.pipeline.bundle_document import read_bundle_document, spec_of_document
+    from cadcam_numeric.spec.architecture import architecture_from_text
     from cadcam_numeric.spec.code import empty_code
 
     doc = read_bundle_document(Path(bundle))
-    shape = tuple(doc["backbone"]["feature_shape"])
-    if doc.get("architecture"):
-        arch = architecture_from_text(doc["architecture"]["toml"], derived, "bundle: architecture")
+    shape = doc.backbone.feature_shape
+    if doc.architecture is not None:
+        arch = architecture_from_text(doc.architecture.toml, derived, "bundle: architecture")
         return view_of_architecture(arch.spec, arch.code, shape)
-    config = {**doc["config"], **doc["backbone"], **doc["head"], "backbone": doc["backbone"]["name"]}
-    config.update(pca_after=doc["pca"]["after"], n_components=doc["pca"]["n_components"], whiten=doc["pca"]["whiten"])
-    name = f"bundle: {doc['backbone']['name']} ({doc['config'].get('data', '')}), default SVM {doc['default_svm']}"
-    spec = spec_of_pipeline_config(config, doc["svms"][doc["default_svm"]], name)
+    spec = spec_of_document(doc)
     return view_of_architecture(spec, empty_code(spec), shape)
 
 

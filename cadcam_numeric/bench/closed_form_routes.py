@@ -40,6 +40,7 @@ from cadcam_numeric.bench.routes import Routes
 from cadcam_numeric.engine.closed_form import ClosedForm
 from cadcam_numeric.engine.explain import explain
 from cadcam_numeric.engine.explaining_model import ExplainingModel
+from cadcam_numeric.engine.head import layer_cut
 from cadcam_numeric.pipeline.backbones import build_backbone
 from cadcam_numeric.pipeline.training import make_head
 
@@ -133,7 +134,7 @@ def _demo_architecture(seed: int) -> tuple[nn.Module, nn.Module, ClosedForm]:
     images = torch.rand(200, 3, backbone.input_size, backbone.input_size, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         f = features(images)
-        q2 = head[: 1 + 2 * PCA_AFTER + int(backbone.head_pooling)](f).double().numpy()
+        q2 = head[: layer_cut(head, PCA_AFTER)](f).double().numpy()
     pca = PCA(N_COMPONENTS, random_state=seed).fit(q2)
     scores = pca.transform(q2)
     labels = np.argsort(np.argsort(scores[:, 0])) * N_CLASSES // len(scores)

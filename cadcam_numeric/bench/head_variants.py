@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from cadcam_numeric.bench.problem import N_CLASSES, N_COMPONENTS, PCA_AFTER, BenchProblem
 from cadcam_numeric.engine.explain import explain
+from cadcam_numeric.engine.head import layer_cut
 
 __all__ = ["VARIANTS", "head_variants"]
 
@@ -49,7 +50,7 @@ def head_variants(problem: BenchProblem, seed: int = 0) -> dict[str, Callable[[T
     head = problem.head
     with torch.no_grad():
         pooled = head[:1](fit).cpu().double().numpy()
-        q2 = head[: 1 + 2 * PCA_AFTER](fit).cpu().double().numpy()
+        q2 = head[: layer_cut(head, PCA_AFTER)](fit).cpu().double().numpy()
     labels = _labels(PCA(1, random_state=seed).fit_transform(q2))
     softmax_head = nn.Sequential(*head, nn.Softmax(dim=1)).eval()
 

@@ -13,6 +13,7 @@ from sklearn.svm import SVC
 from torch import Tensor, nn
 
 from cadcam_numeric.engine.classifiers import parse_svm
+from cadcam_numeric.engine.head import layer_cut
 from cadcam_numeric.engine.svm import SVMHead
 from cadcam_numeric.pipeline.backbones import vgg16_features
 
@@ -43,9 +44,9 @@ class BenchProblem:
     def outputs(self, features: Tensor, svm_scores: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
         """The head as a differentiable function of the features: logits, p = Vᵀ(q₂ − u) and the
         SVM class scores a(p) (skipped with ``svm_scores=False``)."""
-        q = self.head[: 1 + 2 * PCA_AFTER](features)
+        q = self.head[: layer_cut(self.head, PCA_AFTER)](features)
         p = (q - self.mean) @ self.components.T
-        logits = self.head[1 + 2 * PCA_AFTER :](q)
+        logits = self.head[layer_cut(self.head, PCA_AFTER) :](q)
         return logits, p, self.svm_head.class_scores(p) if svm_scores else None
 
     def images(self, batch: int, seed: int = 0) -> Tensor:
@@ -79,7 +80,7 @@ def make_problem(
     gen = torch.Generator().manual_seed(seed)
     fit_features = torch.randn(200, t, m, m, generator=gen).relu().to(device, dtype)
     with torch.no_grad():
-        q2 = head[: 1 + 2 * PCA_AFTER](fit_features).cpu().double().numpy()
+        q2 = head[: layer_cut(head, PCA_AFTER)](fit_features).cpu().double().numpy()
     pca = PCA(N_COMPONENTS, random_state=seed).fit(q2)
     scores = pca.transform(q2)
     labels = np.argsort(np.argsort(scores[:, 0])) * N_CLASSES // len(scores)  # 10 balanced classes

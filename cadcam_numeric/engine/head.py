@@ -126,6 +126,25 @@ class Head:
         return dx.reshape(n, k, self.channels, ho, wo)
 
 
+def layer_cut(head: nn.Sequential, after: int) -> int:
+    """Where dense layer ``after``'s activated output leaves ``head``: ``head[:cut](F)`` is q_after (0: the
+    pooled, flattened features x). Read from the modules — the position of the head's ``after``-th
+    ``Linear`` (0-based) — so pooling, dropout or batch norm between the layers are counted as they are.
+
+    >>> from torch import nn
+    >>> dense = [nn.Linear(8, 4), nn.ReLU(), nn.Dropout(), nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2)]
+    >>> head = nn.Sequential(nn.Flatten(), *dense)
+    >>> layer_cut(head, 0), layer_cut(head, 1), layer_cut(head, 2)
+    (1, 4, 6)
+    """
+    linears = [i for i, m in enumerate(head) if isinstance(m, nn.Linear)]
+    if not 0 <= after < len(linears):
+        raise CadcamInputError(
+            f"pca_after: expected 0..{len(linears) - 1} for a head with {len(linears)} Linear layers"
+        )
+    return linears[after]
+
+
 def flatten_modules(module: nn.Module) -> list[nn.Module]:
     """The modules of ``module`` with nested ``Sequential`` containers flattened, in order."""
     if isinstance(module, nn.Sequential):

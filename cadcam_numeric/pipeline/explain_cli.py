@@ -94,7 +94,7 @@ def explain_sources(
         a :class:`FigureRun`, or the store's :class:`~cadcam_numeric.pipeline.explain_store.StoreRun`.
     """
     store = dict(store or {})
-    size = int(read_bundle_document(bundle_dir)["backbone"]["input_size"])  # validated; no network built
+    size = read_bundle_document(bundle_dir).backbone.input_size  # validated; no network built
     src = open_source(sources if len(sources) > 1 else sources[0], size, store.get("seed", 0))
     common = {"svm": svm, "method": method, "weights": weights, "device": device, "derived": derived, "spec": spec}
     if wants_store(sources, src, force_store, store.get("distributed", False)):

@@ -26,6 +26,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, LinearSVC
 from torch import Tensor
 
+from cadcam_numeric.engine.head import layer_cut
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.names import CLASSIFIER_NAMES
 from cadcam_numeric.pipeline.backbones import CNN
@@ -87,9 +88,7 @@ def layer_outputs(
 ) -> LayerOutputs:
     """q_l and logits for a split; ``features`` (precomputed backbone outputs) skips the backbone."""
     model.eval()
-    head = list(model.head)
-    first_linear = next(i for i, m in enumerate(head) if isinstance(m, torch.nn.Linear))
-    cut = first_linear + 2 * pca_after  # Linear + activation per dense layer
+    cut = layer_cut(model.head, pca_after)
     qs, logits = [], []
     if features is not None:
         batches = (features[i : i + 256].to(device) for i in range(0, len(features), 256))

@@ -38,8 +38,8 @@ __all__ = [
     "load_architecture_file",
     "pipeline_overrides",
     "read_spec_file",
+    "spec_from_mapping",
     "spec_from_text",
-    "spec_of_pipeline_config",
 ]
 
 
@@ -126,44 +126,13 @@ def load_architecture_file(path: str | Path, derived: str | Path | None) -> Load
     return architecture_from_text(text, derived, f"spec {path}")
 
 
-def spec_of_pipeline_config(config: dict, svm: dict, name: str) -> ArchitectureSpec:
-    """The spec of a bundle trained without one: its recorded pipeline settings (``config``,
-    ``bundle.json``'s head/PCA/backbone fields merged) and its default SVM (``svm``), validated
-    by the same parser as a spec file."""
-    block = svm["blocks"][0]
-    params = {k: float(v) for k, v in block["params"].items()}
-    if block["kernel"] == "poly" and "degree" in params:
-        params["degree"] = int(params["degree"])
-    doc = {
-        "name": name,
-        "backbone": {
-            "name": config["backbone"],
-            "feature_layer": config["feature_layer"],
-            "input_size": int(config["input_size"]),
-        },
-        "head": {
-            "flatten": "channels_last" if config.get("channels_last") else "channel_major",
-            "classes": int(config["n_classes"]),
-            "dense": [{"width": int(w), "activation": config["activation"]} for w in config["widths"]],
-        },
-        "pca": {
-            "after": int(config["pca_after"]),
-            "components": int(config["n_components"]),
-            "whiten": bool(config["whiten"]),
-            "kind": str(config.get("pca_kind", "pca")),
-            "scaler": bool(config.get("scale_before_pca", False)),
-        },
-        "svm": {
-            "kind": SPEC_KIND_OF_ESTIMATOR.get(str(svm.get("estimator", "SVC")), "svc"),
-            "kernel": block["kernel"],
-            "scaler": bool(svm["scaler"]),
-            "parameters": params,
-        },
-    }
+def spec_from_mapping(doc: dict, origin: str) -> ArchitectureSpec:
+    """A spec given as the mapping its TOML parses to (a bundle's recorded settings), validated by the same
+    parser as a spec file; errors name ``origin``."""
     try:
         return parse_architecture(doc, generated_catalogue())
     except SpecError as exc:
-        raise CadcamInputError(f"bundle: its recorded architecture is not a valid spec ({exc})") from exc
+        raise CadcamInputError(f"{origin}: its recorded architecture is not a valid spec ({exc})") from exc
 
 
 #: the spec's svm.kind of a fitted estimator recorded in a bundle (by class name)

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from cadcam_numeric.catalogue_types import KernelCode
 from cadcam_numeric.engine.activation_modules import activation_from_module
 from cadcam_numeric.engine.chain import DenseLayer, PCALayer, forward_dense, identity_rows, pullback
+from cadcam_numeric.engine.head import layer_cut
 from cadcam_numeric.generated import ACTIVATIONS
 from cadcam_numeric.verification.errors import ErrorAccumulator, VerificationRow, autograd_jacobian
 from cadcam_numeric.verification.references import ReferencePCA
@@ -120,7 +121,9 @@ def chain_rows(head: HeadUnderTest, cases: int, gen: torch.Generator) -> list[Ve
         after = head.pca_after(case)
         variance = _positive(gen, b) if head.whiten else None
         pca = PCALayer(_normal(gen, b, widths[after]), _normal(gen, widths[after]), variance)
-        ref_pca = nn.Sequential(*list(torch_head)[: 1 + 2 * after], ReferencePCA(pca.components, pca.mean, variance))
+        ref_pca = nn.Sequential(
+            *list(torch_head)[: layer_cut(torch_head, after)], ReferencePCA(pca.components, pca.mean, variance)
+        )
         jac = pca.jacobian()
         dp.add(pullback(jac.expand(3, *jac.shape), layers, fwd, after), autograd_jacobian(ref_pca, features))
 
