@@ -14,6 +14,7 @@ MODULES = [
     "cadcam_numeric.names",
     "cadcam_numeric.pipeline.bundle",
     "cadcam_numeric.pipeline.bundle_document",
+    "cadcam_numeric.pipeline.chance",
     "cadcam_numeric.engine.closed_form",
     "cadcam_numeric.engine.explaining_model",
     "cadcam_numeric.engine.held_state",
@@ -24,6 +25,7 @@ MODULES = [
     "cadcam_numeric.engine.split",
     "cadcam_numeric.pipeline.figures",
     "cadcam_numeric.pipeline.sources",
+    "reports.build",
 ]
 
 

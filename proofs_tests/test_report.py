@@ -336,3 +336,20 @@ def test_formulas_print_terminating_constants_as_their_exact_decimals():
     assert formula_latex((coef0 + z) ** degree) == r"\left(r + z\right)^{\deg}"
     assert formula_latex(sp.log(sp.Rational(3, 2000)) * z) == r"z \log{\left(\frac{3}{2000} \right)}"  # not evaluated
     assert formula_latex(sp.sqrt(2) * sp.Rational(3, 2000) * z) == r"0.0015 \sqrt{2} z"
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
+def test_a_pdflatex_failure_is_exit_2_with_the_logs_first_error(tmp_path, monkeypatch, capsys):
+    """pdflatex rejecting the .tex is a named error (exit 2, one line with the log's first error), not
+    "internal error"; nothing is left in --out."""
+    import reports.build as build
+
+    real = build.render_tex
+    monkeypatch.setattr(
+        build, "render_tex", lambda *a, **k: real(*a, **k).replace(r"\end{document}", r"\nosuchmacro{}\end{document}")
+    )
+    out = tmp_path / "report"
+    assert main(["report", "--no-verify", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pdflatex failed on report.tex: Undefined control sequence." in err
+    assert "internal error" not in err and not out.exists()

@@ -24,6 +24,8 @@ from pathlib import Path
 import jinja2
 import sympy as sp
 
+from cadcam_numeric.errors import CadcamInputError
+from cadcam_numeric.pipeline.chance import chance_warning
 from derivations.activations import Activation
 from derivations.budget import die_with_parent
 from derivations.degree_of_effect import degree_of_effect
@@ -31,7 +33,17 @@ from derivations.latex import formula_latex, tex_escape
 from reports.html import find_katex, tex_to_html, write_katex
 from reports.view import ArchitectureView, view_of_architecture
 
-__all__ = ["LATEX_PACKAGES", "PAPER_SPEC", "ReportBuild", "build_report", "paper_view", "render_tex", "view_of_bundle"]
+__all__ = [
+    "LATEX_PACKAGES",
+    "PAPER_SPEC",
+    "PdfLatexError",
+    "ReportBuild",
+    "build_report",
+    "first_latex_error",
+    "paper_view",
+    "render_tex",
+    "view_of_bundle",
+]
 
 TEMPLATES = Path(__file__).parent / "templates"
 #: the architecture a report describes when it is given neither a spec nor a bundle
@@ -193,25 +205,12 @@ def _verification_rows(view: ArchitectureView, cases: int, seed: int) -> list:
     return verify_all(cases=cases, seed=seed) + view.verification_rows(cases, seed)
 
 
-def _context(
-    view: ArchitectureView, verify: bool, cases: int, seed: int, bundle: Path | None, out: Path, command: str
-) -> dict[str, object]:
-    import sklearn
-    import torch
-
-    from cadcam_numeric import __version__
-    from cadcam_numeric.generated import CATALOGUE_SHA256
-    from derivations.activations import ACTIVATIONS
-    from derivations.kernels import KERNELS
-    from derivations.prove_all import all_proofs
-    from derivations.table2 import TABLE2_CASES, table2_proof_name
-    from derivations.theorems import all_theorems
-
+def _architecture_section(view: ArchitectureView) -> dict[str, object]:
+    """The head as the report writes it: sizes, layers, the PCA and classifier, the chain rules."""
     spec = view.spec
     t, m, n = view.feature_maps
     m2, n2 = (m // 2, n // 2) if view.pooling_in_head else (m, n)
     widths = [t * m2 * n2, *spec.widths, spec.classes]
-    activations = [_activation_latex(a) for a in view.distinct_activations]
     layers = [
         {
             "index": i,
@@ -222,91 +221,19 @@ def _context(
         }
         for i in range(1, len(widths))
     ]
-    kernel = view.kernel
-    grad = (
-        r"k'(\mathbf p_i^\top\mathbf p)\,\mathbf p_i^\top"
-        if kernel.kind == "dot_product"
-        else r"2k'(\lVert\mathbf p_i-\mathbf p\rVert^2)\,(\mathbf p-\mathbf p_i)^\top"
-    )
     big_l = len(widths) - 1
     chain_cls = r"W_{%d}\," % big_l + r"\,".join(f"J_{{{i}}}" for i in range(big_l - 1, 1, -1)) + r"\,J_1^t"
-    chain_pca = (r"\operatorname{diag}(\boldsymbol\lambda)^{-1/2}" if spec.whiten else "") + r"V^\top\,"
+    whiten = r"\operatorname{diag}(\boldsymbol\lambda)^{-1/2}" if spec.whiten else ""
+    chain_pca = whiten + r"V^\top\,"
     if spec.pca_after:
         chain_pca += r"\,".join(f"J_{{{i}}}" for i in range(spec.pca_after, 1, -1)) + r"\,J_1^t"
     else:  # PCA on x itself: ∂x/∂x^t selects channel t's columns
         chain_pca += r"E_t"
-    proofs = []
-    table2_results = {}
-    for r in all_proofs():  # each proof runs once; Table 2's cases are reported from the same results
-        if r.name.startswith("table2/"):
-            table2_results[r.name] = r
-            continue
-        proofs.append(
-            {
-                "name": tex_escape(r.name),
-                "lines": _lines(r.latex),
-                "result": ("proved" if r.holds else r"\textcolor{red}{NOT PROVED}") + f" ({tex_escape(r.method)})",
-            }
-        )
-    table2 = []
-    for case in TABLE2_CASES:
-        res = table2_results[table2_proof_name(case)]
-        table2.append(
-            {
-                "name": tex_escape(case.name).replace(" x ", r" $\times$ "),
-                "latex": _lines(case.latex()),
-                "result": "proved" if res.holds else r"\textcolor{red}{NOT PROVED}",
-            }
-        )
-    method = "generic-$f$ chain identity + activation lemma"
-    theorems = []
-    for th in all_theorems():
-        env = (
-            "erratum" if th.key.startswith("erratum") else "extension" if th.key.startswith("extension") else "theorem"
-        )
-        theorems.append(
-            {
-                "env": env,
-                "title": th.title_latex,
-                "statement": th.prose_latex,
-                "statement_latex": th.statement_latex,
-                "holds": th.holds,
-                "steps": [{"caption": s.caption, "latex": _lines(s.latex), "holds": s.holds} for s in th.proof_steps],
-            }
-        )
-    verification, passed = [], 0
-    if verify:
-        for row in _verification_rows(view, cases, seed):
-            passed += row.passed
-            verification.append(
-                {
-                    "function": tex_escape(row.function),
-                    "dtype": row.dtype,
-                    "cases": row.cases,
-                    "max_abs": f"{row.max_abs_error:.1e}",
-                    "max_rel": f"{row.max_rel_error:.1e}",
-                    "result": "pass" if row.passed else r"\textcolor{red}{FAIL}",
-                }
-            )
-    gamma = view.gamma
-    doe = degree_of_effect(view.kernel, view.svm_params)
-    if view.kernel.name == "rbf":
-        _fig4(out / "fig4_degree_of_effect.png", gamma)
-    else:
-        _fig4_any_kernel(out / "fig4_degree_of_effect.png", doe, view.kernel.name)
-    params = ", ".join(f"${sp.latex(sp.Symbol(k))}={v:g}$" for k, v in view.svm_params.items())
-    params_math = r",\ ".join(f"{formula_latex(sp.Symbol(k))}={v:g}" for k, v in view.svm_params.items())
     return {
         "spec_name": tex_escape(spec.name),
         "spec_name_plain": re.sub(r"[^A-Za-z0-9 ,.:()=-]", " ", spec.name),
-        "date": _date(),
-        "T": t,
-        "M": m,
-        "N": n,
-        "M2": m2,
-        "N2": n2,
+        **{"T": t, "M": m, "N": n, "M2": m2, "N2": n2, "D0": widths[0]},
         "pooling_in_head": view.pooling_in_head,
-        "D0": widths[0],
         "layers": layers,
         "B": spec.n_components,
         "pca_after": spec.pca_after,
@@ -320,22 +247,70 @@ def _context(
         }[spec.pca_kind],
         "pca_scaler": spec.pca_scaler,
         "svm_kind": SVM_KIND_TITLES[spec.svm_kind],
-        "pca_latex": (r"\operatorname{diag}(\boldsymbol\lambda)^{-1/2}" if spec.whiten else "")
+        "pca_latex": whiten
         + (r"V^\top(\mathbf q_{%d}-\mathbf u)" % spec.pca_after if spec.pca_after else r"V^\top(\mathbf x-\mathbf u)"),
-        "pca_jacobian_latex": (r"\operatorname{diag}(\boldsymbol\lambda)^{-1/2}" if spec.whiten else "") + r"V^\top",
+        "pca_jacobian_latex": whiten + r"V^\top",
         "svm_input": "standardised PCA scores" if spec.scaler else "the PCA scores",
+        "activations": [_activation_latex(a) for a in view.distinct_activations],
+        "flatten_order": "channels-last, Keras" if spec.channels_last else "channel-major",
+        "chain_gradcam": chain_cls,
+        "chain_pca": chain_pca,
+    }
+
+
+def _kernel_section(view: ArchitectureView) -> dict[str, object]:
+    """The classifier's kernel, its parameters (as math: a name is a symbol, never text), Fig. 4's caption."""
+    kernel = view.kernel
+    grad = (
+        r"k'(\mathbf p_i^\top\mathbf p)\,\mathbf p_i^\top"
+        if kernel.kind == "dot_product"
+        else r"2k'(\lVert\mathbf p_i-\mathbf p\rVert^2)\,(\mathbf p-\mathbf p_i)^\top"
+    )
+    doe = degree_of_effect(view.kernel, view.svm_params)
+    return {
         "kernel_name": tex_escape(kernel.name).replace(r"\_", r"\_\allowbreak{}"),
         "kernel_latex": kernel.latex,
-        "kernel_params": params,
-        "kernel_params_math": params_math,
+        "kernel_params": ", ".join(f"${formula_latex(sp.Symbol(k))}={v:g}$" for k, v in view.svm_params.items()),
+        "kernel_params_math": r",\ ".join(f"{formula_latex(sp.Symbol(k))}={v:g}" for k, v in view.svm_params.items()),
         "kernel_gradient_latex": grad,
         "kernel_profile": latex_of(kernel.profile),
         "kernel_profile_derivative": latex_of(kernel.profile_derivative),
         "kernel_variable": r", $u=\mathbf p_i^\top\mathbf p$"
         if kernel.kind == "dot_product"
         else r", $u=\lVert\mathbf p_i-\mathbf p\rVert^2$",
-        "activations": activations,
-        "flatten_order": "channels-last, Keras" if spec.channels_last else "channel-major",
+        "gamma": f"{view.gamma:g}",
+        "fig4_caption": _fig4_caption(view.kernel, doe, view.gamma),
+    }
+
+
+def _proof_result(holds: bool, method: str | None = None) -> str:
+    text = "proved" if holds else r"\textcolor{red}{NOT PROVED}"
+    return text + (f" ({tex_escape(method)})" if method else "")
+
+
+def _proofs_section(view: ArchitectureView) -> dict[str, object]:
+    """Every block proof, Table 2 and the spec's own proofs — each proof run once, here."""
+    from derivations.prove_all import all_proofs
+    from derivations.table2 import TABLE2_CASES, table2_proof_name
+
+    results = list(all_proofs())
+    by_name = {r.name: r for r in results}
+    proofs = [
+        {"name": tex_escape(r.name), "lines": _lines(r.latex), "result": _proof_result(r.holds, r.method)}
+        for r in results
+        if not r.name.startswith("table2/")
+    ]
+    table2 = [
+        {
+            "name": tex_escape(case.name).replace(" x ", r" $\times$ "),
+            "latex": _lines(case.latex()),
+            "result": _proof_result(by_name[table2_proof_name(case)].holds),
+        }
+        for case in TABLE2_CASES
+    ]
+    held = [r.holds for r in results if not r.name.startswith("table2/")]
+    held += [by_name[table2_proof_name(case)].holds for case in TABLE2_CASES]
+    return {
         "spec_steps": [
             {"title": tex_escape(st.title), "latex": r"\\ ".join(_lines(line) for line in st.latex.split(r"\\"))}
             for st in view.steps
@@ -344,30 +319,73 @@ def _context(
             {
                 "name": tex_escape(p.name),
                 "lines": _lines(p.latex) if p.latex else r"\text{" + tex_escape(p.statement) + "}",
-                "result": ("proved" if p.holds else r"\textcolor{red}{NOT PROVED}") + f" ({tex_escape(p.method)})",
+                "result": _proof_result(p.holds, p.method),
             }
             for p in view.spec_proofs
         ],
         "block_proofs": proofs,
-        "chain_gradcam": chain_cls,
-        "chain_pca": chain_pca,
         "table2": table2,
-        "table2_method": method,
-        "theorems": theorems,
-        "gamma": f"{gamma:g}",
-        "fig4_caption": _fig4_caption(view.kernel, doe, gamma),
-        "verification": verification,
+        "table2_method": "generic-$f$ chain identity + activation lemma",
+        "proofs_total": len(held),
+        "proofs_held": sum(held),
+    }
+
+
+def _theorems_section() -> dict[str, object]:
+    from derivations.theorems import all_theorems
+
+    theorems = [
+        {
+            "env": "erratum"
+            if th.key.startswith("erratum")
+            else "extension"
+            if th.key.startswith("extension")
+            else "theorem",
+            "title": th.title_latex,
+            "statement": th.prose_latex,
+            "statement_latex": th.statement_latex,
+            "holds": th.holds,
+            "steps": [{"caption": s.caption, "latex": _lines(s.latex), "holds": s.holds} for s in th.proof_steps],
+        }
+        for th in all_theorems()
+    ]
+    return {"theorems": theorems, "theorems_total": len(theorems), "theorems_held": sum(t["holds"] for t in theorems)}
+
+
+def _verification_section(view: ArchitectureView, verify: bool, cases: int, seed: int) -> dict[str, object]:
+    """The autograd verification table, run now (empty with ``verify=False``)."""
+    rows = _verification_rows(view, cases, seed) if verify else []
+    table = [
+        {
+            "function": tex_escape(row.function),
+            "dtype": row.dtype,
+            "cases": row.cases,
+            "max_abs": f"{row.max_abs_error:.1e}",
+            "max_rel": f"{row.max_rel_error:.1e}",
+            "result": "pass" if row.passed else r"\textcolor{red}{FAIL}",
+        }
+        for row in rows
+    ]
+    return {
+        "verification": table,
         "verify_cases": cases,
         "verify_seed": seed,
-        "verify_passed": passed,
-        "verify_total": len(verification),
-        "proofs_total": len(proofs) + len(table2),
-        "proofs_held": sum(1 for p in proofs if "NOT PROVED" not in p["result"])
-        + sum(1 for c in table2 if "NOT PROVED" not in c["result"]),
-        "theorems_total": len(theorems),
-        "theorems_held": sum(1 for t in theorems if t["holds"]),
-        "verify_worst_latex": _sci(max((float(r["max_rel"]) for r in verification), default=0.0)),
-        "bundle": _bundle_context(bundle, out) if bundle is not None else None,
+        "verify_passed": sum(row.passed for row in rows),
+        "verify_total": len(table),
+        "verify_worst_latex": _sci(max((row.max_rel_error for row in rows), default=0.0)),
+    }
+
+
+def _environment_section(view: ArchitectureView, command: str) -> dict[str, object]:
+    """Versions, hashes, the date and the command that rebuilds the report."""
+    import sklearn
+    import torch
+
+    from cadcam_numeric import __version__
+    from cadcam_numeric.generated import CATALOGUE_SHA256
+
+    return {
+        "date": _date(),
         "versions": {
             "cadcam": __version__,
             "sympy": sp.__version__,
@@ -375,8 +393,16 @@ def _context(
             "sklearn": sklearn.__version__,
         },
         "catalogue_hash": CATALOGUE_SHA256,
-        "spec_hash": spec.sha256(),
+        "spec_hash": view.spec.sha256(),
         "command": tex_escape(command),
+    }
+
+
+def _catalogue_section() -> dict[str, object]:
+    from derivations.activations import ACTIVATIONS
+    from derivations.kernels import KERNELS
+
+    return {
         "catalogue": [
             {
                 "name": tex_escape(a.name),
@@ -399,6 +425,31 @@ def _context(
             for k in KERNELS
         ],
     }
+
+
+def _context(
+    view: ArchitectureView, verify: bool, cases: int, seed: int, bundle: dict | None, command: str
+) -> dict[str, object]:
+    """The template's context: the pure sections merged (nothing is written here)."""
+    return {
+        **_architecture_section(view),
+        **_kernel_section(view),
+        **_proofs_section(view),
+        **_theorems_section(),
+        **_verification_section(view, verify, cases, seed),
+        **_environment_section(view, command),
+        **_catalogue_section(),
+        "bundle": bundle,
+    }
+
+
+def _write_fig4(view: ArchitectureView, out: Path) -> None:
+    """Fig. 4 (the kernel's degree of effect) into the report folder."""
+    if view.kernel.name == "rbf":
+        _fig4(out / "fig4_degree_of_effect.png", view.gamma)
+    else:
+        doe = degree_of_effect(view.kernel, view.svm_params)
+        _fig4_any_kernel(out / "fig4_degree_of_effect.png", doe, view.kernel.name)
 
 
 FIGURES = (
@@ -512,20 +563,35 @@ def _results_in_words(rows: list[dict[str, str]]) -> str:
     return " ".join(sentences)
 
 
-def _bundle_context(bundle: Path, out: Path) -> dict[str, object]:
+def _bundle_section(bundle: Path, out: Path) -> tuple[dict[str, object], dict[str, bytes]]:
+    """Table 3, the run's figures and what they say, read from the bundle's run folder; and the figure
+    files to copy beside the report (name -> bytes: the build step writes them, not this function).
+    The bundle's path is written relative to the report's folder."""
     run_dir = Path(bundle).resolve().parent
     rows = _table3_rows(run_dir)
-    figures = []
+    figures, copies = [], {}
     for name, width, caption in FIGURES:
         pages = _figure_pages(run_dir, name) if name == "fig8_maps.png" else [name]
         found = [(page, data) for page in pages if (data := _own_regular_file(run_dir, page)) and _is_png(data)]
         for k, (page, data) in enumerate(found, start=1):
-            (out / page).write_bytes(data)
+            copies[page] = data
             part = f" (part {k} of {len(found)}, classes in order)" if len(found) > 1 else ""
             figures.append(
                 {"file": page, "width": width, "caption": caption + part, "landscape": name == "fig8_maps.png"}
             )
-    return {"path": tex_escape(str(bundle)), "table3": rows, "figures": figures, "words": _results_in_words(rows)}
+    words = _results_in_words(rows)
+    cnn = next((r for r in rows if r["model"] == "CNN"), None)
+    warning = chance_warning("the CNN's test macro-F1", float(cnn["test"]), _class_count(bundle)) if cnn else None
+    if warning:
+        words = r"\textbf{" + tex_escape(warning.removeprefix("warning: ").capitalize()) + ".} " + words
+    path = os.path.relpath(Path(bundle).resolve(), Path(out).resolve())
+    return {"path": tex_escape(path), "table3": rows, "figures": figures, "words": words}, copies
+
+
+def _class_count(bundle: Path) -> int:
+    from cadcam_numeric.pipeline.bundle_document import read_bundle_document
+
+    return read_bundle_document(Path(bundle)).head.n_classes
 
 
 def _figure_pages(run_dir: Path, name: str) -> list[str]:
@@ -563,7 +629,11 @@ def render_tex(
         autoescape=False,
     )
     out.mkdir(parents=True, exist_ok=True)
-    return env.get_template("report.tex.j2").render(**_context(view, verify, cases, seed, bundle, out, command))
+    section, copies = _bundle_section(bundle, out) if bundle is not None else (None, {})
+    for name, data in copies.items():  # the figures beside the .tex, where \includegraphics finds them
+        (out / name).write_bytes(data)
+    _write_fig4(view, out)
+    return env.get_template("report.tex.j2").render(**_context(view, verify, cases, seed, section, command))
 
 
 def paper_view() -> ArchitectureView:
@@ -589,6 +659,24 @@ def view_of_bundle(bundle: Path, derived: Path | None = None) -> ArchitectureVie
         return view_of_architecture(arch.spec, arch.code, shape)
     spec = spec_of_document(doc)
     return view_of_architecture(spec, empty_code(spec), shape)
+
+
+class PdfLatexError(CadcamInputError):
+    """pdflatex could not typeset the report (exit 2 at the command line, with the log's first error)."""
+
+
+def first_latex_error(log: str) -> str:
+    """The first error of a LaTeX log — its ``! ...`` line and the ``l.N`` line that locates it.
+
+    >>> first_latex_error("This is pdfTeX\\n! Undefined control sequence.\\nl.12 \\\\nosuch\\n")
+    'Undefined control sequence. (l.12 \\\\nosuch)'
+    """
+    lines = log.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("! "):
+            where = next((x.strip() for x in lines[i + 1 : i + 12] if x.startswith("l.")), "")
+            return line[2:].strip() + (f" ({where})" if where else "")
+    return "no error line in its log (see report.log)" if log else "it wrote no log"
 
 
 def _latex_env(work: Path) -> dict[str, str]:
@@ -668,10 +756,10 @@ def build_report(
         if pdf and have_latex:
             result = _pdflatex(work)
             if result.returncode != 0 or not (work / "report.pdf").is_file():
-                log = (
-                    (work / "report.log").read_text(errors="replace")[-3000:] if (work / "report.log").is_file() else ""
+                log = (work / "report.log").read_text(errors="replace") if (work / "report.log").is_file() else ""
+                raise PdfLatexError(
+                    f"pdflatex failed on report.tex: {first_latex_error(log)}; nothing was written to {out}"
                 )
-                raise RuntimeError(f"pdflatex failed on report.tex (nothing was written to {out}):\n{log}")
         made_pdf = (work / "report.pdf").is_file()
         published = [*sorted(work.glob("*.png")), work / "report.tex", work / "report.html"]
         if made_pdf:  # with LaTeX's log: its warnings (overfull boxes, references) are checked by the suite

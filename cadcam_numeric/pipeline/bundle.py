@@ -124,6 +124,78 @@ def _steps(estimator: object) -> list[object]:
     return [step for _, step in estimator.steps] if isinstance(estimator, Pipeline) else [estimator]
 
 
+def _model_tensors(model: CNN, backbone: Backbone) -> dict[str, Tensor]:
+    """The head's weights, and the backbone's when it was trained (small_vgg)."""
+    tensors = {f"head.{k}": v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()}
+    if backbone.trainable:
+        tensors |= {f"backbone.{k}": v.detach().cpu().contiguous() for k, v in model.backbone.state_dict().items()}
+    return tensors
+
+
+def _pca_tensors(pca: PCA) -> tuple[PCALayer, dict[str, Tensor]]:
+    """The PCA layer (scalers in front folded in: block/pca/scaler_fold) and its tensors."""
+    layer = pca_layer_from_sklearn(pca, None, torch.zeros((), dtype=torch.float64))
+    if not isinstance(layer, PCALayer):
+        raise CadcamInputError(
+            "bundle: only linear transforms (PCA, IncrementalPCA, TruncatedSVD, after affine scalers) can be "
+            "saved; a KernelPCA or a Normalizer is explained in memory with explain()"
+        )
+    tensors = {"pca.components": layer.components.contiguous(), "pca.mean": layer.mean.contiguous()}
+    if layer.explained_variance is not None:
+        tensors["pca.explained_variance"] = layer.explained_variance.contiguous()
+    return layer, tensors
+
+
+def _estimator_name(name: str, svm: object) -> str:
+    estimator = type(_steps(svm.best_estimator_ if hasattr(svm, "best_estimator_") else svm)[-1]).__name__
+    if estimator not in SPEC_KIND_OF_ESTIMATOR:
+        raise CadcamInputError(
+            f"bundle: classifier {name!r} ({estimator}) cannot be saved; bundles hold "
+            f"{', '.join(SPEC_KIND_OF_ESTIMATOR)} (after one StandardScaler); explain it in memory with explain()"
+        )
+    return estimator
+
+
+def _classifier_record(name: str, svm: object) -> tuple[ClassifierSection, dict[str, Tensor]]:
+    """A fitted classifier's section of the document and its tensors."""
+    head = parse_svm(svm, torch.zeros((), dtype=torch.float64))
+    if not isinstance(head, SVMHead) or head.steps:
+        raise CadcamInputError(
+            f"bundle: classifier {name!r} cannot be saved (CalibratedClassifierCV, or scalers other than one "
+            "StandardScaler in front); explain it in memory with explain()"
+        )
+    tensors = {f"svm.{name}.orientation": head.orientation.contiguous()}
+    for i, block in enumerate(head.blocks):
+        for part in ("support_vectors", "dual_coef", "intercept"):
+            tensors[f"svm.{name}.block{i}.{part}"] = getattr(block, part).contiguous()
+    for part in ("scaler_mean", "scaler_scale"):
+        if getattr(head, part) is not None:
+            tensors[f"svm.{name}.{part}"] = getattr(head, part).contiguous()
+    section = ClassifierSection(
+        estimator=_estimator_name(name, svm),
+        scheme=head.scheme,
+        classes=tuple(np.asarray(head.classes).tolist()),
+        n_features=head.n_features,
+        blocks=tuple(DecisionBlockSection(block.kernel.name, dict(block.params)) for block in head.blocks),
+        zero_is_positive=head.zero_is_positive,
+        break_ties=head.break_ties,
+        scaler=head.scaler_mean is not None or head.scaler_scale is not None,
+    )
+    return section, tensors
+
+
+def _backbone_section(backbone: Backbone, config: dict) -> BackboneSection:
+    return BackboneSection(
+        name=backbone.name,
+        feature_layer=config["feature_layer"],
+        input_size=backbone.input_size,
+        feature_shape=(backbone.channels, backbone.feature_size, backbone.feature_size),
+        trainable=backbone.trainable,
+        weights_source=backbone.weights_source,
+        weights_sha256=backbone.weights_sha256,
+    )
+
+
 def save_bundle(
     directory: Path,
     model: CNN,
@@ -141,73 +213,20 @@ def save_bundle(
     ``architecture``: the spec the model was built from; its TOML text is embedded (data, not code).
     """
     directory = Path(directory)
-    like = torch.zeros((), dtype=torch.float64)
-    tensors: dict[str, Tensor] = {}
-    for k, v in model.head.state_dict().items():
-        tensors[f"head.{k}"] = v.detach().cpu().contiguous()
-    if backbone.trainable:
-        for k, v in model.backbone.state_dict().items():
-            tensors[f"backbone.{k}"] = v.detach().cpu().contiguous()
-    layer = pca_layer_from_sklearn(pca, None, like)  # scalers in front are folded in (block/pca/scaler_fold)
-    if not isinstance(layer, PCALayer):
-        raise CadcamInputError(
-            "bundle: only linear transforms (PCA, IncrementalPCA, TruncatedSVD, after affine scalers) can be "
-            "saved; a KernelPCA or a Normalizer is explained in memory with explain()"
-        )
-    tensors["pca.components"] = layer.components.contiguous()
-    tensors["pca.mean"] = layer.mean.contiguous()
-    if layer.explained_variance is not None:
-        tensors["pca.explained_variance"] = layer.explained_variance.contiguous()
-    projection = _steps(pca)[-1]
+    layer, pca_tensors = _pca_tensors(pca)
+    tensors = _model_tensors(model, backbone) | pca_tensors
     classifiers: dict[str, ClassifierSection] = {}
     for name, svm in svms.items():
-        head = parse_svm(svm, like)
-        if not isinstance(head, SVMHead) or head.steps:
-            raise CadcamInputError(
-                f"bundle: classifier {name!r} cannot be saved (CalibratedClassifierCV, or scalers other than one "
-                "StandardScaler in front); explain it in memory with explain()"
-            )
-        blocks = []
-        for i, block in enumerate(head.blocks):
-            for part in ("support_vectors", "dual_coef", "intercept"):
-                tensors[f"svm.{name}.block{i}.{part}"] = getattr(block, part).contiguous()
-            blocks.append(DecisionBlockSection(block.kernel.name, dict(block.params)))
-        tensors[f"svm.{name}.orientation"] = head.orientation.contiguous()
-        if head.scaler_mean is not None:
-            tensors[f"svm.{name}.scaler_mean"] = head.scaler_mean.contiguous()
-        if head.scaler_scale is not None:
-            tensors[f"svm.{name}.scaler_scale"] = head.scaler_scale.contiguous()
-        estimator = type(_steps(svm.best_estimator_ if hasattr(svm, "best_estimator_") else svm)[-1]).__name__
-        if estimator not in SPEC_KIND_OF_ESTIMATOR:
-            raise CadcamInputError(
-                f"bundle: classifier {name!r} ({estimator}) cannot be saved; bundles hold "
-                f"{', '.join(SPEC_KIND_OF_ESTIMATOR)} (after one StandardScaler); explain it in memory with explain()"
-            )
-        classifiers[name] = ClassifierSection(
-            estimator=estimator,
-            scheme=head.scheme,
-            classes=tuple(np.asarray(head.classes).tolist()),
-            n_features=head.n_features,
-            blocks=tuple(blocks),
-            zero_is_positive=head.zero_is_positive,
-            break_ties=head.break_ties,
-            scaler=head.scaler_mean is not None or head.scaler_scale is not None,
-        )
+        classifiers[name], svm_tensors = _classifier_record(name, svm)
+        tensors |= svm_tensors
+    projection = _steps(pca)[-1]
     with atomic_directory(directory) as tmp:
         save_file(tensors, str(tmp / TENSORS))
         document = BundleDocument(
             cadcam_version=__version__,
             catalogue_sha256=CATALOGUE_SHA256,
             config=config,
-            backbone=BackboneSection(
-                name=backbone.name,
-                feature_layer=config["feature_layer"],
-                input_size=backbone.input_size,
-                feature_shape=(backbone.channels, backbone.feature_size, backbone.feature_size),
-                trainable=backbone.trainable,
-                weights_source=backbone.weights_source,
-                weights_sha256=backbone.weights_sha256,
-            ),
+            backbone=_backbone_section(backbone, config),
             head=HeadSection(
                 widths=tuple(config["widths"]),
                 activation=config["activation"],

@@ -19,6 +19,7 @@ from cadcam_numeric.engine.maps import normalise, upsample
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.pipeline.backbones import CNN, build_backbone
 from cadcam_numeric.pipeline.bundle import Bundle, load_bundle, save_bundle
+from cadcam_numeric.pipeline.chance import chance_warning
 from cadcam_numeric.pipeline.data import from_model_input, load_data, to_model_input
 from cadcam_numeric.pipeline.figures import (
     fig5_validation_accuracy,
@@ -174,76 +175,34 @@ def _write_test_images(images: torch.Tensor, chosen: list[int], data, folder: Pa
     return folder
 
 
-def run_pipeline(
-    config: PipelineConfig, out_dir: Path, log=print, architecture: LoadedArchitecture | None = None
-) -> dict[str, object]:
-    """Run the whole pipeline into ``out_dir``; return a summary (also written as summary.json).
-
-    ``architecture``: a loaded spec (``--spec``); its head, PCA and SVM are used (``config`` should
-    carry :func:`~cadcam_numeric.spec.architecture.pipeline_overrides`), the spec's SVM is
-    fitted as ``"spec"`` beside the paper's four, and the bundle embeds the spec.
-    """
-    out_dir = Path(out_dir)
-    for folder in ("bundle", "test_images"):  # refuse before training, not after
-        check_replaceable(out_dir / folder, "out")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    device = select_device(config.device)
-    torch.manual_seed(config.seed)
-    data = load_data(config.data, config.seed, config.image_size, config.download)
-    backbone = build_backbone(
-        config.backbone, config.feature_layer, config.weights, config.random_weights, config.input_size, config.seed
-    )
-    log(
-        f"data {config.data}: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test, "
-        f"{len(data.class_names)} classes; backbone {backbone.name} ({backbone.weights_source}), "
-        f"features {backbone.channels}x{backbone.feature_size}x{backbone.feature_size}, device {device}"
-    )
-    if architecture is not None and architecture.spec.classes != len(data.class_names):
+def _check_settings(config: PipelineConfig, n_classes: int, architecture: LoadedArchitecture | None) -> None:
+    if architecture is not None and architecture.spec.classes != n_classes:
         raise CadcamInputError(
-            f"head.classes: the spec has {architecture.spec.classes} classes but {config.data} has "
-            f"{len(data.class_names)}"
+            f"head.classes: the spec has {architecture.spec.classes} classes but {config.data} has {n_classes}"
         )
     if not 0 <= config.pca_after <= len(config.widths):
         raise CadcamInputError(
             f"pca_after: expected 0 (the pooled features) to {len(config.widths)} (the dense layers), "
             f"got {config.pca_after}"
         )
-    torch.manual_seed(config.seed)
-    head = make_head(
-        backbone,
-        len(data.class_names),
-        config.widths,
-        config.activation,
-        architecture.activation_modules() if architecture is not None else None,
-        config.channels_last,
-    )
-    model = CNN(backbone.features, head)
-    lr = config.lr if config.lr is not None else (0.02 if backbone.trainable else 1e-3)
-    momentum = config.momentum if config.momentum is not None else (0.9 if backbone.trainable else 0.0)
-    timings["load"] = time.perf_counter() - t0
-    cached: dict[str, torch.Tensor] = {}
-    if not backbone.trainable:  # frozen backbone: one pass over each split, reused everywhere
-        t = time.perf_counter()
-        model.to(device)
-        for split in ("train", "val", "test"):
-            cached[split] = extract_features(
-                model.backbone, getattr(data, split), backbone.input_size, device, f"{split} features"
-            )
-        timings["features"] = time.perf_counter() - t
-        log(f"backbone features computed once per split in {timings['features']:.0f} s")
+
+
+def _cached_features(model: CNN, backbone, data, device: torch.device, log) -> dict[str, torch.Tensor]:
+    """A frozen backbone's features, one pass over each split, reused everywhere (none when it trains)."""
+    if backbone.trainable:
+        return {}
     t = time.perf_counter()
-    history = train_model(
-        model, backbone, data, config.epochs, device, lr, momentum, config.batch_size, config.seed, cached
-    )
-    timings["train"] = time.perf_counter() - t
-    log(
-        f"trained {config.epochs} epochs in {timings['train']:.0f} s; best validation accuracy "
-        f"{max(history.val_accuracy):.3f} at epoch {history.best_epoch}"
-    )
-    t = time.perf_counter()
-    size = backbone.input_size
+    model.to(device)
+    cached = {
+        split: extract_features(model.backbone, getattr(data, split), backbone.input_size, device, f"{split} features")
+        for split in ("train", "val", "test")
+    }
+    log(f"backbone features computed once per split in {time.perf_counter() - t:.0f} s")
+    return cached
+
+
+def _fit_estimators(config: PipelineConfig, model: CNN, data, size: int, device, cached, architecture):
+    """q_l on train and test, PCA and the classifiers fitted on train, and Table 3."""
     train_out = layer_outputs(model, data.train, size, config.pca_after, device, cached.get("train"))
     test_out = layer_outputs(model, data.test, size, config.pca_after, device, cached.get("test"))
     extra = {"spec": architecture.svm_estimator()} if architecture is not None else None
@@ -259,45 +218,30 @@ def run_pipeline(
         tuple(config.classifiers),
         config.pca_kind,
     )
-    rows = table3(pca, svms, train_out, test_out)
-    timings["fit"] = time.perf_counter() - t
-    settings = {
-        **{k: v for k, v in asdict(config).items() if k != "extra"},
-        "lr": lr,
-        "momentum": momentum,
-        "widths": list(config.widths),
-        "classifiers": list(config.classifiers),
+    return pca, svms, train_out, test_out, table3(pca, svms, train_out, test_out)
+
+
+def _figures(out_dir: Path, history, pca, config: PipelineConfig, train_out, test_out, class_names) -> dict:
+    """Table 3 aside, the pipeline's figures: Fig. 5 (validation accuracy), 6 (contribution ratios), 7."""
+    projection = pca.steps[-1][1] if hasattr(pca, "steps") else pca
+    return {
+        "fig5": fig5_validation_accuracy(
+            history.val_accuracy, history.best_epoch, out_dir / "fig5_validation_accuracy.png"
+        ),
+        "fig6": fig6_contribution_ratios(
+            projection.explained_variance_ratio_,
+            config.pca_after,
+            train_out.q.shape[1],
+            out_dir / "fig6_contribution_ratios.png",
+        ),
+        "fig7": fig7_pca_scatter(
+            pca.transform(test_out.q), test_out.labels, class_names, out_dir / "fig7_pca_scatter.png"
+        ),
     }
-    bundle_dir = save_bundle(
-        out_dir / "bundle",
-        model,
-        backbone,
-        settings,
-        pca,
-        config.pca_after,
-        svms,
-        config.default_svm,
-        data.class_names,
-        architecture,
-    )
-    files = {"bundle": bundle_dir}
-    files["table3_csv"] = atomic_write_text(out_dir / "table3.csv", rows_to_csv(rows))
-    files["table3_md"] = atomic_write_text(out_dir / "table3.md", rows_to_markdown(rows))
-    files["fig5"] = fig5_validation_accuracy(
-        history.val_accuracy, history.best_epoch, out_dir / "fig5_validation_accuracy.png"
-    )
-    files["fig6"] = fig6_contribution_ratios(
-        (pca.steps[-1][1] if hasattr(pca, "steps") else pca).explained_variance_ratio_,
-        config.pca_after,
-        train_out.q.shape[1],
-        out_dir / "fig6_contribution_ratios.png",
-    )
-    files["fig7"] = fig7_pca_scatter(
-        pca.transform(test_out.q), test_out.labels, data.class_names, out_dir / "fig7_pca_scatter.png"
-    )
-    t = time.perf_counter()
-    # explain from the saved bundle (a spec's generated module is re-checked on load)
-    bundle = load_bundle(bundle_dir, weights=config.weights, device=device, architecture=architecture)
+
+
+def _example_maps(bundle: Bundle, data, test_out, config: PipelineConfig, out_dir: Path) -> dict[str, Path]:
+    """Fig. 8: one test image of every class (``n_images`` at most), its maps, and the images as PNG."""
     chosen = []
     for c in range(len(data.class_names)):
         hits = np.flatnonzero(test_out.labels == c)
@@ -305,18 +249,98 @@ def run_pipeline(
             chosen.append(int(hits[0]))
         if config.n_images is not None and len(chosen) == config.n_images:
             break
-    files["test_images"] = _write_test_images(data.test.images[chosen], chosen, data, out_dir / "test_images")
-    images = to_model_input(data.test.images[chosen], size)
+    files = {"test_images": _write_test_images(data.test.images[chosen], chosen, data, out_dir / "test_images")}
+    images = to_model_input(data.test.images[chosen], bundle.backbone.input_size)
     titles = [f"test #{i}: true {data.class_names[int(data.test.labels[i])]}" for i in chosen]
     maps = explain_images(bundle, images, out_dir, titles, labels=data.test.labels[chosen].numpy())
     files["fig8"], files["maps"] = maps["grid"], maps["maps"]
-    for k, part in enumerate(maps["parts"], start=1):
-        files[f"fig8_part{k}"] = part
+    files |= {f"fig8_part{k}": part for k, part in enumerate(maps["parts"], start=1)}
+    return files
+
+
+def _trained_model(config: PipelineConfig, backbone, data, device, architecture, log):
+    """The CNN with its head, trained (the best-validation epoch kept), its history and settings."""
+    torch.manual_seed(config.seed)
+    head = make_head(
+        backbone,
+        len(data.class_names),
+        config.widths,
+        config.activation,
+        architecture.activation_modules() if architecture is not None else None,
+        config.channels_last,
+    )
+    model = CNN(backbone.features, head)
+    lr = config.lr if config.lr is not None else (0.02 if backbone.trainable else 1e-3)
+    momentum = config.momentum if config.momentum is not None else (0.9 if backbone.trainable else 0.0)
+    cached = _cached_features(model, backbone, data, device, log)
+    t = time.perf_counter()
+    history = train_model(
+        model, backbone, data, config.epochs, device, lr, momentum, config.batch_size, config.seed, cached
+    )
+    log(
+        f"trained {config.epochs} epochs in {time.perf_counter() - t:.0f} s ({torch.get_num_threads()} CPU "
+        f"threads); best validation accuracy {max(history.val_accuracy):.3f} at epoch {history.best_epoch}"
+    )
+    return model, history, cached, {"lr": lr, "momentum": momentum}
+
+
+def run_pipeline(
+    config: PipelineConfig, out_dir: Path, log=print, architecture: LoadedArchitecture | None = None
+) -> dict[str, object]:
+    """Run the whole pipeline into ``out_dir``; return a summary (also written as summary.json).
+
+    ``architecture``: a loaded spec (``--spec``); its head, PCA and SVM are used (``config`` should
+    carry :func:`~cadcam_numeric.spec.architecture.pipeline_overrides`), the spec's SVM is
+    fitted as ``"spec"`` beside the paper's four, and the bundle embeds the spec.
+    """
+    out_dir = Path(out_dir)
+    for folder in ("bundle", "test_images"):  # refuse before training, not after
+        check_replaceable(out_dir / folder, "out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    device = select_device(config.device)
+    torch.manual_seed(config.seed)
+    data = load_data(config.data, config.seed, config.image_size, config.download)
+    backbone = build_backbone(
+        config.backbone, config.feature_layer, config.weights, config.random_weights, config.input_size, config.seed
+    )
+    log(
+        f"data {config.data}: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test, "
+        f"{len(data.class_names)} classes; backbone {backbone.name} ({backbone.weights_source}), "
+        f"features {backbone.channels}x{backbone.feature_size}x{backbone.feature_size}, device {device}"
+    )
+    _check_settings(config, len(data.class_names), architecture)
+    model, history, cached, optimiser = _trained_model(config, backbone, data, device, architecture, log)
+    timings = {"train": time.perf_counter() - t0}
+    size = backbone.input_size
+    pca, svms, train_out, test_out, rows = _fit_estimators(config, model, data, size, device, cached, architecture)
+    warning = chance_warning("the CNN's test macro-F1", rows[0]["test_macro_f1"], len(data.class_names))
+    if warning:
+        log(warning)
+    settings = {
+        **{k: v for k, v in asdict(config).items() if k != "extra"},
+        **optimiser,
+        "widths": list(config.widths),
+        "classifiers": list(config.classifiers),
+    }
+    bundle_dir = save_bundle(
+        out_dir / "bundle", model, backbone, settings, pca, config.pca_after, svms, config.default_svm,
+        data.class_names, architecture,
+    )  # fmt: skip
+    files = {"bundle": bundle_dir}
+    files["table3_csv"] = atomic_write_text(out_dir / "table3.csv", rows_to_csv(rows))
+    files["table3_md"] = atomic_write_text(out_dir / "table3.md", rows_to_markdown(rows))
+    files |= _figures(out_dir, history, pca, config, train_out, test_out, data.class_names)
+    t = time.perf_counter()
+    # explain from the saved bundle (a spec's generated module is re-checked on load)
+    bundle = load_bundle(bundle_dir, weights=config.weights, device=device, architecture=architecture)
+    files |= _example_maps(bundle, data, test_out, config, out_dir)
     timings["explain"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     summary = {
         "config": settings,
         "table3": rows,
+        "warnings": [warning] if warning else [],
         "history": history.to_json(),
         "timings_s": timings,
         "device": str(device),
