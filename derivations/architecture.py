@@ -351,17 +351,7 @@ def _custom_kernels(doc: dict, builtin: set[str]) -> dict[str, CustomKernelSpec]
     return out
 
 
-def parse_architecture(doc: dict, catalogue: SpecCatalogue | None = None) -> ArchitectureSpec:
-    """Validate a parsed TOML document (see the module docstring) against ``catalogue``'s names."""
-    if not isinstance(doc, dict):
-        raise SpecError("spec: expected a TOML document")
-    _unknown(doc, {"name", "backbone", "head", "pca", "svm", "activations", "kernels", "training"}, "spec")
-    catalogue = catalogue or symbolic_catalogue()
-    builtin_acts = dict(catalogue.activations)
-    builtin_kernels = dict(catalogue.kernels)
-    custom_acts = _custom_activations(doc, set(builtin_acts))
-    custom_kernels = _custom_kernels(doc, set(builtin_kernels))
-
+def _parse_backbone(doc: dict) -> tuple[dict, str, str, int]:
     bb = _table(doc, "backbone", "")
     _unknown(bb, {"name", "feature_layer", "input_size", "weights"}, "backbone")
     backbone = _choice(bb, "name", "backbone", BACKBONES)
@@ -369,35 +359,39 @@ def parse_architecture(doc: dict, catalogue: SpecCatalogue | None = None) -> Arc
     input_size = _integer(bb, "input_size", "backbone", 8, 1024, 32 if backbone == "small_vgg" else 200)
     if backbone == "small_vgg" and input_size % 4:
         raise SpecError(f"backbone.input_size: the small backbone needs a multiple of 4, got {input_size}")
+    return bb, backbone, feature_layer, input_size
 
-    head = _table(doc, "head", "")
-    _unknown(head, {"flatten", "classes", "dense"}, "head")
-    flatten = _choice(head, "flatten", "head", FLATTEN_ORDERS, "channel_major")
-    classes = _integer(head, "classes", "head", 2, 100000)
+
+def _known_parameters(given: dict, builtin: dict, custom: dict, name: str, where: str, what: str) -> None:
+    """Refuse parameters that the (built-in or custom) activation or kernel ``name`` does not take."""
+    known = set(builtin[name]) if name in builtin else set(custom[name].parameters)
+    if set(given) - known:
+        raise SpecError(
+            f"{where}: {sorted(set(given) - known)} are not parameters of {what}{name} "
+            f"(it takes {sorted(known) or 'none'})"
+        )
+
+
+def _parse_dense(head: dict, builtin_acts: dict, custom_acts: dict) -> tuple[DenseSpec, ...]:
     layers = head.get("dense")
     if not isinstance(layers, list) or not layers:
         raise SpecError("head.dense: expected a non-empty array of { width = ..., activation = ... }")
     dense = []
+    allowed = tuple(sorted(builtin_acts)) + tuple(sorted(custom_acts))
     for i, layer in enumerate(layers):
         where = f"head.dense[{i}]"
         if not isinstance(layer, dict):
             raise SpecError(f"{where}: expected a table {{ width = ..., activation = ... }}")
         _unknown(layer, {"width", "activation", "parameters"}, where)
         width = _integer(layer, "width", where, 1, 65536)
-        allowed = tuple(sorted(builtin_acts)) + tuple(sorted(custom_acts))
         activation = _choice(layer, "activation", where, allowed, "relu")
         params = _parameters(layer, where)
-        if activation in builtin_acts:
-            known = set(builtin_acts[activation])
-        else:
-            known = set(custom_acts[activation].parameters)
-        if set(params) - known:
-            raise SpecError(
-                f"{where}.parameters: {sorted(set(params) - known)} are not parameters of {activation} "
-                f"(it takes {sorted(known) or 'none'})"
-            )
+        _known_parameters(params, builtin_acts, custom_acts, activation, f"{where}.parameters", "")
         dense.append(DenseSpec(width, activation, params))
+    return tuple(dense)
 
+
+def _parse_pca(doc: dict, dense: tuple[DenseSpec, ...]) -> tuple[dict, int, int, bool, str]:
     pca = _table(doc, "pca", "")
     _unknown(pca, {"after", "components", "whiten", "kind", "scaler"}, "pca")
     after = _integer(pca, "after", "pca", 0, len(dense))
@@ -406,7 +400,10 @@ def parse_architecture(doc: dict, catalogue: SpecCatalogue | None = None) -> Arc
     pca_kind = _choice(pca, "kind", "pca", PCA_KINDS, "pca")
     if pca_kind == "truncated_svd" and whiten:
         raise SpecError("pca.whiten: truncated_svd has no whitening; use kind = 'pca' or whiten = false")
+    return pca, after, components, whiten, pca_kind
 
+
+def _parse_svm(doc: dict, builtin_kernels: dict, custom_kernels: dict) -> tuple[dict, str, str, dict]:
     svm = _table(doc, "svm", "")
     _unknown(svm, {"kind", "kernel", "C", "scaler", "parameters"}, "svm")
     svm_kind = _choice(svm, "kind", "svm", SVM_KINDS, "svc")
@@ -414,25 +411,17 @@ def parse_architecture(doc: dict, catalogue: SpecCatalogue | None = None) -> Arc
     kernel = _choice(svm, "kernel", "svm", kernel_names, "rbf")
     if svm_kind in LINEAR_SVM_KINDS and kernel != "linear":
         raise SpecError(f"svm.kernel: {svm_kind} is linear; got kernel {kernel!r} (use kind = 'svc')")
-    kernel_params = _parameters(svm, "svm")
-    if kernel in builtin_kernels:
-        known = set(builtin_kernels[kernel])
-    else:
-        known = set(custom_kernels[kernel].parameters)
-    if set(kernel_params) - known:
-        raise SpecError(
-            f"svm.parameters: {sorted(set(kernel_params) - known)} are not parameters of kernel {kernel} "
-            f"(it takes {sorted(known) or 'none'})"
-        )
-    if (
-        kernel == "poly"
-        and "degree" in kernel_params
-        and (kernel_params["degree"] != int(kernel_params["degree"]) or not 1 <= kernel_params["degree"] <= 100)
-    ):
-        raise SpecError(f"svm.parameters.degree: expected an integer in 1..100, got {kernel_params['degree']}")
-    if kernel in builtin_kernels and kernel_params.get("gamma", 1.0) <= 0:
-        raise SpecError(f"svm.parameters.gamma: expected a positive number, got {kernel_params['gamma']}")
+    params = _parameters(svm, "svm")
+    _known_parameters(params, builtin_kernels, custom_kernels, kernel, "svm.parameters", "kernel ")
+    degree = params.get("degree")
+    if kernel == "poly" and degree is not None and (degree != int(degree) or not 1 <= degree <= 100):
+        raise SpecError(f"svm.parameters.degree: expected an integer in 1..100, got {degree}")
+    if kernel in builtin_kernels and params.get("gamma", 1.0) <= 0:
+        raise SpecError(f"svm.parameters.gamma: expected a positive number, got {params['gamma']}")
+    return svm, svm_kind, kernel, params
 
+
+def _parse_training(doc: dict) -> dict:
     training = _table(doc, "training", "", required=False)
     _unknown(training, {"data", "epochs", "seed", "lr", "momentum"}, "training")
     if "epochs" in training:
@@ -444,7 +433,27 @@ def parse_architecture(doc: dict, catalogue: SpecCatalogue | None = None) -> Arc
             _number(training, key, "training", 0.0, positive=key == "lr")
     if "data" in training:
         _string(training, "data", "training", limit=500)
+    return dict(training)
 
+
+def parse_architecture(doc: dict, catalogue: SpecCatalogue | None = None) -> ArchitectureSpec:
+    """Validate a parsed TOML document (see the module docstring) against ``catalogue``'s names."""
+    if not isinstance(doc, dict):
+        raise SpecError("spec: expected a TOML document")
+    _unknown(doc, {"name", "backbone", "head", "pca", "svm", "activations", "kernels", "training"}, "spec")
+    catalogue = catalogue or symbolic_catalogue()
+    builtin_acts, builtin_kernels = dict(catalogue.activations), dict(catalogue.kernels)
+    custom_acts = _custom_activations(doc, set(builtin_acts))
+    custom_kernels = _custom_kernels(doc, set(builtin_kernels))
+    bb, backbone, feature_layer, input_size = _parse_backbone(doc)
+    head = _table(doc, "head", "")
+    _unknown(head, {"flatten", "classes", "dense"}, "head")
+    flatten = _choice(head, "flatten", "head", FLATTEN_ORDERS, "channel_major")
+    classes = _integer(head, "classes", "head", 2, 100000)
+    dense = _parse_dense(head, builtin_acts, custom_acts)
+    pca, after, components, whiten, pca_kind = _parse_pca(doc, dense)
+    svm, svm_kind, kernel, kernel_params = _parse_svm(doc, builtin_kernels, custom_kernels)
+    training = _parse_training(doc)
     return ArchitectureSpec(
         name=_string(doc, "name", "spec", "unnamed architecture", 200),
         backbone=backbone,
@@ -453,7 +462,7 @@ def parse_architecture(doc: dict, catalogue: SpecCatalogue | None = None) -> Arc
         weights=_string(bb, "weights", "backbone", "", 1000),
         flatten=flatten,
         classes=classes,
-        dense=tuple(dense),
+        dense=dense,
         pca_after=after,
         n_components=components,
         whiten=whiten,
@@ -464,7 +473,7 @@ def parse_architecture(doc: dict, catalogue: SpecCatalogue | None = None) -> Arc
         kernel_parameters=kernel_params,
         activations=custom_acts,
         kernels=custom_kernels,
-        training=dict(training),
+        training=training,
         pca_kind=pca_kind,
         pca_scaler=_boolean(pca, "scaler", "pca", False),
     )

@@ -268,16 +268,8 @@ def _latex(expr: sp.Expr) -> str:
     return sp.latex(expr, symbol_names=names)
 
 
-def _layer_steps(spec: ArchitectureSpec, catalogue: CustomCatalogue) -> list[Step]:
-    steps = []
-    layout = "channels-last (Keras)" if spec.channels_last else "channel-major (PyTorch)"
-    steps.append(
-        Step(
-            "Flatten",
-            r"\mathbf x=\operatorname{vec}(F)\in\mathbb R^{T M N'}",
-            f"x = flatten(F), {layout} order (Eq. 21)",
-        )
-    )
+def _dense_steps(spec: ArchitectureSpec, catalogue: CustomCatalogue) -> list[Step]:
+    steps: list[Step] = []
     for index, layer in enumerate(spec.dense, start=1):
         act = _activation(spec, catalogue, layer.activation)
         params = ", ".join(f"{k} = {v:g}" for k, v in layer.parameters.items())
@@ -293,6 +285,11 @@ def _layer_steps(spec: ArchitectureSpec, catalogue: CustomCatalogue) -> list[Ste
                 f"f'(z) = {sp.sstr(act.derivative)} (Eq. 16-20)",
             )
         )
+    return steps
+
+
+def _output_steps(spec: ArchitectureSpec) -> list[Step]:
+    steps: list[Step] = []
     last = len(spec.dense) + 1
     steps.append(
         Step(
@@ -311,6 +308,11 @@ def _layer_steps(spec: ArchitectureSpec, catalogue: CustomCatalogue) -> list[Ste
             f"dy/dx = W_{last} " + " ".join(f"diag(f_{i}') W_{i}" for i in range(len(spec.dense), 0, -1)),
         )
     )
+    return steps
+
+
+def _pca_steps(spec: ArchitectureSpec) -> list[Step]:
+    steps: list[Step] = []
     a = spec.pca_after
     pca_chain = r"\,".join(rf"\operatorname{{diag}}(f_{i}'(\boldsymbol\delta_{i}))W_{i}" for i in range(a, 0, -1))
     vt = r"\operatorname{diag}(\boldsymbol\lambda)^{-1/2}V^\top" if spec.whiten else r"V^\top"
@@ -326,6 +328,11 @@ def _layer_steps(spec: ArchitectureSpec, catalogue: CustomCatalogue) -> list[Ste
             + " (Eq. 5, 13, 23)",
         )
     )
+    return steps
+
+
+def _svm_steps(spec: ArchitectureSpec, catalogue: CustomCatalogue) -> list[Step]:
+    steps: list[Step] = []
     kernel = _kernel(spec, catalogue)
     kprime = _latex(kernel.profile_derivative)
     grad = (
@@ -349,6 +356,11 @@ def _layer_steps(spec: ArchitectureSpec, catalogue: CustomCatalogue) -> list[Ste
             f"k'(u) = {sp.sstr(kernel.profile_derivative)} (Eq. 6, 15, 24)",
         )
     )
+    return steps
+
+
+def _map_steps() -> list[Step]:
+    steps: list[Step] = []
     steps.append(
         Step(
             "Channel weights and maps (Eq. 9, 10, 14)",
@@ -357,6 +369,21 @@ def _layer_steps(spec: ArchitectureSpec, catalogue: CustomCatalogue) -> list[Ste
             "w^t = sum_i d(.)/dx_i^t; L = ReLU(sum_t w^t F^t); P_b^+/- = ReLU(+/- sum_t w_b^t F^t)",
         )
     )
+    return steps
+
+
+def _layer_steps(spec: ArchitectureSpec, catalogue: CustomCatalogue) -> list[Step]:
+    steps: list[Step] = []
+    layout = "channels-last (Keras)" if spec.channels_last else "channel-major (PyTorch)"
+    steps.append(
+        Step(
+            "Flatten",
+            r"\mathbf x=\operatorname{vec}(F)\in\mathbb R^{T M N'}",
+            f"x = flatten(F), {layout} order (Eq. 21)",
+        )
+    )
+    steps += _dense_steps(spec, catalogue) + _output_steps(spec) + _pca_steps(spec)
+    steps += _svm_steps(spec, catalogue) + _map_steps()
     return steps
 
 

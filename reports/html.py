@@ -223,13 +223,32 @@ def _table(conv: _Converter, spec: str, body: str) -> str:
     return "<table>" + "".join(rows) + "</table>"
 
 
-def tex_to_html(tex: str, katex: bool = False) -> HtmlReport:
-    """The HTML page of a report's ``.tex`` (module docstring). Figures are referenced by file name,
-    so the page reads them from its own folder; with ``katex`` the page loads ``katex/`` beside it
-    and typesets every formula with it (:func:`katex_files` writes that folder)."""
-    conv = _Converter()
-    title = re.search(r"\\title\{(.*?)\}\n", tex)
-    date = re.search(r"\\date\{(.*?)\}", tex)
+_TOKEN = re.compile(
+    r"\\(section|subsection|paragraph)(\*?)\{((?:[^{}]|\{[^{}]*\})*)\}"
+    r"|\\begin\{(itemize|enumerate|abstract|proof|theorem|erratum|extension)\}(\[(?:[^\[\]]|\[[^\]]*\])*\])?"
+    r"|\\end\{(itemize|enumerate|abstract|proof|theorem|erratum|extension)\}"
+    r"|\\item\s*"
+    r"|\\begin\{(figure|sidewaysfigure)\}(?:\[[^\]]*\])?(.*?)\\end\{\7\}"
+    r"|\\begin\{(tabular|longtable)\}\{((?:[^{}]|\{[^{}]*\})*)\}(.*?)\\end\{\9\}"
+    r"|\\begin\{(gather\*|align\*?)\}(.*?)\\end\{\12\}|\\\[(.*?)\\\]",
+    re.S,
+)
+_THEOREM_NAMES = {"theorem": "Theorem", "erratum": "Erratum", "extension": "Extension"}
+_STYLE = """\
+body { max-width: 52em; margin: 2em auto; font-family: "Latin Modern Roman", Georgia, serif; line-height: 1.45;
+       padding: 0 1em; }
+h1 { text-align: center; font-weight: normal; } .date { text-align: center; }
+.display { margin: 0.6em 0; overflow-x: auto; } .display math { display: block; margin: 0.2em 0; }
+.abstract { margin: 1em 3em; font-size: 0.95em; } .theorem { margin: 1em 0; font-style: italic; }
+.theorem b { font-style: normal; } .proof { margin: 0.5em 0 1.5em; } .red { color: #c00; }
+figure { margin: 1.5em 0; text-align: center; } figure img { max-width: 100%; }
+figcaption { text-align: left; font-size: 0.95em; } table { border-collapse: collapse; margin: 1em auto; }
+td { padding: 0.15em 0.6em; border-bottom: 1px solid #ddd; vertical-align: top; }
+code { font-size: 0.92em; } .math-error { color: #c00; } .katex-failed { outline: 1px solid #c00; }"""
+
+
+def _document_body(tex: str) -> str:
+    """The text between begin/end document, without comments and the commands the page has no use for."""
     body = tex.split(r"\begin{document}", 1)[1].split(r"\end{document}", 1)[0]
     body = "\n".join(line for line in body.splitlines() if not line.lstrip().startswith("%"))
     for drop in (r"\maketitle", r"\tableofcontents", r"\appendix", r"\clearpage", r"\noindent", r"\centering"):
@@ -238,60 +257,68 @@ def tex_to_html(tex: str, katex: bool = False) -> HtmlReport:
     body = re.sub(r"\{\\(small|footnotesize|raggedright)\s*", "", body)
     body = re.sub(r"\\par(?![A-Za-z])\}?", "", body)  # \par and \par}, not \partial or \paragraph
     body = re.sub(r"^\}\s*$", "", body, flags=re.M)
-    body = re.sub(r"\\begin\{center\}\\small|\\begin\{center\}|\\end\{center\}", "", body)
+    return re.sub(r"\\begin\{center\}\\small|\\begin\{center\}|\\end\{center\}", "", body)
 
+
+def _environment_open(conv: _Converter, env: str, option: str) -> str:
+    if env in ("itemize", "enumerate"):
+        return "<ul>" if env == "itemize" else "<ol>"
+    if env == "abstract":
+        return '<div class="abstract"><h4>Abstract</h4>'
+    if env == "proof":
+        return f'<div class="proof"><i>{conv.text(option) if option else "Proof"}.</i> '
+    number = ""
+    if env == "theorem":
+        conv.theorem += 1
+        number = f" {conv.theorem}"
+    head = f"<b>{_THEOREM_NAMES[env]}{number}</b>" + (f" ({conv.text(option)})" if option else "")
+    return f'<div class="theorem">{head}. '
+
+
+def _figure(conv: _Converter, inner: str) -> str:
+    conv.figure += 1
+    image = re.search(r"\\includegraphics(?:\[[^\]]*\])?\{([^}]*)\}", inner)
+    caption = re.search(r"\\caption\{((?:[^{}]|\{(?:[^{}]|\{[^{}]*\})*\})*)\}", inner)
+    src = html.escape(image.group(1)) if image else ""
+    text = conv.text(caption.group(1)) if caption else ""
+    return (
+        f'<figure><img src="{src}" alt="figure {conv.figure}">'
+        f"<figcaption>Figure {conv.figure}: {text}</figcaption></figure>"
+    )
+
+
+def _token_html(conv: _Converter, m: re.Match) -> str:
+    """One structural token of the body (heading, environment, item, figure, table, display) as HTML."""
+    if m.group(1):
+        level = {"section": "h2", "subsection": "h3", "paragraph": "h4"}[m.group(1)]
+        return f"<{level}>{conv.text(m.group(3))}</{level}>"
+    if m.group(4):
+        return _environment_open(conv, m.group(4), (m.group(5) or "")[1:-1])
+    if m.group(6):
+        return {"itemize": "</ul>", "enumerate": "</ol>"}.get(m.group(6), "</div>")
+    if m.group(0).startswith(r"\item"):
+        return "<li>"
+    if m.group(7):
+        return _figure(conv, m.group(8))
+    if m.group(9):
+        return _table(conv, m.group(10), m.group(11))
+    return conv.display(m.group(13) if m.group(12) else m.group(14))
+
+
+def tex_to_html(tex: str, katex: bool = False) -> HtmlReport:
+    """The HTML page of a report's ``.tex`` (module docstring). Figures are referenced by file name,
+    so the page reads them from its own folder; with ``katex`` the page loads ``katex/`` beside it
+    and typesets every formula with it (:func:`katex_files` writes that folder)."""
+    conv = _Converter()
+    title = re.search(r"\\title\{(.*?)\}\n", tex)
+    date = re.search(r"\\date\{(.*?)\}", tex)
+    body = _document_body(tex)
     parts: list[str] = []
     pos = 0
-    token = re.compile(
-        r"\\(section|subsection|paragraph)(\*?)\{((?:[^{}]|\{[^{}]*\})*)\}"
-        r"|\\begin\{(itemize|enumerate|abstract|proof|theorem|erratum|extension)\}(\[(?:[^\[\]]|\[[^\]]*\])*\])?"
-        r"|\\end\{(itemize|enumerate|abstract|proof|theorem|erratum|extension)\}"
-        r"|\\item\s*"
-        r"|\\begin\{(figure|sidewaysfigure)\}(?:\[[^\]]*\])?(.*?)\\end\{\7\}"
-        r"|\\begin\{(tabular|longtable)\}\{((?:[^{}]|\{[^{}]*\})*)\}(.*?)\\end\{\9\}"
-        r"|\\begin\{(gather\*|align\*?)\}(.*?)\\end\{\12\}|\\\[(.*?)\\\]",
-        re.S,
-    )
-    names = {"theorem": "Theorem", "erratum": "Erratum", "extension": "Extension"}
-    for m in token.finditer(body):
+    for m in _TOKEN.finditer(body):
         parts.append(_paragraphs(conv, body[pos : m.start()]))
         pos = m.end()
-        if m.group(1):
-            level = {"section": "h2", "subsection": "h3", "paragraph": "h4"}[m.group(1)]
-            parts.append(f"<{level}>{conv.text(m.group(3))}</{level}>")
-        elif m.group(4):
-            env, option = m.group(4), (m.group(5) or "")[1:-1]
-            if env in ("itemize", "enumerate"):
-                parts.append("<ul>" if env == "itemize" else "<ol>")
-            elif env == "abstract":
-                parts.append('<div class="abstract"><h4>Abstract</h4>')
-            elif env == "proof":
-                parts.append(f'<div class="proof"><i>{conv.text(option) if option else "Proof"}.</i> ')
-            else:
-                number = ""
-                if env == "theorem":
-                    conv.theorem += 1
-                    number = f" {conv.theorem}"
-                head = f"<b>{names[env]}{number}</b>" + (f" ({conv.text(option)})" if option else "")
-                parts.append(f'<div class="theorem">{head}. ')
-        elif m.group(6):
-            parts.append({"itemize": "</ul>", "enumerate": "</ol>"}.get(m.group(6), "</div>"))
-        elif m.group(0).startswith(r"\item"):
-            parts.append("<li>")
-        elif m.group(7):
-            conv.figure += 1
-            image = re.search(r"\\includegraphics(?:\[[^\]]*\])?\{([^}]*)\}", m.group(8))
-            caption = re.search(r"\\caption\{((?:[^{}]|\{(?:[^{}]|\{[^{}]*\})*\})*)\}", m.group(8))
-            src = html.escape(image.group(1)) if image else ""
-            text = conv.text(caption.group(1)) if caption else ""
-            parts.append(
-                f'<figure><img src="{src}" alt="figure {conv.figure}">'
-                f"<figcaption>Figure {conv.figure}: {text}</figcaption></figure>"
-            )
-        elif m.group(9):
-            parts.append(_table(conv, m.group(10), m.group(11)))
-        else:
-            parts.append(conv.display(m.group(13) if m.group(12) else m.group(14)))
+        parts.append(_token_html(conv, m))
     parts.append(_paragraphs(conv, body[pos:]))
     head_title = conv.text(re.sub(r"\\\\\[[^\]]*\]\\large", " — ", title.group(1))) if title else "cadcam report"
     katex_head = '\n<link rel="stylesheet" href="katex/katex.min.css">' if katex else ""
@@ -300,16 +327,7 @@ def tex_to_html(tex: str, katex: bool = False) -> HtmlReport:
 <html lang="en"><head><meta charset="utf-8">
 <title>{re.sub("<[^>]+>", "", head_title)}</title>
 <style>
-body {{ max-width: 52em; margin: 2em auto; font-family: "Latin Modern Roman", Georgia, serif; line-height: 1.45;
-       padding: 0 1em; }}
-h1 {{ text-align: center; font-weight: normal; }} .date {{ text-align: center; }}
-.display {{ margin: 0.6em 0; overflow-x: auto; }} .display math {{ display: block; margin: 0.2em 0; }}
-.abstract {{ margin: 1em 3em; font-size: 0.95em; }} .theorem {{ margin: 1em 0; font-style: italic; }}
-.theorem b {{ font-style: normal; }} .proof {{ margin: 0.5em 0 1.5em; }} .red {{ color: #c00; }}
-figure {{ margin: 1.5em 0; text-align: center; }} figure img {{ max-width: 100%; }}
-figcaption {{ text-align: left; font-size: 0.95em; }} table {{ border-collapse: collapse; margin: 1em auto; }}
-td {{ padding: 0.15em 0.6em; border-bottom: 1px solid #ddd; vertical-align: top; }}
-code {{ font-size: 0.92em; }} .math-error {{ color: #c00; }} .katex-failed {{ outline: 1px solid #c00; }}
+{_STYLE}
 </style>{katex_head}</head><body data-math-status="mathml">
 <h1>{head_title}</h1>
 <p class="date">{conv.text(date.group(1)) if date else ""}</p>

@@ -59,6 +59,8 @@ def _print_summary(summary: dict) -> None:
     )
     if summary["asked"] != "all" and summary["images"] < summary["asked"]:
         print(f"note: {summary['asked']} images were asked for; the source held only {summary['images']}\n")
+    for warning in summary["warnings"]:
+        print(f"{warning}\n")
     for skipped in summary["skipped"]:
         print(f"skipped {skipped['id']}: {skipped['reason']}")
     print(Path(summary["files"]["md"]).read_text())

@@ -96,6 +96,8 @@ def run_pipeline_command(args: argparse.Namespace, data: str) -> None:
     width = max(len(row["model"]) for row in summary["table3"])
     for row in summary["table3"]:
         print(f"  {row['model']:{width}}  train {row['train_macro_f1']:.3f}  test {row['test_macro_f1']:.3f}")
+    for warning in summary["warnings"]:
+        print(f"\n{warning}")
     print(f"\nwritten under {Path(args.out).resolve()} in {summary['timings_s']['total']:.0f} s:")
     for name, path in summary["files"].items():
         print(f"  {name:12} {path}")

@@ -165,6 +165,124 @@ def _fold_batchnorm(weight: Tensor, bias: Tensor, bn: nn.BatchNorm1d) -> tuple[T
     return weight * scale[:, None], bias * scale + shift
 
 
+def _eval_dropout(module: nn.Dropout) -> None:
+    if module.training and module.p > 0:
+        raise CadcamInputError("head: Dropout is in training mode (random); call head.eval() first")
+
+
+def _prefix(modules: list[nn.Module], channels_last: bool) -> tuple[nn.Module | None, bool, int]:
+    """Optional pooling, optional :class:`ChannelsLast`, ``Flatten`` and eval-mode Dropout at the head's
+    start: (pooling, channels_last, the index of the first dense module)."""
+    pooling, index = None, 0
+    if index < len(modules) and isinstance(modules[index], POOLING_TYPES):
+        pooling, index = modules[index], index + 1
+    if index < len(modules) and isinstance(modules[index], ChannelsLast):
+        channels_last, index = True, index + 1
+    if index >= len(modules) or not isinstance(modules[index], nn.Flatten):
+        found = type(modules[index]).__name__ if index < len(modules) else "nothing"
+        raise CadcamInputError(
+            f"head: expected optional pooling (MaxPool2d, AdaptiveMaxPool2d, AvgPool2d, AdaptiveAvgPool2d) then "
+            f"Flatten first, found {found} at position {index} (0-based)"
+        )
+    if modules[index].start_dim != 1 or modules[index].end_dim != -1:
+        raise CadcamInputError("head: Flatten must flatten dims 1..-1 (the default)")
+    index += 1
+    while index < len(modules) and isinstance(modules[index], nn.Dropout):  # EfficientNet, MobileNet, AlexNet
+        _eval_dropout(modules[index])
+        index += 1
+    return pooling, channels_last, index
+
+
+def _softmax_output(candidate: nn.Module, index: int, last: int) -> str:
+    if index != last or candidate.dim not in (None, 1, -1):
+        raise CadcamInputError(
+            f"head: {type(candidate).__name__} at position {index} must be the head's last module "
+            "and act on the classes (dim=1 or -1)"
+        )
+    return "softmax" if isinstance(candidate, nn.Softmax) else "log_softmax"
+
+
+def _activation_of(
+    candidate: nn.Module, index: int, units: int, like: Tensor, custom: Mapping[str, ActivationCode] | None
+) -> tuple[ActivationCode, dict]:
+    """The catalogue activation a module computes, its parameters in ``like``'s dtype/device, checked."""
+    found = activation_from_module(candidate, custom)
+    if found is None:
+        raise CadcamInputError(
+            f"head: cannot differentiate {type(candidate).__name__} at position {index} (0-based). "
+            f"Supported between Linear layers: one of {', '.join(supported_activation_modules())}, "
+            "BatchNorm1d and Dropout in eval mode."
+        )
+    activation, params = found
+    params = {k: v.to(like) if isinstance(v, Tensor) else v for k, v in params.items()}
+    for name, value in params.items():  # PReLU: one learned slope, or one per unit of this layer
+        if isinstance(value, Tensor) and value.numel() not in (1, units):
+            raise CadcamInputError(
+                f"head: {type(candidate).__name__} at position {index} has {value.numel()} values of "
+                f"{name!r}, but its Linear has {units} units (expected 1 or {units})"
+            )
+    if not isinstance(candidate, ExpressionActivation) and any(activation is c for c in (custom or {}).values()):
+        _check_custom_module(candidate, activation, params, index)  # the user's own class: check it computes it
+    return activation, params
+
+
+def _after_linear(
+    modules: list[nn.Module], index: int, units: int, like: Tensor, custom: Mapping[str, ActivationCode] | None
+) -> tuple[ActivationCode, dict, str | None, int]:
+    """What follows a Linear up to the next one: at most one activation, eval Dropout, a final softmax."""
+    activation, params, output = ACTIVATIONS["identity"], {}, None
+    while index < len(modules) and not isinstance(modules[index], nn.Linear):
+        candidate = modules[index]
+        if isinstance(candidate, nn.Softmax | nn.LogSoftmax):
+            output = _softmax_output(candidate, index, len(modules) - 1)
+        elif isinstance(candidate, nn.Dropout):
+            _eval_dropout(candidate)
+        elif activation is not ACTIVATIONS["identity"] and activation_from_module(candidate, custom) is not None:
+            raise CadcamInputError(
+                f"head: cannot differentiate a second activation at position {index} (0-based). "
+                f"Supported between Linear layers: one of {', '.join(supported_activation_modules())}, "
+                "BatchNorm1d and Dropout in eval mode."
+            )
+        else:
+            activation, params = _activation_of(candidate, index, units, like, custom)
+        index += 1
+    return activation, params, output, index
+
+
+def _dense_layer(module: nn.Module, index: int, modules: list[nn.Module], like: Tensor) -> tuple[Tensor, Tensor, int]:
+    """A Linear's weight and bias in ``like``'s dtype/device, a BatchNorm1d after it folded in."""
+    if not isinstance(module, nn.Linear):
+        raise CadcamInputError(
+            f"head: expected Linear at position {index} (0-based), found {type(module).__name__}. "
+            f"The engine differentiates Linear layers with these activations between them: "
+            f"{', '.join(supported_activation_modules())}; plus BatchNorm1d (eval) and Dropout (eval)."
+        )
+    weight = module.weight.detach().to(like)
+    bias = (module.bias.detach() if module.bias is not None else torch.zeros(weight.shape[0])).to(weight)
+    index += 1
+    if index < len(modules) and isinstance(modules[index], nn.BatchNorm1d):
+        weight, bias = _fold_batchnorm(weight, bias, modules[index])
+        index += 1
+    return weight, bias, index
+
+
+def _check_sizes(parsed: Head, features: Tensor, pooled: bool) -> None:
+    layers, (ho, wo), t = parsed.layers, parsed.pooled_size, parsed.channels
+    expected = t * ho * wo
+    if layers and layers[0].weight.shape[1] != expected:
+        raise CadcamInputError(
+            f"features: shape {tuple(features.shape)} flattens to {t}x{ho}x{wo} = {expected} values"
+            f"{' after pooling' if pooled else ''}, but the head's first Linear expects "
+            f"in_features = {layers[0].weight.shape[1]}"
+        )
+    for i in range(1, len(layers)):
+        if layers[i].weight.shape[1] != layers[i - 1].weight.shape[0]:
+            raise CadcamInputError(
+                f"head: Linear {i + 1} expects {layers[i].weight.shape[1]} inputs but Linear {i} gives "
+                f"{layers[i - 1].weight.shape[0]}"
+            )
+
+
 def parse_head(
     head: nn.Module,
     features: Tensor,
@@ -182,98 +300,14 @@ def parse_head(
         raise CadcamInputError(f"head: expected a torch.nn.Sequential, got {type(head).__name__}")
     modules = flatten_modules(head)
     _, t, m, n = features.shape
-    pooling = None
-    index = 0
-    if index < len(modules) and isinstance(modules[index], POOLING_TYPES):
-        pooling = modules[index]
-        index += 1
-    if index < len(modules) and isinstance(modules[index], ChannelsLast):
-        channels_last = True
-        index += 1
-    if index >= len(modules) or not isinstance(modules[index], nn.Flatten):
-        found = type(modules[index]).__name__ if index < len(modules) else "nothing"
-        raise CadcamInputError(
-            f"head: expected optional pooling (MaxPool2d, AdaptiveMaxPool2d, AvgPool2d, AdaptiveAvgPool2d) then "
-            "Flatten first, "
-            f"found {found} at position {index} (0-based)"
-        )
-    flatten = modules[index]
-    if flatten.start_dim != 1 or flatten.end_dim != -1:
-        raise CadcamInputError("head: Flatten must flatten dims 1..-1 (the default)")
-    index += 1
-    while index < len(modules) and isinstance(modules[index], nn.Dropout):  # EfficientNet, MobileNet, AlexNet
-        if modules[index].training and modules[index].p > 0:
-            raise CadcamInputError("head: Dropout is in training mode (random); call head.eval() first")
-        index += 1
+    pooling, channels_last, index = _prefix(modules, channels_last)
+    like = torch.zeros((), dtype=features.dtype, device=features.device)
     layers: list[DenseLayer] = []
     output = None
-    dtype, device = features.dtype, features.device
     while index < len(modules):
-        module = modules[index]
-        if not isinstance(module, nn.Linear):
-            raise CadcamInputError(
-                f"head: expected Linear at position {index} (0-based), found {type(module).__name__}. "
-                f"The engine differentiates Linear layers with these activations between them: "
-                f"{', '.join(supported_activation_modules())}; plus BatchNorm1d (eval) and Dropout (eval)."
-            )
-        weight = module.weight.detach().to(dtype=dtype, device=device)
-        bias = (module.bias.detach() if module.bias is not None else torch.zeros(weight.shape[0])).to(weight)
-        index += 1
-        if index < len(modules) and isinstance(modules[index], nn.BatchNorm1d):
-            weight, bias = _fold_batchnorm(weight, bias, modules[index])
-            index += 1
-        activation, params = ACTIVATIONS["identity"], {}
-        while index < len(modules) and not isinstance(modules[index], nn.Linear):
-            candidate = modules[index]
-            if isinstance(candidate, nn.Softmax | nn.LogSoftmax):
-                if index != len(modules) - 1 or candidate.dim not in (None, 1, -1):
-                    raise CadcamInputError(
-                        f"head: {type(candidate).__name__} at position {index} must be the head's last module "
-                        "and act on the classes (dim=1 or -1)"
-                    )
-                output = "softmax" if isinstance(candidate, nn.Softmax) else "log_softmax"
-                index += 1
-                continue
-            if isinstance(candidate, nn.Dropout):
-                if candidate.training and candidate.p > 0:
-                    raise CadcamInputError("head: Dropout is in training mode (random); call head.eval() first")
-                index += 1
-                continue
-            found = activation_from_module(candidate, custom_activations)
-            if found is None or activation is not ACTIVATIONS["identity"]:
-                what = "a second activation" if found is not None else type(candidate).__name__
-                raise CadcamInputError(
-                    f"head: cannot differentiate {what} at position {index} (0-based). "
-                    f"Supported between Linear layers: one of {', '.join(supported_activation_modules())}, "
-                    "BatchNorm1d and Dropout in eval mode."
-                )
-            activation, params = found
-            params = {k: v.to(dtype=dtype, device=device) if isinstance(v, Tensor) else v for k, v in params.items()}
-            for name, value in params.items():  # PReLU: one learned slope, or one per unit of this layer
-                if isinstance(value, Tensor) and value.numel() not in (1, weight.shape[0]):
-                    raise CadcamInputError(
-                        f"head: {type(candidate).__name__} at position {index} has {value.numel()} values of "
-                        f"{name!r}, but its Linear has {weight.shape[0]} units (expected 1 or {weight.shape[0]})"
-                    )
-            if not isinstance(candidate, ExpressionActivation) and any(
-                activation is c for c in (custom_activations or {}).values()
-            ):  # the user's own class, matched by name: check it computes the expression
-                _check_custom_module(candidate, activation, params, index)
-            index += 1
+        weight, bias, index = _dense_layer(modules[index], index, modules, like)
+        activation, params, output, index = _after_linear(modules, index, weight.shape[0], like, custom_activations)
         layers.append(DenseLayer(weight, bias, activation, params))
     parsed = Head(Pooling(pooling), layers, t, m, n, channels_last, output)
-    ho, wo = parsed.pooled_size
-    expected = t * ho * wo
-    if layers and layers[0].weight.shape[1] != expected:
-        raise CadcamInputError(
-            f"features: shape {tuple(features.shape)} flattens to {t}x{ho}x{wo} = {expected} values"
-            f"{' after pooling' if pooling is not None else ''}, but the head's first Linear expects "
-            f"in_features = {layers[0].weight.shape[1]}"
-        )
-    for i in range(1, len(layers)):
-        if layers[i].weight.shape[1] != layers[i - 1].weight.shape[0]:
-            raise CadcamInputError(
-                f"head: Linear {i + 1} expects {layers[i].weight.shape[1]} inputs but Linear {i} gives "
-                f"{layers[i - 1].weight.shape[0]}"
-            )
+    _check_sizes(parsed, features, pooling is not None)
     return parsed

@@ -40,6 +40,7 @@ from cadcam_numeric.methods.eigen import eigen_cam, eigen_grad_cam
 from cadcam_numeric.metrics import deletion_insertion, localisation_hits, pointing_game, stratified_by_accuracy
 from cadcam_numeric.pipeline.batches import shard_batches, shard_count
 from cadcam_numeric.pipeline.bundle import load_bundle
+from cadcam_numeric.pipeline.chance import chance_warning
 from cadcam_numeric.pipeline.distributed import Processes, start_processes
 from cadcam_numeric.pipeline.run import labels_as_numpy, rows_to_csv, rows_to_markdown
 from cadcam_numeric.pipeline.sources import ImageSource, is_data_source, open_source
@@ -293,22 +294,63 @@ def _stream(procs: Processes, ctx: _Context, progress: bool) -> list[dict]:
     return shards
 
 
+def _method_row(name: str, joined, family: str, right: np.ndarray, ctx: _Context) -> dict[str, object]:
+    """One method's row of the table: deletion/insertion AUC, Decom-CAM's stratified AUC, localisation."""
+    deletion_auc, insertion_auc = joined(name, "deletion_auc"), joined(name, "insertion_auc")
+    row = {
+        "method": name,
+        "deletion_auc": round(float(deletion_auc.mean()), 4),
+        "insertion_auc": round(float(insertion_auc.mean()), 4),
+        "insertion_minus_deletion": round(float((insertion_auc - deletion_auc).mean()), 4),
+    }
+    if not ctx.correct_only and family == "class":
+        try:  # Decom-CAM's stratified protocol (needs right and wrong predictions)
+            _, _, auc = stratified_by_accuracy(insertion_auc - deletion_auc, right, 50, 10, ctx.seed)
+            row["stratified_auc"] = round(auc, 4)
+        except CadcamInputError:
+            row["stratified_auc"] = "n/a"
+    if ctx.source.boxes is not None:
+        ious = joined(name, "iou")
+        row.update(
+            pointing_game=round(float(joined(name, "pointing").astype(np.float64).mean()), 4),
+            mean_iou=round(float(ious.mean()), 4),
+            iou_at_least_0_5=round(float((ious >= 0.5).mean()), 4),
+        )
+    return row
+
+
+def _svm_accuracy(batches: list, take: int, positions: np.ndarray, ctx: _Context) -> float:
+    """The classifier's accuracy on the kept images (its labels compared with the true class, as text)."""
+    predicted = np.concatenate([b["svm_prediction"] for b, _ in batches])[:take]
+    truth_index = ctx.classes[positions]
+    truth = truth_index if predicted.dtype.kind in "iu" else np.asarray(ctx.bundle.class_names)[truth_index]
+    return float(np.mean(predicted.astype(str) == truth.astype(str))) if len(truth) else 0.0
+
+
+def _write_results(summary: dict, rows: list, curves: dict, out_dir: Path, data: str) -> None:
+    files = {
+        "csv": atomic_write_text(out_dir / "evaluation.csv", rows_to_csv(rows)),
+        "md": atomic_write_text(out_dir / "evaluation.md", rows_to_markdown(rows)),
+        "curves": _plot(curves, out_dir / "evaluation_curves.png", data),
+    }
+    summary["files"] = {k: str(v) for k, v in files.items()} | {"json": str(out_dir / "evaluation.json")}
+
+
+def _targets_text(ctx: _Context) -> tuple[str, str]:
+    targets, svm_targets = ctx.targets, ctx.svm_targets
+    cnn = "predicted classes" if targets is None else f"CNN class {_class_of(targets)}"
+    svm = "predicted labels" if svm_targets is None or svm_targets is PREDICTED else f"SVM label {svm_targets.label!r}"
+    return cnn, svm
+
+
 def _summarise(procs: Processes, ctx: _Context, shards: list[dict], out_dir: Path, t0: float) -> dict[str, object]:
     """The first ``n`` kept images' results, in source order: rows, curves, files (rank 0 writes)."""
-    n, correct_only, seed, source, classes, bundle = (
-        ctx.n,
-        ctx.correct_only,
-        ctx.seed,
-        ctx.source,
-        ctx.classes,
-        ctx.bundle,
-    )
+    n = ctx.n
     # the candidates examined: every batch up to the one holding the last image kept (ranks that
     # computed further, or a one-process run that stopped there, give the same set)
     examined = [(p, r) for s in shards for p, r in zip(s["positions"], s["right"], strict=True)]
     batches = [(b, res) for s in shards for b, res in zip(s["kept"], s["results"], strict=True)]
     take = n if n is not None else sum(len(b["positions"]) for b, _ in batches)
-    names = list(batches[0][1])
 
     def joined(name: str, key: str) -> np.ndarray:
         return np.concatenate([res[name][key] for _, res in batches])[:take]
@@ -322,40 +364,17 @@ def _summarise(procs: Processes, ctx: _Context, shards: list[dict], out_dir: Pat
     right_all, candidates = right_all[candidates <= last], candidates[candidates <= last]
     skipped = sorted((int(i), m) for s in shards for i, m in s["unreadable"] if i <= last)
     rows, curves = [], {}
-    for name in names:
-        family = batches[0][1][name]["family"]
-        deletion_auc, insertion_auc = joined(name, "deletion_auc"), joined(name, "insertion_auc")
-        row = {
-            "method": name,
-            "deletion_auc": round(float(deletion_auc.mean()), 4),
-            "insertion_auc": round(float(insertion_auc.mean()), 4),
-            "insertion_minus_deletion": round(float((insertion_auc - deletion_auc).mean()), 4),
-        }
-        if not correct_only and family == "class":
-            try:  # Decom-CAM's stratified protocol (needs right and wrong predictions)
-                _, _, auc = stratified_by_accuracy(insertion_auc - deletion_auc, right, 50, 10, seed)
-                row["stratified_auc"] = round(auc, 4)
-            except CadcamInputError:
-                row["stratified_auc"] = "n/a"
-        if source.boxes is not None:
-            ious = joined(name, "iou")
-            row.update(
-                pointing_game=round(float(joined(name, "pointing").astype(np.float64).mean()), 4),
-                mean_iou=round(float(ious.mean()), 4),
-                iou_at_least_0_5=round(float((ious >= 0.5).mean()), 4),
-            )
-        rows.append(row)
+    for name, result in batches[0][1].items():
+        rows.append(_method_row(name, joined, result["family"], right, ctx))
         curves[name] = (
-            family,
-            batches[0][1][name]["fractions"],
+            result["family"],
+            result["fractions"],
             joined(name, "deletion").mean(0),
             joined(name, "insertion").mean(0),
         )
-    predicted_svm = np.concatenate([b["svm_prediction"] for b, _ in batches])[:take]
-    truth_index = classes[positions]
-    truth = truth_index if predicted_svm.dtype.kind in "iu" else np.asarray(bundle.class_names)[truth_index]
-    svm_accuracy = float(np.mean(predicted_svm.astype(str) == truth.astype(str))) if len(truth) else 0.0
-    targets, svm_targets = ctx.targets, ctx.svm_targets
+    cnn_accuracy = float(right_all.mean())
+    warning = chance_warning("the CNN's accuracy on the evaluated images", cnn_accuracy, len(ctx.bundle.class_names))
+    targets, svm_targets = _targets_text(ctx)
     summary = {
         "data": ctx.data,
         "images": len(positions),
@@ -363,25 +382,18 @@ def _summarise(procs: Processes, ctx: _Context, shards: list[dict], out_dir: Pat
         "candidates": len(candidates),
         "steps": ctx.steps,
         "svm": ctx.svm_name,
-        "targets": "predicted classes" if targets is None else f"CNN class {_class_of(targets)}",
-        "svm_targets": "predicted labels"
-        if svm_targets is None or svm_targets is PREDICTED
-        else f"SVM label {svm_targets.label!r}",
-        "correct_only": correct_only,
-        "cnn_accuracy": round(float(right_all.mean()), 4),
-        "skipped": [{"id": source.ids[i], "reason": m} for i, m in skipped],
-        "svm_accuracy_on_kept": round(svm_accuracy, 4),
+        "targets": targets,
+        "svm_targets": svm_targets,
+        "correct_only": ctx.correct_only,
+        "cnn_accuracy": round(cnn_accuracy, 4),
+        "warnings": [warning] if warning else [],
+        "skipped": [{"id": ctx.source.ids[i], "reason": m} for i, m in skipped],
+        "svm_accuracy_on_kept": round(_svm_accuracy(batches, take, positions, ctx), 4),
         "processes": procs.world,
         "rows": rows,
     }
     if procs.is_main:
-        files = {
-            "csv": atomic_write_text(out_dir / "evaluation.csv", rows_to_csv(rows)),
-            "md": atomic_write_text(out_dir / "evaluation.md", rows_to_markdown(rows)),
-            "curves": _plot(curves, out_dir / "evaluation_curves.png", ctx.data),
-        }
-        summary["files"] = {k: str(v) for k, v in files.items()}
-        summary["files"]["json"] = str(out_dir / "evaluation.json")
+        _write_results(summary, rows, curves, out_dir, ctx.data)
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     if procs.is_main:
         atomic_write_text(out_dir / "evaluation.json", json.dumps(summary, indent=2))

@@ -242,6 +242,72 @@ def _finish(out: Path, manifest: dict, n_shards: int) -> tuple[int, list[tuple[s
     return len(rows), skipped, files
 
 
+def _store_config(bundle_dir: Path, src: ImageSource, svm_name: str, method: str, settings: dict) -> dict:
+    """What the manifest records of a run: a rerun with another configuration starts afresh."""
+    return {
+        "bundle_sha256": bundle_sha256(bundle_dir),
+        "source": src.name,
+        "source_images": len(src),
+        "source_sha256": _source_digest(src),
+        "svm": svm_name,
+        "method": method,
+        **settings,
+    }
+
+
+def _map_shapes(probe: CAMResult, float16: bool) -> dict[str, list[int]]:
+    maps = {n: list(getattr(probe, n).shape[1:]) for n in MAP_NAMES if getattr(probe, n) is not None}
+    if float16:
+        maps |= {f"{n}_scale": shape[:-2] for n, shape in maps.items()}
+    return maps
+
+
+@dataclass
+class _Stream:
+    """One rank's pass over its unfinished shards: what it explains with and where it writes."""
+
+    bundle: Bundle
+    svm_name: str
+    method: str
+    src: ImageSource
+    out: Path
+    probe: CAMResult
+    dtype: np.dtype
+    strict: bool
+
+    def run(self, batches, bar) -> None:
+        """Explain every batch; write each shard whole once its last batch is done."""
+        _, svm_head = self.bundle.svm_named(self.svm_name)
+        class_index = {name: i for i, name in enumerate(self.bundle.class_names)}
+        results: list[tuple[np.ndarray, CAMResult, torch.Tensor]] = []
+        unreadable: list[tuple[int, str]] = []
+        for batch in batches:
+            if batch.unreadable and self.strict:
+                position, message = batch.unreadable[0]
+                raise CadcamInputError(f"source: {self.src.ids[position]}: {message} (--strict stops at the first)")
+            unreadable += batch.unreadable
+            if len(batch.positions):
+                result = _explain_batch(self.bundle, self.svm_name, self.method, batch.images)
+                column = svm_head.class_index(labels_as_numpy(result.svm_target), "svm").to(result.svm_scores.device)
+                results.append((batch.positions.numpy(), result, column))
+            bar.update(len(batch.positions) + len(batch.unreadable))
+            if batch.last_of_shard:
+                arrays = _shard_arrays(results, self.src, self.probe, self.dtype, unreadable, class_index)
+                write_arrays(shard_path(self.out, batch.shard), arrays)
+                results, unreadable = [], []
+
+
+def _opened(bundle_dir, source, procs, svm, method, weights, derived, spec, seed):
+    """The bundle, its classifier's name, the source and a probe result (the shapes of every map)."""
+    architecture = load_architecture_file(spec, derived) if spec is not None else None
+    bundle = load_bundle(bundle_dir, weights=weights, device=procs.device, derived=derived, architecture=architecture)
+    svm_name, _ = bundle.svm_named(svm)
+    size = bundle.backbone.input_size
+    src = source if isinstance(source, ImageSource) else open_source(source, size, seed)
+    probe = _explain_batch(bundle, svm_name, method, torch.zeros(1, 3, size, size, device=procs.device))
+    return bundle, svm_name, src, probe
+
+
 def explain_to_store(
     bundle_dir: Path,
     source: str | list[str] | ImageSource,
@@ -271,69 +337,28 @@ def explain_to_store(
     check_replaceable(out, "out")  # new, empty or cadcam's: a folder of yours holding a store.json is not touched
     procs = start_processes(select_device(device), distributed)
     try:
-        architecture = load_architecture_file(spec, derived) if spec is not None else None
-        bundle = load_bundle(
-            bundle_dir, weights=weights, device=procs.device, derived=derived, architecture=architecture
+        bundle, svm_name, src, probe = _opened(bundle_dir, source, procs, svm, method, weights, derived, spec, seed)
+        settings = {"shard_size": shard_size, "batch_size": batch_size, "dtype": "float16" if float16 else "float32"}
+        config = _store_config(
+            bundle_dir, src, svm_name, method, {**settings, "device": procs.device.type, "seed": seed}
         )
-        svm_name, svm_head = bundle.svm_named(svm)
-        src = source if isinstance(source, ImageSource) else open_source(source, bundle.backbone.input_size, seed)
-        size = bundle.backbone.input_size
-        probe = _explain_batch(bundle, svm_name, method, torch.zeros(1, 3, size, size, device=procs.device))
-        config = {
-            "bundle_sha256": bundle_sha256(bundle_dir),
-            "source": src.name,
-            "source_images": len(src),
-            "source_sha256": _source_digest(src),
-            "svm": svm_name,
-            "method": method,
-            "shard_size": shard_size,
-            "batch_size": batch_size,
-            "dtype": "float16" if float16 else "float32",
-            "device": procs.device.type,
-            "seed": seed,
-        }
-        maps = {n: list(getattr(probe, n).shape[1:]) for n in MAP_NAMES if getattr(probe, n) is not None}
-        if float16:
-            maps = {**maps, **{f"{n}_scale": shape[:-2] for n, shape in maps.items()}}
         n_shards = shard_count(len(src), shard_size)
         if procs.is_main:
             remove_stale_temporaries(out)
             _remove_partial_files(out)
-            manifest = _prepare(out, config, _columns(probe), maps)
+            manifest = _prepare(out, config, _columns(probe), _map_shapes(probe, float16))
         procs.barrier()
         if not procs.is_main:
             manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
         mine = procs.mine(n_shards)
         todo = [k for k in mine if not _finished(out, k)]
         total = sum(min(len(src), (k + 1) * shard_size) - k * shard_size for k in todo)
-        bar = tqdm(
-            total=total,
-            unit="img",
-            desc=f"explain (rank {procs.rank})" if procs.world > 1 else "explain",
-            disable=not progress or not procs.is_main,
-            smoothing=0.1,
-        )
-        dtype = np.dtype(np.float16 if float16 else np.float32)
-        class_index = {name: i for i, name in enumerate(bundle.class_names)}
+        desc = f"explain (rank {procs.rank})" if procs.world > 1 else "explain"
         t_stream = time.perf_counter()
-        results: list[tuple[np.ndarray, CAMResult, torch.Tensor]] = []
-        unreadable: list[tuple[int, str]] = []
-        for batch in shard_batches(src, todo, shard_size, batch_size, procs.device, workers):
-            if batch.unreadable and strict:
-                position, message = batch.unreadable[0]
-                bar.close()
-                raise CadcamInputError(f"source: {src.ids[position]}: {message} (--strict stops at the first)")
-            unreadable += batch.unreadable
-            if len(batch.positions):
-                result = _explain_batch(bundle, svm_name, method, batch.images)
-                column = svm_head.class_index(labels_as_numpy(result.svm_target), "svm").to(result.svm_scores.device)
-                results.append((batch.positions.numpy(), result, column))
-            bar.update(len(batch.positions) + len(batch.unreadable))
-            if batch.last_of_shard:
-                arrays = _shard_arrays(results, src, probe, dtype, unreadable, class_index)
-                write_arrays(shard_path(out, batch.shard), arrays)
-                results, unreadable = [], []
-        bar.close()
+        dtype = np.dtype(np.float16 if float16 else np.float32)
+        stream = _Stream(bundle, svm_name, method, src, out, probe, dtype, strict)
+        with tqdm(total=total, unit="img", desc=desc, disable=not progress or not procs.is_main, smoothing=0.1) as bar:
+            stream.run(shard_batches(src, todo, shard_size, batch_size, procs.device, workers), bar)
         stream_seconds = time.perf_counter() - t_stream
         procs.barrier()
         files: dict[str, Path] = {}
@@ -342,10 +367,8 @@ def explain_to_store(
         summary = procs.gather((len(mine) - len(todo), len(todo), stream_seconds))
         procs.barrier()
         if not procs.is_main:
-            done = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
-            images, skipped = int(done["images"]), []
-        kept = sum(s[0] for s in summary)
-        computed = sum(s[1] for s in summary)
+            images, skipped = int(json.loads((out / MANIFEST).read_text(encoding="utf-8"))["images"]), []
+        kept, computed = sum(s[0] for s in summary), sum(s[1] for s in summary)
         seconds, stream_seconds = time.perf_counter() - t0, max(s[2] for s in summary)  # the slowest rank's
         return StoreRun(out, images, skipped, computed, kept, seconds, procs.rank, procs.world, files, stream_seconds)
     finally:
