@@ -63,8 +63,17 @@ def tex_escape(text: object) -> str:
     return "".join(out)
 
 
-#: parameter names the reports write in the notation table's symbols (scikit-learn's names in code)
-NOTATION = {"coef0": "r", "degree": r"\deg"}
+#: parameter names the reports write as the notation table's symbols (scikit-learn's and PyTorch's names in
+#: code; a formula shows a symbol, never a multi-letter name as text)
+NOTATION = {
+    "coef0": "r",
+    "degree": r"\deg",
+    "negative_slope": "s",
+    "weight": r"w_{\mathrm P}",
+    "threshold": r"\tau",
+    "min_val": r"z_{\min}",
+    "max_val": r"z_{\max}",
+}
 
 
 def _decimal(q: sp.Rational) -> sp.Float | None:

@@ -583,7 +583,8 @@ def _bundle_section(bundle: Path, out: Path) -> tuple[dict[str, object], dict[st
     cnn = next((r for r in rows if r["model"] == "CNN"), None)
     warning = chance_warning("the CNN's test macro-F1", float(cnn["test"]), _class_count(bundle)) if cnn else None
     if warning:
-        words = r"\textbf{" + tex_escape(warning.removeprefix("warning: ").capitalize()) + ".} " + words
+        text = warning.removeprefix("warning: ")
+        words = r"\textbf{" + tex_escape(text[0].upper() + text[1:]).replace("--", "-{}-") + ".} " + words
     path = os.path.relpath(Path(bundle).resolve(), Path(out).resolve())
     return {"path": tex_escape(path), "table3": rows, "figures": figures, "words": words}, copies
 
@@ -611,8 +612,11 @@ def render_tex(
     seed: int = 0,
     bundle: Path | None = None,
     command: str = "cadcam report --out DIR",
+    published: Path | None = None,
 ) -> str:
-    """The report's LaTeX for ``view`` (default: the paper's architecture, :data:`PAPER_SPEC`)."""
+    """The report's LaTeX for ``view`` (default: the paper's architecture, :data:`PAPER_SPEC`), written
+    beside its figures in ``out``; paths in it are relative to ``published`` (default ``out``), the folder
+    the report ends up in."""
     view = view if view is not None else paper_view()
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -629,7 +633,7 @@ def render_tex(
         autoescape=False,
     )
     out.mkdir(parents=True, exist_ok=True)
-    section, copies = _bundle_section(bundle, out) if bundle is not None else (None, {})
+    section, copies = _bundle_section(bundle, published or out) if bundle is not None else (None, {})
     for name, data in copies.items():  # the figures beside the .tex, where \includegraphics finds them
         (out / name).write_bytes(data)
     _write_fig4(view, out)
@@ -747,7 +751,7 @@ def build_report(
         view = view_of_bundle(bundle, derived) if bundle is not None else paper_view()
     with tempfile.TemporaryDirectory(prefix="cadcam-report-") as tmp:
         work = Path(tmp)
-        tex_text = render_tex(view, work, verify, cases, seed, bundle, command)
+        tex_text = render_tex(view, work, verify, cases, seed, bundle, command, published=out)
         (work / "report.tex").write_text(tex_text, "utf-8")
         katex = find_katex()  # typesets the browser page when found; MathML alone otherwise
         page = tex_to_html(tex_text, katex=katex is not None)  # the same document for a browser

@@ -13,6 +13,7 @@ IoU of the threshold box (15 % of the maximum) and the share with IoU ≥ 0.5.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -422,19 +423,44 @@ FAMILY_TITLES = {
 }
 
 
+_LINE_STYLES = ("-", "--", ":", "-.")
+
+
+def curve_styles(names: list[str]) -> dict[str, tuple[int, str]]:
+    """A distinct (colour index, line style) per curve: a PCA map's component and sign (``P2-``) pick its
+    colour and its method its line style, so 18 PCA curves need 6 colours and 3 styles; other names take
+    the next colour, and a new style after every 10.
+
+    >>> curve_styles(["PCA-Grad-CAM P1+", "PCA-XGrad-CAM P1+", "PCA-Grad-CAM P1-"])
+    {'PCA-Grad-CAM P1+': (0, '-'), 'PCA-XGrad-CAM P1+': (0, '--'), 'PCA-Grad-CAM P1-': (1, '-')}
+    """
+    parts = [name.rsplit(" ", 1) if re.fullmatch(r".* P\d+[+-]", name) else [name, ""] for name in names]
+    if all(part for _, part in parts):
+        colours = list(dict.fromkeys(part for _, part in parts))
+        methods = list(dict.fromkeys(method for method, _ in parts))
+        return {
+            name: (colours.index(part), _LINE_STYLES[methods.index(method) % len(_LINE_STYLES)])
+            for name, (method, part) in zip(names, parts)
+        }
+    return {name: (j % 10, _LINE_STYLES[(j // 10) % len(_LINE_STYLES)]) for j, name in enumerate(names)}
+
+
 def _plot(curves: dict, path: Path, data: str) -> Path:
-    """One row per family (their scores have different scales), deletion left, insertion right."""
+    """One row per family (their scores have different scales), deletion left, insertion right; each
+    row's legend beside it, outside the data."""
     families = [f for f in FAMILY_TITLES if any(v[0] == f for v in curves.values())]
-    fig, axes = plt.subplots(len(families), 2, figsize=(11, 3.2 * len(families)), layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(len(families), 2, figsize=(13, 3.2 * len(families)), layout="constrained", squeeze=False)
     cmap = plt.get_cmap("tab10")
     for row, family in enumerate(families):
         members = [(k, v) for k, v in curves.items() if v[0] == family]
-        for j, (name, (_, x, d, ins)) in enumerate(members):
-            axes[row, 0].plot(x, d, color=cmap(j % 10), label=name, lw=1.3)
-            axes[row, 1].plot(x, ins, color=cmap(j % 10), lw=1.3)
+        styles = curve_styles([name for name, _ in members])
+        for name, (_, x, d, ins) in members:
+            colour, style = styles[name]
+            axes[row, 0].plot(x, d, color=cmap(colour), ls=style, label=name, lw=1.3)
+            axes[row, 1].plot(x, ins, color=cmap(colour), ls=style, label=name, lw=1.3)
         axes[row, 0].set(title=f"Deletion (lower is better): {FAMILY_TITLES[family]}", ylabel="mean score")
         axes[row, 1].set(title=f"Insertion (higher is better): {FAMILY_TITLES[family]}")
-        axes[row, 0].legend(fontsize=7, loc="best")
+        axes[row, 1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
         for ax in axes[row]:
             ax.grid(alpha=0.3)
             ax.title.set_fontsize(8)

@@ -14,7 +14,13 @@ import numpy as np
 
 from cadcam_numeric.atomic import atomic_write
 
-__all__ = ["fig5_validation_accuracy", "fig6_contribution_ratios", "fig7_pca_scatter", "fig8_map_grid"]
+__all__ = [
+    "fig5_validation_accuracy",
+    "fig6_contribution_ratios",
+    "fig7_pca_scatter",
+    "fig8_map_grid",
+    "mark_if_all_zero",
+]
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -72,6 +78,18 @@ def fig7_pca_scatter(scores: np.ndarray, labels: np.ndarray, class_names: list[s
     return _save(fig, path)
 
 
+def mark_if_all_zero(ax: plt.Axes, values: np.ndarray) -> bool:
+    """Write "all zero" across a map panel whose map is zero everywhere (ReLU removed all of it): an empty
+    overlay must not read as "nothing to see here" by accident. Returns whether it marked the panel."""
+    if np.any(np.asarray(values) != 0):
+        return False
+    ax.text(
+        0.5, 0.5, "all zero", transform=ax.transAxes, ha="center", va="center", fontsize=8,
+        bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "0.5", "alpha": 0.85},
+    )  # fmt: skip
+    return True
+
+
 def fig8_map_grid(
     images: np.ndarray,
     gradcam: np.ndarray,
@@ -96,7 +114,8 @@ def fig8_map_grid(
 
     n, b = pca_pos.shape[:2]
     cols = 3 + 2 * b
-    fig, axes = plt.subplots(n, cols, figsize=(1.2 * cols + 1.0, 1.2 * n + 0.9), squeeze=False, layout="constrained")
+    # 1.9 in above the rows: the figure's title (two lines) and a column title of up to four lines
+    fig, axes = plt.subplots(n, cols, figsize=(1.2 * cols + 1.0, 1.2 * n + 1.9), squeeze=False, layout="constrained")
     import textwrap
 
     wrapped = "\n".join(textwrap.wrap(f"({svm_name})", 16))  # a long classifier name must not run into its neighbour
@@ -110,6 +129,7 @@ def fig8_map_grid(
         for j, cam in ((1, gradcam[i]), (2, svm[i])):
             axes[i, j].imshow(grey[i], cmap="gray")
             axes[i, j].imshow(cam, cmap="jet", alpha=0.5, vmin=0, vmax=1)
+            mark_if_all_zero(axes[i, j], cam)
         if i == n - 1:  # opaque bars: a mappable without the overlay's alpha
             bar = cm.ScalarMappable(norm=Normalize(0, 1), cmap="jet")
             cb = fig.colorbar(
@@ -124,6 +144,7 @@ def fig8_map_grid(
                 ax = axes[i, 3 + 2 * k + s]
                 ax.imshow(grey[i], cmap="gray")
                 ax.imshow(maps[i, k], cmap="jet", alpha=0.5, vmin=0, vmax=top)
+                mark_if_all_zero(ax, maps[i, k])
             bar = cm.ScalarMappable(norm=Normalize(0, top), cmap="jet")
             cb = fig.colorbar(bar, ax=axes[i, 3 + 2 * k : 5 + 2 * k].tolist(), fraction=0.06, pad=0.01, aspect=12)
             cb.ax.tick_params(labelsize=8, length=2, pad=1)
@@ -135,8 +156,8 @@ def fig8_map_grid(
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(
-        f"Maps ({method}). Each PCA pair $P_b^\\oplus$, $P_b^\\ominus$ is drawn on one scale [0, $\\nu_b$] "
-        "(Eq. 12), $\\nu_b$ the largest value of the pair's raw maps; its colour bar's top is $\\nu_b$.",
+        f"Maps ({method}). Each PCA pair $P_b^\\oplus$, $P_b^\\ominus$ is drawn on one scale [0, $\\nu_b$] (Eq. 12),\n"
+        "$\\nu_b$ the largest value of the pair's raw maps; its colour bar's top is $\\nu_b$.",
         fontsize=10,
     )
     return _save(fig, path)
