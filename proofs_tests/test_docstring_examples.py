@@ -15,6 +15,8 @@ MODULES = [
     "cadcam_numeric.pipeline.bundle",
     "cadcam_numeric.pipeline.bundle_document",
     "cadcam_numeric.pipeline.chance",
+    "cadcam_numeric.pipeline.explain_cli",
+    "cadcam_numeric.pipeline.evaluate",
     "cadcam_numeric.engine.closed_form",
     "cadcam_numeric.engine.explaining_model",
     "cadcam_numeric.engine.held_state",

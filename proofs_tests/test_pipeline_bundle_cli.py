@@ -422,3 +422,31 @@ def test_a_spec_and_a_recipe_do_not_mix(tmp_path, capsys):
     argv = ["demo", "--spec", str(spec), "--recipe", "cnn-svm", "--out", str(tmp_path / "x"), "--epochs", "1"]
     assert main(argv) == 2
     assert "--pca-after/--recipe: the spec fixes the PCA" in capsys.readouterr().err
+
+
+def test_explain_says_when_images_differ_from_the_training_images(trained, tmp_path, capsys):
+    """A colour photo given to the 8x8 grey digits model gets a one-line notice (it is still explained);
+    an 8x8 grey image like the training ones gets none."""
+    photo, digit = tmp_path / "photo.png", tmp_path / "digit.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(photo)
+    Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(digit)
+    assert main(["explain", str(photo), "--bundle", str(trained[3]), "--out", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert "notice: 1 of 1 images differ from the training images (grey 8x8; e.g. colour 64x48)" in err
+    assert (tmp_path / "a" / "maps.png").is_file()
+    assert main(["explain", str(digit), "--bundle", str(trained[3]), "--out", str(tmp_path / "b")]) == 0
+    assert "notice" not in capsys.readouterr().err
+
+
+def test_figure_mode_skips_and_lists_an_unreadable_image(trained, tmp_path, capsys):
+    """One corrupt PNG in a small folder: the good images are explained, the bad one is named (exit 0)."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((8, 8), 40 * i, dtype=np.uint8)).save(folder / f"good{i}.png")
+    (folder / "broken.png").write_bytes(b"not a png")
+    assert main(["explain", str(folder), "--bundle", str(trained[3]), "--out", str(tmp_path / "m")]) == 0
+    out = capsys.readouterr().out
+    assert "skipped" in out and "broken.png" in out
+    assert np.load(tmp_path / "m" / "maps.npz")["gradcam"].shape[0] == 2
+    assert main(["explain", str(folder), "--strict", "--bundle", str(trained[3]), "--out", str(tmp_path / "s")]) == 2

@@ -46,6 +46,7 @@ from cadcam_numeric.pipeline.bundle_document import (
     ClassifierSection,
     DecisionBlockSection,
     HeadSection,
+    InputsSection,
     PCASection,
     file_sha256,
     read_bundle_document,
@@ -207,10 +208,12 @@ def save_bundle(
     default_svm: str,
     class_names: list[str],
     architecture: LoadedArchitecture | None = None,
+    input_shape: tuple[int, int, int] | None = None,
 ) -> Path:
     """Write the bundle to ``directory`` (replacing an existing one only once the new one is complete).
 
     ``architecture``: the spec the model was built from; its TOML text is embedded (data, not code).
+    ``input_shape``: (C, H, W) of the training images as read (explain tells when its images differ).
     """
     directory = Path(directory)
     layer, pca_tensors = _pca_tensors(pca)
@@ -247,6 +250,7 @@ def save_bundle(
             architecture=None
             if architecture is None
             else ArchitectureSection(architecture.text, architecture.spec.sha256(), architecture.spec.name),
+            inputs=None if input_shape is None else InputsSection(*map(int, input_shape)),
         )
         write_bundle_document(document, tmp)
     return directory

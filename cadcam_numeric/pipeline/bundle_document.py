@@ -58,6 +58,7 @@ __all__ = [
     "ClassifierSection",
     "DecisionBlockSection",
     "HeadSection",
+    "InputsSection",
     "PCASection",
     "file_sha256",
     "read_bundle_document",
@@ -139,6 +140,16 @@ class ClassifierSection:
 
 
 @dataclass(frozen=True)
+class InputsSection:
+    """The training images as they were read, before the model's resize: channels and pixels. Optional
+    (bundles before it lack it); explain compares what it is given with it."""
+
+    channels: int
+    height: int
+    width: int
+
+
+@dataclass(frozen=True)
 class ArchitectureSection:
     """The TOML spec the model was built from (data, not code), with its sha256 and name."""
 
@@ -162,6 +173,7 @@ class BundleDocument:
     class_names: tuple[str, ...]
     tensors_sha256: str
     architecture: ArchitectureSection | None = None
+    inputs: InputsSection | None = None
     #: the version the file was written in (VERSION once migrated on reading)
     read_from_version: int = field(default=VERSION, compare=False)
 
@@ -199,6 +211,7 @@ class BundleDocument:
             "backbone": {**bb.__dict__, "feature_shape": list(bb.feature_shape)},
             "head": {**head.__dict__, "widths": list(head.widths)},
             "architecture": None if arch is None else dict(arch.__dict__),
+            **({} if self.inputs is None else {"inputs": dict(self.inputs.__dict__)}),
             "pca": {**pca.__dict__, "explained_variance_ratio": list(pca.explained_variance_ratio)},
             "svms": svms,
             "default_svm": self.default_svm,
@@ -422,6 +435,17 @@ def _classifiers(raw: object, default: object, kernels: Mapping, n_components: i
     return {name: _classifier(s, f"svms.{name}", kernels, n_components) for name, s in svms.items()}, default
 
 
+def _inputs(raw: object) -> InputsSection | None:
+    if raw is None:
+        return None
+    inputs = _object(raw, "inputs")
+    return InputsSection(
+        channels=_int(inputs.get("channels"), 1, 4, "inputs.channels"),
+        height=_int(inputs.get("height"), 1, 1 << 16, "inputs.height"),
+        width=_int(inputs.get("width"), 1, 1 << 16, "inputs.width"),
+    )
+
+
 def _config(raw: object) -> dict:
     config = _object(raw, "config")
     _int(config.get("seed", 0), 0, 2**32 - 1, "config.seed")
@@ -538,6 +562,7 @@ def read_bundle_document(directory: Path) -> BundleDocument:
         class_names=_class_names(raw.get("class_names"), head.n_classes),
         tensors_sha256=raw["tensors"]["sha256"] if isinstance(raw.get("tensors"), dict) else "",
         architecture=architecture,
+        inputs=_inputs(raw.get("inputs")),
         read_from_version=version,
     )
     _check_scalers(svms, _tensor_names(directory, _key(raw, "tensors", "bundle.json")))

@@ -9,6 +9,7 @@ and listed (``strict``: the first stops the run), so one corrupt PNG does not co
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,12 +18,13 @@ import torch
 from cadcam_numeric.devices import select_device
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.pipeline.bundle import Bundle, load_bundle, read_bundle_document
+from cadcam_numeric.pipeline.bundle_document import InputsSection
 from cadcam_numeric.pipeline.explain_store import StoreRun, explain_to_store
 from cadcam_numeric.pipeline.run import explain_images
 from cadcam_numeric.pipeline.sources import ImageSource, is_data_source, open_source, readable_name
 from cadcam_numeric.spec.architecture import load_architecture_file
 
-__all__ = ["MAX_IMAGES_PER_FIGURE", "FigureRun", "explain_figures", "explain_sources"]
+__all__ = ["MAX_IMAGES_PER_FIGURE", "FigureRun", "explain_figures", "explain_sources", "input_notice"]
 
 MAX_IMAGES_PER_FIGURE = 12
 
@@ -67,6 +69,54 @@ def explain_figures(
     return FigureRun(written, skipped)
 
 
+#: image files whose headers are read to compare them with the training images
+NOTICE_SAMPLE = 200
+
+
+def _shapes_of(src: ImageSource) -> list[tuple[int, int, int]]:
+    """(C, H, W) of the source's images as stored (file headers, the first :data:`NOTICE_SAMPLE`)."""
+    from PIL import Image
+
+    if src.arrays is not None:
+        return [tuple(src.arrays.shape[1:])]
+    shapes = []
+    for path in (src.files or [])[:NOTICE_SAMPLE]:
+        try:
+            with Image.open(path) as img:
+                shapes.append((len(img.getbands()), img.height, img.width))
+        except (OSError, ValueError, SyntaxError):
+            continue  # unreadable: skipped and listed when the images are read
+    return shapes
+
+
+def input_notice(inputs: InputsSection | None, input_size: int, src: ImageSource) -> str | None:
+    """One line when the images differ from the bundle's training images in channels or size (they are
+    converted and resized as those were, so the maps may show little); None when they match or the
+    bundle does not record its training images.
+
+    >>> from cadcam_numeric.pipeline.bundle_document import InputsSection
+    >>> src = ImageSource("x", ["a"], [""], 32, arrays=torch.zeros(1, 3, 64, 48, dtype=torch.uint8))
+    >>> input_notice(InputsSection(1, 8, 8), 32, src).startswith("notice: 1 of 1 images differ from the training")
+    True
+    >>> input_notice(InputsSection(3, 64, 48), 32, src) is None
+    True
+    """
+    if inputs is None:
+        return None
+    trained = (inputs.channels, inputs.height, inputs.width)
+    shapes = _shapes_of(src)
+    differ = [s for s in shapes if (min(s[0], 3), s[1], s[2]) != (min(trained[0], 3), trained[1], trained[2])]
+    if not differ:
+        return None
+    kind = {1: "grey", 2: "grey + alpha", 3: "colour", 4: "colour + alpha"}
+    c, h, w = differ[0]
+    return (
+        f"notice: {len(differ)} of {len(shapes)} images differ from the training images ({kind[trained[0]]} "
+        f"{trained[2]}x{trained[1]}; e.g. {kind.get(c, f'{c}-channel')} {w}x{h}): they are converted to RGB and "
+        f"resized to the model's {input_size}x{input_size} input as those were, so their maps may show little"
+    )
+
+
 def wants_store(sources: list[str], src: ImageSource, force_store: bool, distributed: bool) -> bool:
     """A store for a data source, ``--store``, ``--distributed`` or more than 12 images; else a figure."""
     return force_store or distributed or any(map(is_data_source, sources)) or len(src) > MAX_IMAGES_PER_FIGURE
@@ -94,8 +144,12 @@ def explain_sources(
         a :class:`FigureRun`, or the store's :class:`~cadcam_numeric.pipeline.explain_store.StoreRun`.
     """
     store = dict(store or {})
-    size = read_bundle_document(bundle_dir).backbone.input_size  # validated; no network built
+    document = read_bundle_document(bundle_dir)  # validated; no network built
+    size = document.backbone.input_size
     src = open_source(sources if len(sources) > 1 else sources[0], size, store.get("seed", 0))
+    notice = input_notice(document.inputs, size, src)
+    if notice:
+        print(notice, file=sys.stderr)
     common = {"svm": svm, "method": method, "weights": weights, "device": device, "derived": derived, "spec": spec}
     if wants_store(sources, src, force_store, store.get("distributed", False)):
         return explain_to_store(bundle_dir, src, out_dir, **common, **store)

@@ -325,7 +325,7 @@ def run_pipeline(
     }
     bundle_dir = save_bundle(
         out_dir / "bundle", model, backbone, settings, pca, config.pca_after, svms, config.default_svm,
-        data.class_names, architecture,
+        data.class_names, architecture, tuple(data.train.images.shape[1:]),
     )  # fmt: skip
     files = {"bundle": bundle_dir}
     files["table3_csv"] = atomic_write_text(out_dir / "table3.csv", rows_to_csv(rows))

@@ -31,7 +31,16 @@ class SmallDemo:
     def save(self, directory: Path) -> Path:
         """The bundle of this model in ``directory`` (the RBF SVM on standardised scores by default)."""
         return save_bundle(
-            directory, self.model, self.backbone, SPEC, self.pca, 2, self.svms, "rbf-std", self.data.class_names
+            directory,
+            self.model,
+            self.backbone,
+            SPEC,
+            self.pca,
+            2,
+            self.svms,
+            "rbf-std",
+            self.data.class_names,
+            input_shape=tuple(self.data.train.images.shape[1:]),
         )
 
 
