@@ -50,3 +50,5 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+# the commands the suite runs keep this count (cadcam_numeric.devices.cpu_thread_count reads it)
+os.environ.setdefault("CADCAM_THREADS", str(torch.get_num_threads()))

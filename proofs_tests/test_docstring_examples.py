@@ -10,6 +10,7 @@ import pytest
 MODULES = [
     "cadcam_numeric.atomic",
     "cadcam_numeric.cli.options",
+    "cadcam_numeric.devices",
     "cadcam_numeric.engine.head",
     "cadcam_numeric.names",
     "cadcam_numeric.pipeline.bundle",

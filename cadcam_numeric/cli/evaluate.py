@@ -51,11 +51,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _print_summary(summary: dict) -> None:
+def _print_summary(summary: dict, threads: str) -> None:
     kept = "correctly classified images" if summary["correct_only"] else "images"
     print(
         f"{summary['images']} {kept} of {summary['data']} (CNN accuracy {summary['cnn_accuracy']:.3f} "
-        f"over {summary['candidates']} candidates), {summary['seconds']:.0f} s\n"
+        f"over {summary['candidates']} candidates), {summary['seconds']:.0f} s with {threads}\n"
     )
     if summary["asked"] != "all" and summary["images"] < summary["asked"]:
         print(f"note: {summary['asked']} images were asked for; the source held only {summary['images']}\n")
@@ -69,8 +69,11 @@ def _print_summary(summary: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> Outcome:
+    from cadcam_numeric.devices import use_cpu_threads
     from cadcam_numeric.engine.targets import PREDICTED, ClassTarget, SVMClassTarget
     from cadcam_numeric.pipeline.evaluate import run_evaluation
+
+    threads = use_cpu_threads()
 
     summary = run_evaluation(
         Path(args.bundle),
@@ -92,5 +95,5 @@ def run(args: argparse.Namespace) -> Outcome:
         distributed=args.distributed,
     )
     if "files" in summary:  # rank 0 (or the only process) writes and prints the results
-        _print_summary(summary)
+        _print_summary(summary, threads)
     return Outcome.DONE

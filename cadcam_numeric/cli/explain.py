@@ -42,10 +42,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _print_store_run(run) -> None:
+def _print_store_run(run, threads: str) -> None:
     print(
         f"{run.images} images explained into {run.out} ({run.computed} shards computed, {run.kept} kept from "
-        f"an earlier run, {run.world} process{'es' if run.world > 1 else ''}, {run.seconds:.1f} s, "
+        f"an earlier run, {run.world} process{'es' if run.world > 1 else ''} with {threads}, {run.seconds:.1f} s, "
         f"{run.stream_seconds:.3f} s of it streaming)"
     )
     for i, reason in run.skipped[:SHOWN_SKIPPED]:
@@ -58,7 +58,10 @@ def _print_store_run(run) -> None:
 
 
 def run(args: argparse.Namespace) -> Outcome:
+    from cadcam_numeric.devices import use_cpu_threads
     from cadcam_numeric.pipeline.explain_cli import FigureRun, explain_sources
+
+    threads = use_cpu_threads()
 
     common = {
         "svm": args.svm,
@@ -87,7 +90,7 @@ def run(args: argparse.Namespace) -> Outcome:
             print(f"{name:6} {path}")
         return Outcome.DONE
     if result.rank == 0:
-        _print_store_run(result)
+        _print_store_run(result, threads)
     if result.images == 0:
         raise CadcamInputError(f"images: none of the {len(result.skipped)} images could be read (see skipped.csv)")
     return Outcome.DONE

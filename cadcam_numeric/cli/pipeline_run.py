@@ -86,8 +86,10 @@ def _with_spec(args: argparse.Namespace, config, data: str):
 
 def run_pipeline_command(args: argparse.Namespace, data: str) -> None:
     """Train, fit and write the bundle, figures and tables under ``--out``; print Table 3 and the files."""
+    from cadcam_numeric.devices import use_cpu_threads
     from cadcam_numeric.pipeline.run import run_pipeline
 
+    threads = use_cpu_threads()
     config, architecture = _config(args, data), None
     if args.spec:
         config, architecture = _with_spec(args, config, data)
@@ -98,6 +100,6 @@ def run_pipeline_command(args: argparse.Namespace, data: str) -> None:
         print(f"  {row['model']:{width}}  train {row['train_macro_f1']:.3f}  test {row['test_macro_f1']:.3f}")
     for warning in summary["warnings"]:
         print(f"\n{warning}")
-    print(f"\nwritten under {Path(args.out).resolve()} in {summary['timings_s']['total']:.0f} s:")
+    print(f"\nwritten under {Path(args.out).resolve()} in {summary['timings_s']['total']:.0f} s, {threads}:")
     for name, path in summary["files"].items():
         print(f"  {name:12} {path}")
