@@ -165,7 +165,17 @@ def _store_problem(directory: Path) -> dict:
     return {}
 
 
+def _bundle_problem(directory: Path) -> dict:
+    """A small bundle in ./bundle, as `cadcam demo` writes one."""
+    from cadcam_numeric.pipeline.small_demo import small_demo_bundle
+
+    small_demo_bundle(directory / "bundle")
+    return {}
+
+
 def _namespace_for(block: str, directory: Path) -> dict:
+    if "load_bundle" in block:
+        return _bundle_problem(directory)
     if "PCASVMGradCAM" in block:
         return _vgg16_problem()
     if "load_architecture_file" in block:
