@@ -7,6 +7,7 @@ one path; a folder counts as made by this command only when this command's own `
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
 import re
 import shutil
@@ -28,6 +29,7 @@ __all__ = [
     "atomic_write_text",
     "check_replaceable",
     "claim_directory",
+    "file_sha256",
     "remove_stale_temporaries",
     "resolved_path",
 ]
@@ -314,3 +316,12 @@ def atomic_directory(target: Path, argument: str = "out") -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file (hex), read in 1 MiB chunks: the identity bundles and weights are checked by."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

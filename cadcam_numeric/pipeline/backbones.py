@@ -14,13 +14,13 @@ found the loader says so and stops, unless random weights were asked for explici
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
+from cadcam_numeric.atomic import file_sha256
 from cadcam_numeric.engine.model_cam import SplitModel
 from cadcam_numeric.errors import CadcamInputError
 
@@ -106,14 +106,6 @@ def _read_state_dict(path: Path) -> dict[str, Tensor]:
     return state
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def vgg16_features(
     feature_layer: str = "pool",
     weights: str | Path | None = None,
@@ -145,7 +137,7 @@ def vgg16_features(
             model.features.load_state_dict(feats)
         except RuntimeError as exc:
             raise CadcamInputError(f"weights: {path} is not a VGG16 state dict: {exc}") from exc
-        source, sha = str(path), _sha256(path)
+        source, sha = str(path), file_sha256(path)
     layers = list(model.features)
     if feature_layer == "conv":
         layers = layers[:-1]  # drop pool5; the head gets MaxPool2d(2)

@@ -30,7 +30,6 @@ reader per section says that directly, with no dependency added to a package use
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import math
@@ -39,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cadcam_numeric.atomic import file_sha256
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.generated import ACTIVATIONS, KERNELS
 from cadcam_numeric.pipeline.backbones import feature_shape
@@ -60,7 +60,6 @@ __all__ = [
     "HeadSection",
     "InputsSection",
     "PCASection",
-    "file_sha256",
     "read_bundle_document",
     "spec_of_document",
     "write_bundle_document",
@@ -218,15 +217,6 @@ class BundleDocument:
             "class_names": list(self.class_names),
             "tensors": {"file": TENSORS, "sha256": self.tensors_sha256},
         }
-
-
-def file_sha256(path: Path) -> str:
-    """The sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def write_bundle_document(document: BundleDocument, directory: Path) -> Path:
