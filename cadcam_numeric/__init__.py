@@ -14,6 +14,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from cadcam_numeric.version import __version__
+
 #: public name -> the module that defines it. Imported on first use (PEP 562), so that
 #: ``import cadcam_numeric`` — and ``cadcam --help`` — load no torch until a name that needs it is used.
 _EXPORTS = {
@@ -79,8 +81,6 @@ def __getattr__(name: str) -> object:
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))
 
-
-__version__ = "0.1.0"
 
 __all__ = [
     "CATALOGUE_SHA256",

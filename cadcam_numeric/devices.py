@@ -34,10 +34,11 @@ THREADS_VARIABLE = "CADCAM_THREADS"
 def cpu_thread_count(environ: dict | None = None) -> tuple[int, str]:
     """How many CPU threads a command gives torch, and why.
 
-    ``CADCAM_THREADS`` when set; else the CPUs this process may use less the load already on them (the
-    one-minute load average), at least 1 — torch's default of one thread per core runs several times
-    slower when the cores are busy (measured: the demo's training 3x slower with 2 threads than with 1
-    on a loaded 2-core machine).
+    ``CADCAM_THREADS`` when set, else ``OMP_NUM_THREADS`` (what torch and torchrun read); else this
+    process's share of the CPUs it may use (divided among torchrun's ``LOCAL_WORLD_SIZE`` processes) less
+    the load already on them (the one-minute load average), at least 1 — torch's default of one thread
+    per core runs several times slower when the cores are busy (measured: the demo's training 3x slower
+    with 2 threads than with 1 on a loaded 2-core machine).
 
     Args:
         environ: the environment to read (default ``os.environ``).
@@ -50,14 +51,17 @@ def cpu_thread_count(environ: dict | None = None) -> tuple[int, str]:
     import os
 
     environ = os.environ if environ is None else environ
-    if environ.get(THREADS_VARIABLE):
-        text = environ[THREADS_VARIABLE]
-        if not text.isdigit() or int(text) < 1:
-            raise CadcamInputError(f"{THREADS_VARIABLE}: expected a positive integer, got {text!r}")
-        return int(text), f"{THREADS_VARIABLE}={text}"
+    for variable in (THREADS_VARIABLE, "OMP_NUM_THREADS"):
+        text = environ.get(variable, "").strip()
+        if text:
+            if not (text.isascii() and text.isdecimal()) or int(text) < 1:
+                raise CadcamInputError(f"{variable}: expected a positive integer, got {text!r}")
+            return int(text), f"{variable}={text}"
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    ranks = environ.get("LOCAL_WORLD_SIZE", "1")
+    share = max(1, cpus // max(1, int(ranks) if ranks.isascii() and ranks.isdecimal() else 1))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    threads = max(1, min(cpus, round(cpus - load)))
+    threads = max(1, min(share, round(share - load / max(1, cpus // share))))
     return threads, f"{cpus} CPUs, load {load:.1f}; set {THREADS_VARIABLE} to choose"
 
 

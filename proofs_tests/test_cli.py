@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from cadcam_numeric.cli import main
@@ -137,12 +139,17 @@ def test_every_option_has_one_help_text_across_commands():
 def test_every_command_has_help_and_a_description_that_reads_as_text():
     from cadcam_numeric.cli import COMMANDS, build_parser
 
-    subs = _sub_parsers(build_parser())
+    parser = build_parser()
+    subs, top = _sub_parsers(parser), " ".join(parser.format_help().split())
     assert list(subs) == [c.NAME for c in COMMANDS]
-    for name, sub in subs.items():
+    for command in COMMANDS:
+        sub = subs[command.NAME]
         text = sub.format_help()
-        assert "``" not in text and "help" in text, name
-        assert all(a.help for a in sub._actions), (name, [a.dest for a in sub._actions if not a.help])
+        assert text.startswith(f"usage: cadcam {command.NAME} ") and "``" not in text, command.NAME
+        assert command.HELP in top  # the one-line summary `cadcam --help` lists
+        if command.__doc__:
+            assert " ".join(sub.description.split()) in " ".join(text.split())
+        assert all(a.help for a in sub._actions), (command.NAME, [a.dest for a in sub._actions if not a.help])
 
 
 def test_help_and_parsing_import_no_torch_and_no_sympy():
@@ -152,7 +159,8 @@ def test_help_and_parsing_import_no_torch_and_no_sympy():
         "import sys\n"
         "from cadcam_numeric.cli import build_parser\n"
         "p = build_parser()\n"
-        "for c in ('demo', 'train', 'explain', 'evaluate', 'report', 'derive', 'verify', 'export', 'bench'):\n"
+        "for c in ('demo', 'train', 'explain', 'evaluate', 'report', 'derive', 'verify', 'export', 'accepted',\n"
+        "          'bench', 'bench-dataset'):\n"
         "    try:\n"
         "        p.parse_args([c, '--help'])\n"
         "    except SystemExit:\n"
@@ -172,3 +180,18 @@ def test_bench_dataset_is_its_own_command_and_bench_has_no_dataset_flag(capsys):
     assert "unrecognized arguments: --dataset" in capsys.readouterr().err
     assert _exit_code(["bench-dataset", "--sizes", "40"]) == 2
     assert "--sizes: expected two positive integers" in capsys.readouterr().err
+
+
+def test_the_cpu_thread_count_follows_the_environment_then_the_load():
+    from cadcam_numeric.devices import cpu_thread_count
+    from cadcam_numeric.errors import CadcamInputError
+
+    assert cpu_thread_count({"CADCAM_THREADS": "3", "OMP_NUM_THREADS": "1"})[0] == 3
+    assert cpu_thread_count({"OMP_NUM_THREADS": "1"}) == (1, "OMP_NUM_THREADS=1")
+    threads, why = cpu_thread_count({})
+    cpus = len(os.sched_getaffinity(0))
+    assert 1 <= threads <= cpus and f"{cpus} CPUs, load" in why
+    assert cpu_thread_count({"LOCAL_WORLD_SIZE": str(4 * cpus)})[0] == 1  # many ranks: one thread each
+    for bad in ("0", "two", "²"):
+        with pytest.raises(CadcamInputError, match="CADCAM_THREADS: expected a positive integer"):
+            cpu_thread_count({"CADCAM_THREADS": bad})

@@ -450,3 +450,28 @@ def test_figure_mode_skips_and_lists_an_unreadable_image(trained, tmp_path, caps
     assert "skipped" in out and "broken.png" in out
     assert np.load(tmp_path / "m" / "maps.npz")["gradcam"].shape[0] == 2
     assert main(["explain", str(folder), "--strict", "--bundle", str(trained[3]), "--out", str(tmp_path / "s")]) == 2
+
+
+def test_an_all_zero_map_is_marked_and_a_non_zero_one_is_not():
+    import matplotlib.pyplot as plt
+
+    from cadcam_numeric.pipeline.figures import mark_if_all_zero
+
+    fig, (a, b) = plt.subplots(1, 2)
+    assert mark_if_all_zero(a, np.zeros((4, 4))) and [t.get_text() for t in a.texts] == ["all zero"]
+    assert not mark_if_all_zero(b, np.eye(4) * 1e-30) and not b.texts
+    plt.close(fig)
+
+
+def test_layer_cut_reads_positions_from_the_modules():
+    from torch import nn
+
+    from cadcam_numeric.engine.head import layer_cut
+
+    head = nn.Sequential(
+        nn.MaxPool2d(2), nn.Flatten(), nn.Dropout(), nn.Linear(8, 4), nn.BatchNorm1d(4), nn.ReLU(),
+        nn.Linear(4, 3), nn.Tanh(), nn.Dropout(), nn.Linear(3, 2),
+    )  # fmt: skip
+    assert [layer_cut(head, a) for a in range(3)] == [3, 6, 9]
+    with pytest.raises(CadcamInputError, match=r"pca_after: expected 0\.\.2 for a head with 3 Linear layers, got 3"):
+        layer_cut(head, 3)

@@ -353,3 +353,12 @@ def test_a_pdflatex_failure_is_exit_2_with_the_logs_first_error(tmp_path, monkey
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pdflatex failed on report.tex: Undefined control sequence." in err
     assert "internal error" not in err and not out.exists()
+
+
+def test_the_first_latex_error_of_a_log():
+    from reports.build import first_latex_error
+
+    log = "This is pdfTeX\n(./report.tex\n! Missing $ inserted.\n<inserted text>\nl.88 a_b\n! Second.\n"
+    assert first_latex_error(log) == "Missing $ inserted. (l.88 a_b)"
+    assert first_latex_error("") == "it wrote no log"
+    assert first_latex_error("no errors here\n") == "no error line in its log (see report.log)"

@@ -113,7 +113,7 @@ def _distributed_seconds(bundle_dir: Path, source: str, out: Path, batch: int, w
         "--workers", str(workers), "--device", "cpu", "--shard-size", str(SHARD_SIZE),
     )  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True)
-    found = re.search(r"2 processes, [\d.]+ s, ([\d.]+) s of it streaming\)", done.stdout)
+    found = re.search(r"2 processes[^,]*?, [\d.]+ s, ([\d.]+) s of it streaming\)", done.stdout)
     return float(found.group(1)) if done.returncode == 0 and found else None
 
 

@@ -49,8 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Class activation maps of CNNs whose heads hold PCA, SVMs and other scikit-learn classifiers "
         "(PCA-Grad-CAM, SVM-Grad-CAM, Grad-CAM, Eigen-CAM, Decom-CAM), in closed form: derived by SymPy, "
         "generated, and verified against autograd.",
-        epilog="`cadcam COMMAND --help` describes a command. Exit status: 0 done, 1 a check failed, 2 bad input, "
-        "3 report without PDF.",
+        epilog="`cadcam COMMAND --help` describes a command. Exit status: 0 done; 1 a check failed, or an internal "
+        "error (--debug shows it); 2 bad input; 3 report without PDF (no LaTeX); 130 interrupted, 143 terminated.",
     )
     parser.add_argument(
         "--debug", action="store_true", help="on an unexpected error, show the Python traceback instead of one line"

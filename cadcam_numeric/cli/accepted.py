@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from cadcam_numeric.cli import options
 from cadcam_numeric.cli.boundary import Outcome
 
 HELP = "the heads, transforms and classifiers explain accepts (Markdown table)"
@@ -11,7 +12,7 @@ NAME = "accepted"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(NAME, help=HELP)
+    p = sub.add_parser(NAME, help=HELP, description=options.described(__doc__))
     p.set_defaults(func=run)
 
 

@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--evaluate-images", type=options.positive_int, default=1000, help="images of the deletion/insertion timing"
     )
-    options.add(p, "workers", "device", "out", "json", workers=options.default_workers())
+    options.add(p, "workers", "device", "out", "json")
     p.set_defaults(func=run)
 
 

@@ -47,6 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         *("svm", "batch_size", "shard_size", "workers", "distributed", "seed", "device", "weights", "derived"),
         batch_size=128,
         shard_size=256,
+        workers=0,
     )
     p.set_defaults(func=run)
 

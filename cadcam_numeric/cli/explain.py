@@ -37,7 +37,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         *("device", "weights", "spec", "derived"),
         shard_size=1024,
         batch_size=32,
-        workers=options.default_workers(),
     )
     p.set_defaults(func=run)
 

@@ -15,7 +15,6 @@ imports torch: ``cadcam --help`` builds the whole parser from it.
 from __future__ import annotations
 
 import argparse
-import os
 from dataclasses import dataclass, field
 
 from cadcam_numeric.names import CLASSIFIER_NAMES, METHOD_LABELS
@@ -26,7 +25,6 @@ __all__ = [
     "Option",
     "add",
     "count_or_all",
-    "default_workers",
     "non_negative_int",
     "positive_int",
 ]
@@ -73,11 +71,6 @@ def described(doc: str | None) -> str:
     return (doc or "").replace("``", "`").strip()
 
 
-def default_workers() -> int:
-    """DataLoader workers when none are asked for: every core but the one that runs the model."""
-    return max(0, (os.cpu_count() or 1) - 1)
-
-
 @dataclass(frozen=True)
 class Option:
     """One option: its flags, its help (the only one it has) and the rest of ``add_argument``'s keywords."""
@@ -87,8 +80,7 @@ class Option:
     kwargs: dict[str, object] = field(default_factory=dict)
 
 
-_SOURCES = "digits, localisation[:N], folder:PATH, files:LIST.txt, mnist:ROOT, fashion-mnist:ROOT, cifar10:ROOT, "
-_SOURCES += "medmnist:FILE.npz"
+_TRAINING_SOURCES = "digits, folder:PATH, mnist:ROOT, fashion-mnist:ROOT, cifar10:ROOT, medmnist:FILE.npz"
 
 #: name -> the option's one definition
 OPTIONS: dict[str, Option] = {
@@ -123,8 +115,9 @@ OPTIONS: dict[str, Option] = {
     ),
     "workers": Option(
         ("--workers",),
-        "DataLoader worker processes (default: %(default)s)",
-        {"type": non_negative_int, "default": 0},
+        "DataLoader worker processes (default: evaluate 0; explain and bench-dataset one fewer than each "
+        "process's share of the cores, at most 8)",
+        {"type": non_negative_int, "default": None},
     ),
     "distributed": Option(
         ("--distributed",),
@@ -136,7 +129,10 @@ OPTIONS: dict[str, Option] = {
         ("--cases",), "random cases per verified function (default: %(default)s)", {"type": positive_int, "default": 20}
     ),
     "no_report": Option(("--no-report",), "leave the derivation report out", {"action": "store_true"}),
-    "data": Option(("--data",), f"data source: {_SOURCES} (default: %(default)s)"),
+    "data": Option(
+        ("--data",),
+        f"data source: {_TRAINING_SOURCES}; evaluate also localisation[:N] and files:LIST.txt (default: %(default)s)",
+    ),
     # the pipeline (demo, train)
     "backbone": Option(
         ("--backbone",),

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> Outcome:
         from reports.build import build_report
         from reports.view import view_of_architecture
     except ImportError as exc:
-        raise CadcamInputError(f"cadcam report needs the derivation dependencies (sympy, jinja2): {exc}") from exc
+        raise CadcamInputError(f"needs the derivation dependencies (sympy, jinja2): {exc}") from exc
     from cadcam_numeric.pipeline.bundle import read_bundle_document
     from cadcam_numeric.spec.architecture import load_architecture_file
 

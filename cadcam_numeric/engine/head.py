@@ -140,7 +140,7 @@ def layer_cut(head: nn.Sequential, after: int) -> int:
     linears = [i for i, m in enumerate(head) if isinstance(m, nn.Linear)]
     if not 0 <= after < len(linears):
         raise CadcamInputError(
-            f"pca_after: expected 0..{len(linears) - 1} for a head with {len(linears)} Linear layers"
+            f"pca_after: expected 0..{len(linears) - 1} for a head with {len(linears)} Linear layers, got {after}"
         )
     return linears[after]
 

@@ -28,7 +28,6 @@ from sklearn.decomposition import PCA
 from sklearn.pipeline import Pipeline
 from torch import Tensor, nn
 
-from cadcam_numeric import __version__
 from cadcam_numeric.atomic import atomic_directory
 from cadcam_numeric.engine.chain import PCALayer
 from cadcam_numeric.engine.classifiers import parse_svm
@@ -55,6 +54,7 @@ from cadcam_numeric.pipeline.bundle_document import (
 from cadcam_numeric.pipeline.data import to_model_input
 from cadcam_numeric.pipeline.training import make_head
 from cadcam_numeric.spec.architecture import SPEC_KIND_OF_ESTIMATOR, LoadedArchitecture, architecture_from_text
+from cadcam_numeric.version import __version__
 
 __all__ = ["Bundle", "bundle_sha256", "load_bundle", "read_bundle_document", "save_bundle"]
 

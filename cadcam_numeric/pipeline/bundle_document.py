@@ -420,7 +420,7 @@ def _architecture(raw: object) -> tuple[ArchitectureSection | None, set[str], di
 
 def _classifiers(raw: object, default: object, kernels: Mapping, n_components: int) -> tuple[dict, str]:
     svms = _object(raw, "svms")
-    if not svms or default not in svms:
+    if not isinstance(default, str) or not svms or default not in svms:
         raise CadcamInputError(f"bundle: default_svm {default!r:.40} is not one of {sorted(svms)[:10]}")
     return {name: _classifier(s, f"svms.{name}", kernels, n_components) for name, s in svms.items()}, default
 

@@ -35,7 +35,7 @@ from torch import Tensor
 
 from cadcam_numeric.errors import CadcamInputError
 
-__all__ = ["DataSplits", "ImageSet", "image_files", "load_data", "to_model_input"]
+__all__ = ["DataSplits", "ImageSet", "image_files", "load_data", "open_regular_file", "to_model_input"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -149,7 +149,7 @@ def _to_8bit_rgb(img) -> object:
     return img.convert("RGB")
 
 
-def _open_regular_file(path: Path) -> BinaryIO:
+def open_regular_file(path: Path) -> BinaryIO:
     """``path`` opened for reading if it is a regular file, checked on the open descriptor: opened
     with ``O_NONBLOCK``, so a FIFO or device (also one swapped in after the listing) is refused at
     once instead of blocking the reader for ever."""
@@ -174,7 +174,7 @@ def read_image(path: Path, size: int | None) -> np.ndarray:
 
     from PIL import Image
 
-    with _open_regular_file(path) as handle:
+    with open_regular_file(path) as handle:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)

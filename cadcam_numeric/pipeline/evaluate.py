@@ -427,9 +427,10 @@ _LINE_STYLES = ("-", "--", ":", "-.")
 
 
 def curve_styles(names: list[str]) -> dict[str, tuple[int, str]]:
-    """A distinct (colour index, line style) per curve: a PCA map's component and sign (``P2-``) pick its
-    colour and its method its line style, so 18 PCA curves need 6 colours and 3 styles; other names take
-    the next colour, and a new style after every 10.
+    """A (colour index, line style) per curve: a PCA map's component and sign (``P2-``) pick its colour
+    and its method its line style, so 18 PCA curves need 6 colours and 3 styles; other names take the
+    next colour, and a new style after every 10. Distinct up to 10 components × signs and 4 methods (40
+    other curves); beyond that pairs repeat.
 
     >>> curve_styles(["PCA-Grad-CAM P1+", "PCA-XGrad-CAM P1+", "PCA-Grad-CAM P1-"])
     {'PCA-Grad-CAM P1+': (0, '-'), 'PCA-XGrad-CAM P1+': (0, '--'), 'PCA-Grad-CAM P1-': (1, '-')}

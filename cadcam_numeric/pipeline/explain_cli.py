@@ -19,6 +19,7 @@ from cadcam_numeric.devices import select_device
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.pipeline.bundle import Bundle, load_bundle, read_bundle_document
 from cadcam_numeric.pipeline.bundle_document import InputsSection
+from cadcam_numeric.pipeline.data import open_regular_file
 from cadcam_numeric.pipeline.explain_store import StoreRun, explain_to_store
 from cadcam_numeric.pipeline.run import explain_images
 from cadcam_numeric.pipeline.sources import ImageSource, is_data_source, open_source, readable_name
@@ -82,11 +83,18 @@ def _shapes_of(src: ImageSource) -> list[tuple[int, int, int]]:
     shapes = []
     for path in (src.files or [])[:NOTICE_SAMPLE]:
         try:
-            with Image.open(path) as img:
-                shapes.append((len(img.getbands()), img.height, img.width))
-        except (OSError, ValueError, SyntaxError):
+            with open_regular_file(path) as handle, Image.open(handle) as img:  # a FIFO is never opened
+                shapes.append((_channels(img.mode), img.height, img.width))
+        except (OSError, ValueError, SyntaxError, CadcamInputError):
             continue  # unreadable: skipped and listed when the images are read
     return shapes
+
+
+def _channels(mode: str) -> int:
+    """The channels an image of PIL ``mode`` holds as a person sees it (a palette image is colour)."""
+    if mode in ("1", "L", "I", "F") or mode.startswith("I;"):
+        return 1
+    return {"LA": 2, "La": 2, "RGBA": 4, "RGBa": 4}.get(mode, 3)
 
 
 def input_notice(inputs: InputsSection | None, input_size: int, src: ImageSource) -> str | None:

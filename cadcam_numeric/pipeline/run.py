@@ -258,8 +258,15 @@ def _example_maps(bundle: Bundle, data, test_out, config: PipelineConfig, out_di
     return files
 
 
-def _trained_model(config: PipelineConfig, backbone, data, device, architecture, log):
-    """The CNN with its head, trained (the best-validation epoch kept), its history and settings."""
+def _stored_input_shape(config: PipelineConfig, data) -> tuple[int, int, int] | None:
+    """(C, H, W) of the training images as stored, for explain's notice; None for a folder, whose files
+    were converted and resized when loaded (their stored shapes are many, and unknown here)."""
+    return None if config.data.startswith("folder:") else tuple(data.train.images.shape[1:])
+
+
+def _trained_model(config: PipelineConfig, backbone, data, device, architecture, log, timings: dict):
+    """The CNN with its head, trained (the best-validation epoch kept), its history and settings; the
+    seconds of the feature pass and of training go into ``timings``."""
     torch.manual_seed(config.seed)
     head = make_head(
         backbone,
@@ -272,13 +279,16 @@ def _trained_model(config: PipelineConfig, backbone, data, device, architecture,
     model = CNN(backbone.features, head)
     lr = config.lr if config.lr is not None else (0.02 if backbone.trainable else 1e-3)
     momentum = config.momentum if config.momentum is not None else (0.9 if backbone.trainable else 0.0)
+    t = time.perf_counter()
     cached = _cached_features(model, backbone, data, device, log)
+    timings["features"] = time.perf_counter() - t
     t = time.perf_counter()
     history = train_model(
         model, backbone, data, config.epochs, device, lr, momentum, config.batch_size, config.seed, cached
     )
+    timings["train"] = time.perf_counter() - t
     log(
-        f"trained {config.epochs} epochs in {time.perf_counter() - t:.0f} s ({torch.get_num_threads()} CPU "
+        f"trained {config.epochs} epochs in {timings['train']:.0f} s ({torch.get_num_threads()} CPU "
         f"threads); best validation accuracy {max(history.val_accuracy):.3f} at epoch {history.best_epoch}"
     )
     return model, history, cached, {"lr": lr, "momentum": momentum}
@@ -310,10 +320,12 @@ def run_pipeline(
         f"features {backbone.channels}x{backbone.feature_size}x{backbone.feature_size}, device {device}"
     )
     _check_settings(config, len(data.class_names), architecture)
-    model, history, cached, optimiser = _trained_model(config, backbone, data, device, architecture, log)
-    timings = {"train": time.perf_counter() - t0}
+    timings = {"load": time.perf_counter() - t0}
+    model, history, cached, optimiser = _trained_model(config, backbone, data, device, architecture, log, timings)
+    t = time.perf_counter()
     size = backbone.input_size
     pca, svms, train_out, test_out, rows = _fit_estimators(config, model, data, size, device, cached, architecture)
+    timings["fit"] = time.perf_counter() - t
     warning = chance_warning("the CNN's test macro-F1", rows[0]["test_macro_f1"], len(data.class_names))
     if warning:
         log(warning)
@@ -325,7 +337,7 @@ def run_pipeline(
     }
     bundle_dir = save_bundle(
         out_dir / "bundle", model, backbone, settings, pca, config.pca_after, svms, config.default_svm,
-        data.class_names, architecture, tuple(data.train.images.shape[1:]),
+        data.class_names, architecture, _stored_input_shape(config, data),
     )  # fmt: skip
     files = {"bundle": bundle_dir}
     files["table3_csv"] = atomic_write_text(out_dir / "table3.csv", rows_to_csv(rows))
