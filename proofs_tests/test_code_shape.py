@@ -15,7 +15,7 @@ PRODUCTION = ("derivations", "cadcam_numeric", "reports")
 MAX_LINES = 80
 MAX_COMPLEXITY = 20
 #: pydocstyle rules enforced on the engine and the map methods (ruff's D rules, Google convention)
-DOCSTRING_RULES = "D100,D101,D103,D104,D106,D417,D419"
+DOCSTRING_RULES = "D100,D101,D102,D103,D104,D106,D417,D419"
 
 
 def _ruff() -> str:

@@ -36,9 +36,11 @@ class ExpressionActivation(nn.Module):
         self.parameters_ = {k: float(parameters.get(k, info.default)) for k, info in code.parameters.items()}
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """f(z) elementwise, by the generated code with this module's parameters."""
         return self.code.forward(z, **self.parameters_)
 
     def extra_repr(self) -> str:
+        """The activation's name and its parameters, as ``print(module)`` shows them."""
         return ", ".join([self.code.name, *(f"{k}={v:g}" for k, v in self.parameters_.items())])
 
 

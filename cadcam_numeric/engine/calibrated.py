@@ -54,10 +54,12 @@ class SigmoidCalibrator:
         return DenseLayer(w, torch.full((1,), -self.b, dtype=like.dtype, device=like.device), ACTIVATIONS["sigmoid"])
 
     def value(self, f: Tensor) -> Tensor:
+        """σ(−a f − b) per decision value f (N,) -> (N,): Platt's sigmoid calibration."""
         layer = self._layer(f)
         return layer.activate(f.unsqueeze(-1) @ layer.weight.T + layer.bias).squeeze(-1)
 
     def slope(self, f: Tensor) -> Tensor:
+        """dσ(−a f − b)/df per decision value f (N,) -> (N,)."""
         layer = self._layer(f)
         delta = f.unsqueeze(-1) @ layer.weight.T + layer.bias  # (N, 1)
         one = torch.ones(f.shape[0], 1, 1, dtype=f.dtype, device=f.device)
@@ -99,6 +101,7 @@ class IsotonicCalibrator:
         return torch.where(inside, slope, torch.zeros_like(slope))
 
     def to(self, like: Tensor) -> IsotonicCalibrator:
+        """This calibrator with its breakpoints in ``like``'s dtype and device."""
         return IsotonicCalibrator(self.x.to(like), self.y.to(like))
 
 
@@ -198,6 +201,7 @@ class CalibratedHead:
         return SVMHead.class_index(self, labels, argument)
 
     def to(self, like: Tensor) -> CalibratedHead:
+        """This head with every tensor in ``like``'s dtype and device."""
         copies = tuple(
             replace(
                 c,

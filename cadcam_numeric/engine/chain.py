@@ -29,6 +29,7 @@ class DenseLayer:
     parameters: dict[str, float] = field(default_factory=dict)
 
     def activate(self, delta: Tensor) -> Tensor:
+        """q = f(δ) elementwise, with this layer's activation parameters."""
         return self.activation.forward(delta, **self.parameters)
 
     def fprime(self, delta: Tensor) -> Tensor:
@@ -45,6 +46,7 @@ class PCALayer:
     explained_variance: Tensor | None = None
 
     def scores(self, q: Tensor) -> Tensor:
+        """p = V^T (q − u), whitened by diag(λ)^(−1/2) when fitted so: (N, D) -> (N, B)."""
         return pca_scores(q, self.components, self.mean, self.explained_variance)
 
     def jacobian(self) -> Tensor:
@@ -57,13 +59,16 @@ class PCALayer:
 
     @property
     def n_components(self) -> int:
+        """B, the number of components."""
         return int(self.components.shape[0])
 
     @property
     def n_features(self) -> int:
+        """D, the width of what the PCA reads."""
         return int(self.components.shape[1])
 
     def to(self, like: Tensor) -> PCALayer:
+        """This layer with every tensor in ``like``'s dtype and device."""
         var = None if self.explained_variance is None else self.explained_variance.to(like)
         return replace(self, components=self.components.to(like), mean=self.mean.to(like), explained_variance=var)
 

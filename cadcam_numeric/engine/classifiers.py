@@ -36,17 +36,23 @@ class ClassifierHead(Protocol):
     classes: np.ndarray
     n_features: int
 
-    def class_scores(self, p: Tensor) -> Tensor: ...
+    def class_scores(self, p: Tensor) -> Tensor:
+        """The class scores a_c(p) the classifier predicts by: (N, B) -> (N, C)."""
 
-    def class_score_gradients(self, p: Tensor) -> Tensor: ...
+    def class_score_gradients(self, p: Tensor) -> Tensor:
+        """∂a_c/∂p for every class: (N, B) -> (N, C, B)."""
 
-    def predict(self, p: Tensor) -> np.ndarray: ...
+    def predict(self, p: Tensor) -> np.ndarray:
+        """The predicted labels (scikit-learn's ``predict``): (N, B) -> (N,) labels."""
 
-    def predicted_index(self, p: Tensor) -> Tensor: ...
+    def predicted_index(self, p: Tensor) -> Tensor:
+        """The predicted class as an index into ``classes``: (N, B) -> (N,) int64."""
 
-    def scores_index_gradients(self, p: Tensor) -> tuple[Tensor, Tensor, Tensor]: ...
+    def scores_index_gradients(self, p: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Scores (N, C), predicted index (N,) and gradients (N, C, B) in one pass."""
 
-    def class_index(self, labels: np.ndarray | list, argument: str) -> Tensor: ...
+    def class_index(self, labels: np.ndarray | list, argument: str) -> Tensor:
+        """Labels -> indices into ``classes``; a label it does not have is refused, naming ``argument``."""
 
 
 def parse_svm(svm: object, like: Tensor) -> SVMHead | CalibratedHead:

@@ -40,6 +40,7 @@ class ExplainingModel(nn.Module):
         self.backbone, self.closed_form = backbone, closed_form
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
+        """images (N, C, H, W) -> the closed form's outputs and every map upsampled to (H, W), in [0, 1]."""
         if images.dim() != 4:
             raise CadcamInputError(f"images: expected (N, C, H, W), got shape {tuple(images.shape)}")
         out = dict(self.closed_form(self.backbone(images)))  # cf's keys first, in cf's order

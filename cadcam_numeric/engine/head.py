@@ -39,6 +39,7 @@ class ChannelsLast(nn.Module):
     """(N, T, M, N') -> (N, M, N', T), so that a following ``Flatten`` gives the Keras (NHWC) order."""
 
     def forward(self, x: Tensor) -> Tensor:
+        """(N, T, M, N') -> (N, M, N', T): Keras's flatten order for the next ``Flatten``."""
         return x.permute(0, 2, 3, 1)
 
 
@@ -72,14 +73,17 @@ class Head:
 
     @property
     def has_class_output(self) -> bool:
+        """Whether the head ends in class scores (it has a Linear layer)."""
         return bool(self.layers)
 
     @property
     def pooled_size(self) -> tuple[int, int]:
+        """(Ho, Wo) after the head's pooling."""
         return self.pooling.output_size(self.height, self.width)
 
     @property
     def num_outputs(self) -> int:
+        """The number of class scores (0 without a Linear layer)."""
         return int(self.layers[-1].weight.shape[0]) if self.layers else 0
 
     def flatten(self, features: Tensor) -> Tensor:

@@ -56,6 +56,7 @@ class SplitModel(nn.Module):
         self.backbone, self.head = backbone, head
 
     def forward(self, x: Tensor) -> Tensor:
+        """head(backbone(x))."""
         return self.head(self.backbone(x))
 
 

@@ -37,12 +37,14 @@ class Pooling:
             raise CadcamInputError(f"head: unsupported pooling {type(self.module).__name__}")
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """(Ho, Wo) the pooling gives for an (height, width) feature map."""
         if self.module is None:
             return height, width
         probe = self.module(torch.zeros(1, 1, height, width))
         return int(probe.shape[-2]), int(probe.shape[-1])
 
     def forward(self, features: Tensor) -> Tensor:
+        """The pooled features (the input itself without pooling)."""
         return features if self.module is None else self.module(features)
 
     def row_sums(self, height: int, width: int, like: Tensor) -> Tensor:

@@ -31,6 +31,7 @@ class ProfileKernel:
         self.parameters = {k: float(v) for k, v in parameters.items()}
 
     def __call__(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The Gram matrix K(x_i, y_j) (scikit-learn's callable-kernel contract), float64."""
         xt = torch.as_tensor(np.asarray(x, dtype=np.float64))
         yt = torch.as_tensor(np.asarray(y, dtype=np.float64))
         with torch.no_grad():

@@ -73,9 +73,11 @@ class DecisionBlock:
     params: dict[str, float]
 
     def decision(self, z: Tensor) -> Tensor:
+        """The block's K decision values Σ_i α_i c_i K(s_i, z) + g: (N, B) -> (N, K)."""
         return self.kernel.decision(z, self.support_vectors, self.dual_coef, self.intercept, **self.params)
 
     def to(self, like: Tensor) -> DecisionBlock:
+        """This block with every tensor in ``like``'s dtype and device."""
         return replace(
             self,
             support_vectors=self.support_vectors.to(like),

@@ -43,6 +43,7 @@ class AffineStep:
     offset: Tensor
 
     def forward(self, x: Tensor) -> Tensor:
+        """x ⊙ scale + offset (a fitted scaler)."""
         return x * self.scale + self.offset
 
     def pullback(self, g: Tensor, x: Tensor) -> Tensor:
@@ -50,6 +51,7 @@ class AffineStep:
         return g * self.scale
 
     def to(self, like: Tensor) -> AffineStep:
+        """This step with every tensor in ``like``'s dtype and device."""
         return AffineStep(self.scale.to(like), self.offset.to(like))
 
 
@@ -62,6 +64,7 @@ class L2NormalizeStep:
         return torch.where(norm == 0, torch.ones_like(norm), norm)
 
     def forward(self, x: Tensor) -> Tensor:
+        """x / ‖x‖₂ per row (rows that are zero are refused before)."""
         return x / self._norm(x).unsqueeze(-1)
 
     def pullback(self, g: Tensor, x: Tensor) -> Tensor:
@@ -75,6 +78,7 @@ class L2NormalizeStep:
         return pullback_l2_normalize(g, x / norm.unsqueeze(-1), norm)
 
     def to(self, like: Tensor) -> L2NormalizeStep:
+        """This step (it holds no tensors)."""
         return self
 
 
@@ -116,6 +120,7 @@ class KernelProjection:
         return max(1, KERNEL_CHUNK_VALUES // per_row)
 
     def scores(self, z: Tensor) -> Tensor:
+        """KernelPCA scores of z (N, D) -> (N, B), in chunks that bound the memory used."""
         step = self._chunks(z)
         return torch.cat(
             [
@@ -138,13 +143,16 @@ class KernelProjection:
 
     @property
     def n_components(self) -> int:
+        """B, the number of components."""
         return int(self.dual_coef.shape[0])
 
     @property
     def n_features(self) -> int:
+        """D, the width of what the projection reads."""
         return int(self.fitted_inputs.shape[1])
 
     def to(self, like: Tensor) -> KernelProjection:
+        """This projection with every tensor in ``like``'s dtype and device."""
         return replace(
             self,
             fitted_inputs=self.fitted_inputs.to(like),
@@ -161,6 +169,7 @@ class TransformLayer:
     projection: PCALayer | KernelProjection
 
     def scores(self, q: Tensor) -> Tensor:
+        """The scores of q after every step: (N, D) -> (N, B)."""
         return self.projection.scores(step_inputs(self.steps, q)[-1])
 
     def pullback(self, g: Tensor, q: Tensor) -> Tensor:
@@ -170,14 +179,17 @@ class TransformLayer:
 
     @property
     def n_components(self) -> int:
+        """B, the number of components."""
         return int(self.projection.n_components)
 
     @property
     def n_features(self) -> int:
+        """D, the width of what the first step reads."""
         for step in self.steps:
             if isinstance(step, AffineStep):
                 return int(step.scale.shape[0])
         return self.projection.n_features
 
     def to(self, like: Tensor) -> TransformLayer:
+        """This layer with every tensor in ``like``'s dtype and device."""
         return TransformLayer(tuple(s.to(like) for s in self.steps), self.projection.to(like))
