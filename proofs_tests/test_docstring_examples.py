@@ -29,6 +29,7 @@ MODULES = [
     "cadcam_numeric.pipeline.figures",
     "cadcam_numeric.pipeline.sources",
     "reports.build",
+    "reports.sections",
 ]
 
 

@@ -31,6 +31,17 @@ from derivations.budget import die_with_parent
 from derivations.degree_of_effect import degree_of_effect
 from derivations.latex import formula_latex, tex_escape
 from reports.html import find_katex, tex_to_html, write_katex
+from reports.sections import (
+    ArchitectureSection,
+    BundleSection,
+    CatalogueSection,
+    EnvironmentSection,
+    KernelSection,
+    ProofsSection,
+    TheoremsSection,
+    VerificationSection,
+    merged,
+)
 from reports.view import ArchitectureView, view_of_architecture
 
 __all__ = [
@@ -205,7 +216,7 @@ def _verification_rows(view: ArchitectureView, cases: int, seed: int) -> list:
     return verify_all(cases=cases, seed=seed) + view.verification_rows(cases, seed)
 
 
-def _architecture_section(view: ArchitectureView) -> dict[str, object]:
+def _architecture_section(view: ArchitectureView) -> ArchitectureSection:
     """The head as the report writes it: sizes, layers, the PCA and classifier, the chain rules."""
     spec = view.spec
     t, m, n = view.feature_maps
@@ -229,36 +240,41 @@ def _architecture_section(view: ArchitectureView) -> dict[str, object]:
         chain_pca += r"\,".join(f"J_{{{i}}}" for i in range(spec.pca_after, 1, -1)) + r"\,J_1^t"
     else:  # PCA on x itself: ∂x/∂x^t selects channel t's columns
         chain_pca += r"E_t"
-    return {
-        "spec_name": tex_escape(spec.name),
-        "spec_name_plain": re.sub(r"[^A-Za-z0-9 ,.:()=-]", " ", spec.name),
-        **{"T": t, "M": m, "N": n, "M2": m2, "N2": n2, "D0": widths[0]},
-        "pooling_in_head": view.pooling_in_head,
-        "layers": layers,
-        "B": spec.n_components,
-        "pca_after": spec.pca_after,
-        "pca_reads": f"on dense layer $l={spec.pca_after}$"
+    return ArchitectureSection(
+        spec_name=tex_escape(spec.name),
+        spec_name_plain=re.sub(r"[^A-Za-z0-9 ,.:()=-]", " ", spec.name),
+        T=t,
+        M=m,
+        N=n,
+        M2=m2,
+        N2=n2,
+        D0=widths[0],
+        pooling_in_head=view.pooling_in_head,
+        layers=layers,
+        B=spec.n_components,
+        pca_after=spec.pca_after,
+        pca_reads=f"on dense layer $l={spec.pca_after}$"
         if spec.pca_after
         else r"on the pooled, flattened features $\mathbf x$ ($l=0$; $E_t$ selects the columns of channel $t$)",
-        "pca_kind": {
+        pca_kind={
             "pca": "PCA",
             "incremental_pca": "IncrementalPCA (the same linear form)",
             "truncated_svd": r"TruncatedSVD (the same linear form with $\mathbf u=\mathbf 0$)",
         }[spec.pca_kind],
-        "pca_scaler": spec.pca_scaler,
-        "svm_kind": SVM_KIND_TITLES[spec.svm_kind],
-        "pca_latex": whiten
+        pca_scaler=spec.pca_scaler,
+        svm_kind=SVM_KIND_TITLES[spec.svm_kind],
+        pca_latex=whiten
         + (r"V^\top(\mathbf q_{%d}-\mathbf u)" % spec.pca_after if spec.pca_after else r"V^\top(\mathbf x-\mathbf u)"),
-        "pca_jacobian_latex": whiten + r"V^\top",
-        "svm_input": "standardised PCA scores" if spec.scaler else "the PCA scores",
-        "activations": [_activation_latex(a) for a in view.distinct_activations],
-        "flatten_order": "channels-last, Keras" if spec.channels_last else "channel-major",
-        "chain_gradcam": chain_cls,
-        "chain_pca": chain_pca,
-    }
+        pca_jacobian_latex=whiten + r"V^\top",
+        svm_input="standardised PCA scores" if spec.scaler else "the PCA scores",
+        activations=[_activation_latex(a) for a in view.distinct_activations],
+        flatten_order="channels-last, Keras" if spec.channels_last else "channel-major",
+        chain_gradcam=chain_cls,
+        chain_pca=chain_pca,
+    )
 
 
-def _kernel_section(view: ArchitectureView) -> dict[str, object]:
+def _kernel_section(view: ArchitectureView) -> KernelSection:
     """The classifier's kernel, its parameters (as math: a name is a symbol, never text), Fig. 4's caption."""
     kernel = view.kernel
     grad = (
@@ -267,20 +283,20 @@ def _kernel_section(view: ArchitectureView) -> dict[str, object]:
         else r"2k'(\lVert\mathbf p_i-\mathbf p\rVert^2)\,(\mathbf p-\mathbf p_i)^\top"
     )
     doe = degree_of_effect(view.kernel, view.svm_params)
-    return {
-        "kernel_name": tex_escape(kernel.name).replace(r"\_", r"\_\allowbreak{}"),
-        "kernel_latex": kernel.latex,
-        "kernel_params": ", ".join(f"${formula_latex(sp.Symbol(k))}={v:g}$" for k, v in view.svm_params.items()),
-        "kernel_params_math": r",\ ".join(f"{formula_latex(sp.Symbol(k))}={v:g}" for k, v in view.svm_params.items()),
-        "kernel_gradient_latex": grad,
-        "kernel_profile": latex_of(kernel.profile),
-        "kernel_profile_derivative": latex_of(kernel.profile_derivative),
-        "kernel_variable": r", $u=\mathbf p_i^\top\mathbf p$"
+    return KernelSection(
+        kernel_name=tex_escape(kernel.name).replace(r"\_", r"\_\allowbreak{}"),
+        kernel_latex=kernel.latex,
+        kernel_params=", ".join(f"${formula_latex(sp.Symbol(k))}={v:g}$" for k, v in view.svm_params.items()),
+        kernel_params_math=r",\ ".join(f"{formula_latex(sp.Symbol(k))}={v:g}" for k, v in view.svm_params.items()),
+        kernel_gradient_latex=grad,
+        kernel_profile=latex_of(kernel.profile),
+        kernel_profile_derivative=latex_of(kernel.profile_derivative),
+        kernel_variable=r", $u=\mathbf p_i^\top\mathbf p$"
         if kernel.kind == "dot_product"
         else r", $u=\lVert\mathbf p_i-\mathbf p\rVert^2$",
-        "gamma": f"{view.gamma:g}",
-        "fig4_caption": _fig4_caption(view.kernel, doe, view.gamma),
-    }
+        gamma=f"{view.gamma:g}",
+        fig4_caption=_fig4_caption(view.kernel, doe, view.gamma),
+    )
 
 
 def _proof_result(holds: bool, method: str | None = None) -> str:
@@ -288,7 +304,7 @@ def _proof_result(holds: bool, method: str | None = None) -> str:
     return text + (f" ({tex_escape(method)})" if method else "")
 
 
-def _proofs_section(view: ArchitectureView) -> dict[str, object]:
+def _proofs_section(view: ArchitectureView) -> ProofsSection:
     """Every block proof, Table 2 and the spec's own proofs — each proof run once, here."""
     from derivations.prove_all import all_proofs
     from derivations.table2 import TABLE2_CASES, table2_proof_name
@@ -310,12 +326,12 @@ def _proofs_section(view: ArchitectureView) -> dict[str, object]:
     ]
     held = [r.holds for r in results if not r.name.startswith("table2/")]
     held += [by_name[table2_proof_name(case)].holds for case in TABLE2_CASES]
-    return {
-        "spec_steps": [
+    return ProofsSection(
+        spec_steps=[
             {"title": tex_escape(st.title), "latex": r"\\ ".join(_lines(line) for line in st.latex.split(r"\\"))}
             for st in view.steps
         ],
-        "spec_proofs": [
+        spec_proofs=[
             {
                 "name": tex_escape(p.name),
                 "lines": _lines(p.latex) if p.latex else r"\text{" + tex_escape(p.statement) + "}",
@@ -323,15 +339,15 @@ def _proofs_section(view: ArchitectureView) -> dict[str, object]:
             }
             for p in view.spec_proofs
         ],
-        "block_proofs": proofs,
-        "table2": table2,
-        "table2_method": "generic-$f$ chain identity + activation lemma",
-        "proofs_total": len(held),
-        "proofs_held": sum(held),
-    }
+        block_proofs=proofs,
+        table2=table2,
+        table2_method="generic-$f$ chain identity + activation lemma",
+        proofs_total=len(held),
+        proofs_held=sum(held),
+    )
 
 
-def _theorems_section() -> dict[str, object]:
+def _theorems_section() -> TheoremsSection:
     from derivations.theorems import all_theorems
 
     theorems = [
@@ -349,10 +365,12 @@ def _theorems_section() -> dict[str, object]:
         }
         for th in all_theorems()
     ]
-    return {"theorems": theorems, "theorems_total": len(theorems), "theorems_held": sum(t["holds"] for t in theorems)}
+    return TheoremsSection(
+        theorems=theorems, theorems_total=len(theorems), theorems_held=sum(t["holds"] for t in theorems)
+    )
 
 
-def _verification_section(view: ArchitectureView, verify: bool, cases: int, seed: int) -> dict[str, object]:
+def _verification_section(view: ArchitectureView, verify: bool, cases: int, seed: int) -> VerificationSection:
     """The autograd verification table, run now (empty with ``verify=False``)."""
     rows = _verification_rows(view, cases, seed) if verify else []
     table = [
@@ -366,17 +384,17 @@ def _verification_section(view: ArchitectureView, verify: bool, cases: int, seed
         }
         for row in rows
     ]
-    return {
-        "verification": table,
-        "verify_cases": cases,
-        "verify_seed": seed,
-        "verify_passed": sum(row.passed for row in rows),
-        "verify_total": len(table),
-        "verify_worst_latex": _sci(max((row.max_rel_error for row in rows), default=0.0)),
-    }
+    return VerificationSection(
+        verification=table,
+        verify_cases=cases,
+        verify_seed=seed,
+        verify_passed=sum(row.passed for row in rows),
+        verify_total=len(table),
+        verify_worst_latex=_sci(max((row.max_rel_error for row in rows), default=0.0)),
+    )
 
 
-def _environment_section(view: ArchitectureView, command: str) -> dict[str, object]:
+def _environment_section(view: ArchitectureView, command: str) -> EnvironmentSection:
     """Versions, hashes, the date and the command that rebuilds the report."""
     import sklearn
     import torch
@@ -384,26 +402,26 @@ def _environment_section(view: ArchitectureView, command: str) -> dict[str, obje
     from cadcam_numeric import __version__
     from cadcam_numeric.generated import CATALOGUE_SHA256
 
-    return {
-        "date": _date(),
-        "versions": {
+    return EnvironmentSection(
+        date=_date(),
+        versions={
             "cadcam": __version__,
             "sympy": sp.__version__,
             "torch": torch.__version__,
             "sklearn": sklearn.__version__,
         },
-        "catalogue_hash": CATALOGUE_SHA256,
-        "spec_hash": view.spec.sha256(),
-        "command": tex_escape(command),
-    }
+        catalogue_hash=CATALOGUE_SHA256,
+        spec_hash=view.spec.sha256(),
+        command=tex_escape(command),
+    )
 
 
-def _catalogue_section() -> dict[str, object]:
+def _catalogue_section() -> CatalogueSection:
     from derivations.activations import ACTIVATIONS
     from derivations.kernels import KERNELS
 
-    return {
-        "catalogue": [
+    return CatalogueSection(
+        catalogue=[
             {
                 "name": tex_escape(a.name),
                 "torch": tex_escape(a.torch_module),
@@ -412,7 +430,7 @@ def _catalogue_section() -> dict[str, object]:
             }
             for a in ACTIVATIONS
         ],
-        "kernels": [
+        kernels=[
             {
                 "name": k.name,
                 "latex": k.latex,
@@ -424,23 +442,23 @@ def _catalogue_section() -> dict[str, object]:
             }
             for k in KERNELS
         ],
-    }
+    )
 
 
 def _context(
-    view: ArchitectureView, verify: bool, cases: int, seed: int, bundle: dict | None, command: str
+    view: ArchitectureView, verify: bool, cases: int, seed: int, bundle: BundleSection | None, command: str
 ) -> dict[str, object]:
     """The template's context: the pure sections merged (nothing is written here)."""
-    return {
-        **_architecture_section(view),
-        **_kernel_section(view),
-        **_proofs_section(view),
-        **_theorems_section(),
-        **_verification_section(view, verify, cases, seed),
-        **_environment_section(view, command),
-        **_catalogue_section(),
-        "bundle": bundle,
-    }
+    sections = (
+        _architecture_section(view),
+        _kernel_section(view),
+        _proofs_section(view),
+        _theorems_section(),
+        _verification_section(view, verify, cases, seed),
+        _environment_section(view, command),
+        _catalogue_section(),
+    )
+    return {**merged(*sections), "bundle": None if bundle is None else vars(bundle)}
 
 
 def _write_fig4(view: ArchitectureView, out: Path) -> None:
@@ -563,7 +581,7 @@ def _results_in_words(rows: list[dict[str, str]]) -> str:
     return " ".join(sentences)
 
 
-def _bundle_section(bundle: Path, out: Path) -> tuple[dict[str, object], dict[str, bytes]]:
+def _bundle_section(bundle: Path, out: Path) -> tuple[BundleSection, dict[str, bytes]]:
     """Table 3, the run's figures and what they say, read from the bundle's run folder; and the figure
     files to copy beside the report (name -> bytes: the build step writes them, not this function).
     The bundle's path is written relative to the report's folder."""
@@ -586,7 +604,7 @@ def _bundle_section(bundle: Path, out: Path) -> tuple[dict[str, object], dict[st
         text = warning.removeprefix("warning: ")
         words = r"\textbf{" + tex_escape(text[0].upper() + text[1:]).replace("--", "-{}-") + ".} " + words
     path = os.path.relpath(Path(bundle).resolve(), Path(out).resolve())
-    return {"path": tex_escape(path), "table3": rows, "figures": figures, "words": words}, copies
+    return BundleSection(path=tex_escape(path), table3=rows, figures=figures, words=words), copies
 
 
 def _class_count(bundle: Path) -> int:
