@@ -5,6 +5,7 @@ check that fails leaves nothing."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import torch
@@ -27,7 +28,11 @@ def test_export_writes_one_checked_graph_and_its_description(trained, tmp_path, 
     assert names[:4] == ["logits", "cnn_prediction", "gradcam", "class_weights"] and names[-1] == "image_svm"
     assert doc["outputs"][2]["shape"] == ["batch", 10, 8, 8]  # classes="all": one Grad-CAM per class
     assert isinstance(doc["opset"], int) and doc["check"]["differences"]["logits"] <= 1e-5
-    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.onnx.json"]  # no side file
+    moved = tmp_path / "deploy"
+    moved.mkdir()
+    alone = shutil.copy(out, moved / "model.onnx")  # a deployment copies the file alone: it must still load
+    session = onnxruntime.InferenceSession(str(alone), providers=["CPUExecutionProvider"])
     images = trained[4][:5]  # real digits, a batch size the export never saw
     got = session.run(None, {session.get_inputs()[0].name: images.numpy()})
     assert [o.name for o in session.get_outputs()] and len(got) == len(names)

@@ -185,7 +185,10 @@ def test_missing_files_are_refused(trained, tmp_path):
     (b / "bundle.json").write_text("{not json")
     with pytest.raises(CadcamInputError, match="not valid JSON"):
         load_bundle(b)
+    (b / "bundle.json").unlink()
     with pytest.raises(CadcamInputError, match=r"has no bundle\.json"):
+        load_bundle(b)
+    with pytest.raises(CadcamInputError, match=r"nowhere does not exist \(expected the bundle folder"):
         load_bundle(tmp_path / "nowhere")
 
 
@@ -475,3 +478,20 @@ def test_layer_cut_reads_positions_from_the_modules():
     assert [layer_cut(head, a) for a in range(3)] == [3, 6, 9]
     with pytest.raises(CadcamInputError, match=r"pca_after: expected 0\.\.2 for a head with 3 Linear layers, got 3"):
         layer_cut(head, 3)
+
+
+def test_explaining_saved_test_images_reproduces_the_training_conversion(trained, tmp_path):
+    """An 8x8 digit written as PNG and explained from the file gets exactly the maps of the same image
+    converted as training converted it (no 8-bit resize of the file before the model's own resize)."""
+    model, pca, svms, directory, _ = trained
+    raw = load_data("digits").test.images[:3]
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    for i, image in enumerate(raw):
+        Image.fromarray(image[0].numpy()).save(folder / f"{i}.png")
+    assert main(["explain", str(folder), "--bundle", str(directory), "--out", str(tmp_path / "m")]) == 0
+    written = np.load(tmp_path / "m" / "maps.npz")
+    with torch.no_grad():
+        expected = explain(model.backbone(to_model_input(raw, 32)), model.head, pca, 2, svms["rbf-std"])
+    np.testing.assert_allclose(written["gradcam_raw"], expected.gradcam.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(written["svm_raw"], expected.svm.numpy(), rtol=1e-5, atol=1e-6)

@@ -362,3 +362,17 @@ def test_the_first_latex_error_of_a_log():
     assert first_latex_error(log) == "Missing $ inserted. (l.88 a_b)"
     assert first_latex_error("") == "it wrote no log"
     assert first_latex_error("no errors here\n") == "no error line in its log (see report.log)"
+
+
+@needs_latex
+def test_the_table_of_contents_gives_the_pages_the_sections_are_on(demo_with_report):
+    """A changed table of contents never asks LaTeX for a rerun: the build reruns until .aux and .toc
+    settle, so the page the contents give for each section is the page its heading is on."""
+    pdf = demo_with_report / "report" / "report.pdf"
+    pages = pdf_text(pdf).split("\f")
+    contents = re.findall(r"^\s*(\d+)\s+([A-Z][^\n.]*?)\s*\.*\s+(\d+)\s*$", pages[0] + pages[1], flags=re.M)
+    assert len(contents) >= 4, contents
+    for number, title, page in contents:
+        heading = re.compile(rf"^\s*{number}\s+{re.escape(title.strip())}\s*$", flags=re.M)
+        found = [i + 1 for i, text in enumerate(pages) if heading.search(text) and i > 0]
+        assert int(page) in found, (number, title, page, found)

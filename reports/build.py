@@ -718,7 +718,9 @@ def _latex_env(work: Path) -> dict[str, str]:
 
 def _pdflatex(work: Path) -> subprocess.CompletedProcess:
     """pdflatex directly (no latexmk: it would read a Perl ``latexmkrc``), rerun until the
-    cross-references and longtable widths settle (at most 4 passes)."""
+    cross-references, the table of contents and longtable widths settle: until a pass leaves the .aux and
+    .toc as the pass before left them and its log asks for no rerun (at least 2, at most 5 passes; a
+    changed table of contents never says "Rerun")."""
     command = [
         shutil.which("pdflatex") or "pdflatex",
         "-interaction=nonstopmode",
@@ -726,7 +728,8 @@ def _pdflatex(work: Path) -> subprocess.CompletedProcess:
         "-no-shell-escape",
         "report.tex",
     ]
-    for _ in range(4):
+    state = None
+    for _ in range(5):
         result = subprocess.run(
             command,
             cwd=work,
@@ -737,7 +740,10 @@ def _pdflatex(work: Path) -> subprocess.CompletedProcess:
             preexec_fn=die_with_parent,
         )
         log = (work / "report.log").read_text(errors="replace") if (work / "report.log").is_file() else ""
-        if result.returncode != 0 or not re.search(r"Rerun to get|Label\(s\) may have changed|Rerun LaTeX", log):
+        previous, state = state, [(work / n).read_bytes() for n in ("report.aux", "report.toc") if (work / n).is_file()]
+        if result.returncode != 0:
+            break
+        if state == previous and not re.search(r"Rerun to get|Label\(s\) may have changed|Rerun LaTeX", log):
             break
     return result
 

@@ -36,7 +36,10 @@ def run(args: argparse.Namespace) -> Outcome:
     )
     ratio = {k: d / tolerance(k) for k, d in check.differences.items()}
     worst = max(ratio, key=ratio.get)
-    figure = f"{worst}: {check.differences[worst]:.3g} of max(1, |value|), tolerance {tolerance(worst):g}"
+    figure = (
+        f"the largest difference relative to its tolerance is {worst}'s, {check.differences[worst]:.3g} of "
+        f"max(1, |value|) against {tolerance(worst):g}"
+    )
     if not check.ok:
         print(
             f"cadcam export: the written file differs from the eager model ({figure}); nothing was kept",
@@ -45,6 +48,6 @@ def run(args: argparse.Namespace) -> Outcome:
         return Outcome.CHECK_FAILED
     print(
         f"{check.path} and {check.description}: loaded back and run on {CHECK_BATCH} new images, every output "
-        f"within its tolerance of eager (closest to it: {figure})"
+        f"within its tolerance of eager ({figure})"
     )
     return Outcome.DONE

@@ -476,6 +476,9 @@ def _migrated(doc: dict) -> dict:
 
 def _raw_document(directory: Path) -> dict:
     meta = directory / DOCUMENT
+    if not directory.is_dir():
+        what = "is not a folder" if directory.exists() else "does not exist"
+        raise CadcamInputError(f"bundle: {directory} {what} (expected the bundle folder demo/train wrote, OUT/bundle)")
     if not meta.is_file():
         raise CadcamInputError(f"bundle: {directory} has no bundle.json (not a cadcam bundle)")
     if meta.stat().st_size > MAX_JSON_BYTES:

@@ -19,6 +19,7 @@ validation set is 20 % of the training data (paper §5), except where MedMNIST p
 from __future__ import annotations
 
 import os
+import re
 import stat
 import zipfile
 import zlib
@@ -186,7 +187,8 @@ def read_image(path: Path, size: int | None) -> np.ndarray:
                         img = img.resize((size, size), Image.BILINEAR)
                     return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise CadcamInputError(f"image: cannot read {path} as an image ({type(exc).__name__}: {exc})") from exc
+            reason = re.sub(r"\s*<_io\.\w+ name=[^>]*>", "", str(exc))  # PIL names the handle, not the file
+            raise CadcamInputError(f"image: cannot read {path} as an image ({type(exc).__name__}: {reason})") from exc
 
 
 def image_files(folder: Path) -> list[Path]:

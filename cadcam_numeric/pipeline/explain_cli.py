@@ -59,7 +59,8 @@ def explain_figures(
     """One grid PNG and one .npz per group of up to 12 readable images of ``src``."""
     kept, images, skipped = _readable(src, strict)
     if images is None:
-        raise CadcamInputError(f"images: none of the {len(skipped)} images could be read ({skipped[0][1]})")
+        what = "the image" if len(skipped) == 1 else f"none of the {len(skipped)} images"
+        raise CadcamInputError(f"images: {what} could not be read; the first: {skipped[0][1]}")
     written: dict[str, Path] = {}
     for start in range(0, len(kept), MAX_IMAGES_PER_FIGURE):
         group = slice(start, start + MAX_IMAGES_PER_FIGURE)
@@ -125,6 +126,15 @@ def input_notice(inputs: InputsSection | None, input_size: int, src: ImageSource
     )
 
 
+def _file_size(document) -> int | None:
+    """The size image files are read at so that they go through the training images' own conversion: a
+    folder-trained bundle's images were read at its ``image_size``; an array source's were not resized
+    before the model's bilinear resize."""
+    if str(document.config.get("data", "")).startswith("folder:"):
+        return int(document.config.get("image_size", document.backbone.input_size))
+    return None
+
+
 def wants_store(sources: list[str], src: ImageSource, force_store: bool, distributed: bool) -> bool:
     """A store for a data source, ``--store``, ``--distributed`` or more than 12 images; else a figure."""
     return force_store or distributed or any(map(is_data_source, sources)) or len(src) > MAX_IMAGES_PER_FIGURE
@@ -154,7 +164,9 @@ def explain_sources(
     store = dict(store or {})
     document = read_bundle_document(bundle_dir)  # validated; no network built
     size = document.backbone.input_size
-    src = open_source(sources if len(sources) > 1 else sources[0], size, store.get("seed", 0))
+    src = open_source(
+        sources if len(sources) > 1 else sources[0], size, store.get("seed", 0), file_size=_file_size(document)
+    )
     notice = input_notice(document.inputs, size, src)
     if notice:
         print(notice, file=sys.stderr)

@@ -70,7 +70,13 @@ def _write_graph(model: ExplainingModel, example: torch.Tensor, path: Path, fmt:
         atomic_write(
             path,
             lambda tmp: torch.onnx.export(
-                model, (example,), str(tmp), dynamo=True, dynamic_shapes=({0: batch},), verbose=False
+                model,
+                (example,),
+                str(tmp),
+                dynamo=True,
+                dynamic_shapes=({0: batch},),
+                verbose=False,
+                external_data=False,  # one self-contained file: no side file named after the temporary one
             ),
         )
     else:

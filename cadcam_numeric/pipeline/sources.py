@@ -77,12 +77,15 @@ class ImageSource(Dataset):
         arrays: Tensor | None = None,
         boxes: Tensor | None = None,
         class_labels: list[int] | None = None,
+        file_size: int | None = -1,
     ) -> None:
         ids, labels, name = [readable_name(i) for i in ids], [readable_name(x) for x in labels], readable_name(name)
         if len(ids) != len(labels) or len(set(ids)) != len(ids):
             raise CadcamInputError(f"source: {name}: every image needs one label and a unique id")
         self.name, self.ids, self.labels, self.size = name, ids, labels, size
         self.files, self.arrays, self.boxes, self.class_labels = files, arrays, boxes, class_labels
+        #: the size image files are read at before the model's resize (None: as stored; default: ``size``)
+        self.file_size = size if file_size == -1 else file_size
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -91,7 +94,7 @@ class ImageSource(Dataset):
         if self.arrays is not None:
             return Item(index, to_model_input(self.arrays[index : index + 1], self.size)[0], "")
         try:
-            raw = read_image(self.files[index], self.size)
+            raw = read_image(self.files[index], self.file_size)
         except CadcamInputError as exc:
             return Item(index, None, readable_name(str(exc)))
         return Item(index, to_model_input(torch.from_numpy(np.array(raw))[None], self.size)[0], "")
@@ -113,7 +116,7 @@ def is_data_source(text: str) -> bool:
     return (kind in _PREFIXES and bool(sep)) or text in ("digits", "localisation")
 
 
-def _paths_source(paths: list[str], size: int) -> ImageSource:
+def _paths_source(paths: list[str], size: int, file_size: int | None = -1) -> ImageSource:
     files: list[Path] = []
     for text in paths:
         path = Path(text)
@@ -137,7 +140,9 @@ def _paths_source(paths: list[str], size: int) -> ImageSource:
         raise CadcamInputError("images: no image files found")
     if len(set(files)) != len(files):
         raise CadcamInputError("images: an image is named twice (a file and a folder holding it?)")
-    return ImageSource(" ".join(paths), [str(f) for f in files], [""] * len(files), size, files=files)
+    return ImageSource(
+        " ".join(paths), [str(f) for f in files], [""] * len(files), size, files=files, file_size=file_size
+    )
 
 
 def _class_folder(parts: tuple[str, ...]) -> str:
@@ -147,7 +152,7 @@ def _class_folder(parts: tuple[str, ...]) -> str:
     return parts[0] if len(parts) > 1 else ""
 
 
-def _folder_source(root: Path, size: int) -> ImageSource:
+def _folder_source(root: Path, size: int, file_size: int | None = -1) -> ImageSource:
     if not root.is_dir():
         raise CadcamInputError(f"source: folder {root} does not exist")
     files = image_files(root)
@@ -155,10 +160,10 @@ def _folder_source(root: Path, size: int) -> ImageSource:
         raise CadcamInputError(f"source: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
     relative = [f.relative_to(root) for f in files]
     ids, labels = [r.as_posix() for r in relative], [_class_folder(r.parts) for r in relative]
-    return ImageSource(f"folder:{root}", ids, labels, size, files=files)
+    return ImageSource(f"folder:{root}", ids, labels, size, files=files, file_size=file_size)
 
 
-def _list_source(listing: Path, size: int) -> ImageSource:
+def _list_source(listing: Path, size: int, file_size: int | None = -1) -> ImageSource:
     if not listing.is_file():
         raise CadcamInputError(f"source: file list {listing} does not exist")
     try:
@@ -171,7 +176,7 @@ def _list_source(listing: Path, size: int) -> ImageSource:
     if len(set(ids)) != len(ids):
         raise CadcamInputError(f"source: the file list {listing} names an image twice")
     files = [p if (p := Path(i)).is_absolute() else listing.parent / p for i in ids]
-    return ImageSource(f"files:{listing}", ids, [""] * len(ids), size, files=files)
+    return ImageSource(f"files:{listing}", ids, [""] * len(ids), size, files=files, file_size=file_size)
 
 
 def _array_source(source: str, size: int, seed: int) -> ImageSource:
@@ -209,9 +214,13 @@ def _array_source(source: str, size: int, seed: int) -> ImageSource:
     )
 
 
-def open_source(source: str | list[str], size: int, seed: int = 0, held_out: bool = False) -> ImageSource:
+def open_source(
+    source: str | list[str], size: int, seed: int = 0, held_out: bool = False, file_size: int | None = -1
+) -> ImageSource:
     """The :class:`ImageSource` that ``source`` names (module docstring); ``size`` is the model's
-    input size. A list is image files and folders; a string may also name a data source."""
+    input size. A list is image files and folders; a string may also name a data source. ``file_size``:
+    the size image files are read at before the model's own (bilinear, float) resize to ``size`` —
+    None keeps them as stored, as a bundle trained on arrays saw its images; default ``size``."""
     items = [source] if isinstance(source, str) else list(source)
     for item in items:
         if item in ("digits", "localisation") and Path(item).exists():
@@ -223,10 +232,10 @@ def open_source(source: str | list[str], size: int, seed: int = 0, held_out: boo
         if kind in ("folder", "files", "mnist", "fashion-mnist", "cifar10", "medmnist") and not arg.strip():
             raise CadcamInputError(f"source: {kind}: needs a path, e.g. {kind}:/data/{kind}")
         if kind == "folder" and not held_out:
-            return _folder_source(Path(arg), size)
+            return _folder_source(Path(arg), size, file_size)
         if kind == "files":
-            return _list_source(Path(arg), size)
+            return _list_source(Path(arg), size, file_size)
         return _array_source(items[0], size, seed)
     if any(is_data_source(i) for i in items):
         raise CadcamInputError("source: a data source (folder:, mnist:, …) must be the only SOURCE given")
-    return _paths_source(items, size)
+    return _paths_source(items, size, file_size)
