@@ -195,3 +195,12 @@ def test_the_cpu_thread_count_follows_the_environment_then_the_load():
     for bad in ("0", "two", "²"):
         with pytest.raises(CadcamInputError, match="CADCAM_THREADS: expected a positive integer"):
             cpu_thread_count({"CADCAM_THREADS": bad})
+
+
+def test_a_bad_argument_is_refused_in_one_sentence(capsys):
+    assert _exit_code(["evaluate", "--bundle", "b", "--out", "o", "--images", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "cadcam evaluate: argument --images/--n: expected an integer >= 1 or 'all', got '0' "
+        "(`cadcam evaluate --help` lists the options)\n"
+    )

@@ -20,6 +20,7 @@ cadcam bench-dataset  explain-and-store throughput over whole image sets
 from __future__ import annotations
 
 import argparse
+from typing import NoReturn
 
 from cadcam_numeric.cli import (
     accepted,
@@ -42,9 +43,17 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 COMMANDS = (demo, train, explain, evaluate, report, derive, verify, export, accepted, bench, bench_dataset)
 
 
+class OneSentenceParser(argparse.ArgumentParser):
+    """An argument parser whose refusals are one sentence naming the argument (exit 2), as the error
+    boundary's are, instead of the usage block and then the sentence."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (`{self.prog} --help` lists the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``cadcam`` argument parser: every command and option."""
-    parser = argparse.ArgumentParser(
+    parser = OneSentenceParser(
         prog="cadcam",
         description="Class activation maps of CNNs whose heads hold PCA, SVMs and other scikit-learn classifiers "
         "(PCA-Grad-CAM, SVM-Grad-CAM, Grad-CAM, Eigen-CAM, Decom-CAM), in closed form: derived by SymPy, "
