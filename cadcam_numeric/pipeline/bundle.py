@@ -67,11 +67,23 @@ class Bundle:
     model: CNN
     backbone: Backbone
     pca: PCALayer
-    pca_after: int
     svms: dict[str, SVMHead]
-    default_svm: str
-    class_names: list[str]
     document: BundleDocument
+
+    @property
+    def pca_after(self) -> int:
+        """Where the PCA reads (0: the pooled features; else that dense layer, 1-based)."""
+        return self.document.pca.after
+
+    @property
+    def default_svm(self) -> str:
+        """The classifier the bundle explains with when none is named."""
+        return self.document.default_svm
+
+    @property
+    def class_names(self) -> list[str]:
+        """The CNN's class names, in the order of its outputs."""
+        return list(self.document.class_names)
 
     def svm_named(self, name: str | None) -> tuple[str, SVMHead]:
         """``(name, head)`` of the SVM called ``name`` (None: the bundle's default); refused by name."""
@@ -410,4 +422,4 @@ def load_bundle(
     pca = _pca_of(doc, tensors, _pca_reads(model.head, doc.pca.after))
     kernels = {**KERNELS, **(arch.code.kernels if arch is not None else {})}
     svms = {name: _classifier_of(name, s, tensors, kernels) for name, s in doc.svms.items()}
-    return Bundle(model, backbone, pca, doc.pca.after, svms, doc.default_svm, list(doc.class_names), doc)
+    return Bundle(model, backbone, pca, svms, doc)
