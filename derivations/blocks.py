@@ -51,6 +51,7 @@ from derivations.proof import ProofResult, is_identically_zero, prove_equal
 
 __all__ = [
     "all_block_proofs",
+    "printed_formula_proofs",
     "prove_activation_derivative",
     "prove_activation_forward",
     "prove_activation_kinks",
@@ -490,6 +491,21 @@ def prove_svm_block(kernel: Kernel, b: int = 2, n_support: int = 2) -> ProofResu
         + closed
         + rf",\quad k(u)={formula_latex(kernel.profile)},\ k'(u)={formula_latex(kernel.profile_derivative)}",
     )
+
+
+def printed_formula_proofs() -> list[ProofResult]:
+    """The proofs of exactly the formulas ``generated/blocks.py`` prints (generation refuses unless each holds)."""
+    return [
+        prove_dense_block(None),
+        prove_pullback(),
+        *(prove_pca_scores(v) for v in PCA_VARIANTS),
+        *(prove_pca_block(v) for v in PCA_VARIANTS),
+        prove_softmax_block(),
+        prove_log_softmax_block(),
+        prove_l2_normalize_block(),
+        prove_sum_normalize_block(),
+        prove_interpolation_slope(),
+    ]
 
 
 def all_block_proofs() -> Iterator[ProofResult]:

@@ -203,19 +203,20 @@ def test_it_exports_compiles_and_runs_in_onnx_runtime(name, tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None, reason="inductor needs a C++ compiler")
-@pytest.mark.parametrize("classes", ["predicted", "all"])
-def test_it_compiles_with_the_default_inductor_backend(classes):
+@pytest.mark.parametrize(
+    ("name", "pca_after", "classes"), [("svc-rbf-ovo", 2, "predicted"), ("calibrated-isotonic", 0, "all")]
+)
+def test_it_compiles_with_the_default_inductor_backend(name, pca_after, classes):
     """torch.compile's default backend (inductor: generated C++ on the CPU), whole graph, a second
     batch size, and the same values as eager; isotonic calibration and PCA on x included. The batches
     are off the calibration set: at one of its points f sits on an isotonic threshold, where float32
     rounding in another summation order picks the other one-sided slope (see engine/calibrated.py)."""
-    torch._dynamo.reset()
-    for name, pca_after in (("svc-rbf-ovo", 2), ("calibrated-isotonic", 0)):
-        head, features, pca, svm = problem(name, pca_after, torch.float32)
-        cf = ClosedForm(head, pca, pca_after, svm, classes=classes, method="hires-cam").eval()
-        compiled = torch.compile(cf, fullgraph=True)
-        for batch in (features * 1.01, features[:5] * 1.5):
-            _assert_equal_to(cf(batch), compiled(batch), f"inductor {name} {classes}")
+    torch._dynamo.reset()  # each class mode once, on one problem each (an inductor build costs ~20 s on 2 cores)
+    head, features, pca, svm = problem(name, pca_after, torch.float32)
+    cf = ClosedForm(head, pca, pca_after, svm, classes=classes, method="hires-cam").eval()
+    compiled = torch.compile(cf, fullgraph=True)
+    for batch in (features * 1.01, features[:5] * 1.5):
+        _assert_equal_to(cf(batch), compiled(batch), f"inductor {name} {classes}")
 
 
 def test_the_whole_model_is_one_graph_images_in_maps_out(tmp_path):

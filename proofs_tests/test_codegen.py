@@ -110,20 +110,9 @@ def test_generated_blocks_are_the_proved_formulas_printed():
     import ast
 
     from derivations.block_formulas import BLOCK_FORMULAS, interpolation_slope
-    from derivations.blocks import (
-        prove_dense_block,
-        prove_interpolation_slope,
-        prove_l2_normalize_block,
-        prove_log_softmax_block,
-        prove_pca_block,
-        prove_pca_scores,
-        prove_pullback,
-        prove_softmax_block,
-        prove_sum_normalize_block,
-    )
+    from derivations.blocks import printed_formula_proofs
     from derivations.codegen.matrix_printer import batched_torch
     from derivations.codegen.printer import StableTorchPrinter
-    from derivations.pca import PCA_VARIANTS
 
     tree = ast.parse((DEFAULT_OUTPUT / "blocks.py").read_text(encoding="utf-8"))
     returns = {
@@ -150,8 +139,8 @@ def test_generated_blocks_are_the_proved_formulas_printed():
             )
         ],
     }
-    proofs = [prove_dense_block(None), prove_pullback()]
-    proofs += [prove(v) for v in PCA_VARIANTS for prove in (prove_pca_scores, prove_pca_block)]
-    proofs += [prove_softmax_block(), prove_log_softmax_block(), prove_l2_normalize_block()]
-    proofs += [prove_sum_normalize_block(), prove_interpolation_slope()]
+    proofs = printed_formula_proofs()
+    assert {p.name.split("/")[1] for p in proofs} == {
+        "dense", "pca_scores", "pca", "softmax", "log_softmax", "normalizer", "calibration"
+    }  # fmt: skip
     assert all(p.holds for p in proofs), [p.name for p in proofs if not p.holds]

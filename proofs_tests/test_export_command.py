@@ -58,6 +58,10 @@ def test_export_never_replaces_your_file_and_a_failed_check_keeps_nothing(traine
     assert main(["export", "--bundle", str(trained[3]), "--out", str(out)]) == 1
     assert "the written file differs from the eager model" in capsys.readouterr().err
     assert not out.exists() and not (tmp_path / "drift.onnx.json").exists()
+    # an image map is held against the file's own feature map upsampled and scaled: a drift there alone is caught
+    monkeypatch.setattr(export, "_run_written", lambda *a: [*written(*a)[:-1], written(*a)[-1] + 1e-3])
+    assert main(["export", "--bundle", str(trained[3]), "--out", str(out)]) == 1
+    assert "image_svm's" in capsys.readouterr().err and not out.exists()
 
 
 def test_the_readme_export_line_is_a_command_the_cli_takes():

@@ -24,7 +24,7 @@ one-vs-rest / multinomial linear classifiers); a multi-class SVC's tie-broken vo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -32,6 +32,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from torch import Tensor
 
 from cadcam_numeric.engine.chain import DenseLayer
+from cadcam_numeric.engine.moves import moved
 from cadcam_numeric.engine.sklearn_checks import require_fitted
 from cadcam_numeric.engine.svm import SVMHead, parse_decision_classifier
 from cadcam_numeric.engine.transform import AffineStep, L2NormalizeStep, pull_back_steps, step_inputs
@@ -102,7 +103,7 @@ class IsotonicCalibrator:
 
     def to(self, like: Tensor) -> IsotonicCalibrator:
         """This calibrator with its breakpoints in ``like``'s dtype and device."""
-        return IsotonicCalibrator(self.x.to(like), self.y.to(like))
+        return moved(self, like)
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,10 @@ class CalibratedCopy:
     columns: tuple[int, ...]  # decision column of the base for each calibrator
     class_indices: tuple[int, ...]  # the calibrated class (position in classes_) of each calibrator
     calibrators: tuple[SigmoidCalibrator | IsotonicCalibrator, ...]
+
+    def to(self, like: Tensor) -> CalibratedCopy:
+        """This copy with every tensor in ``like``'s dtype and device."""
+        return moved(self, like)
 
 
 def _decisions(base: SVMHead, p: Tensor) -> tuple[Tensor, Tensor]:
@@ -202,15 +207,7 @@ class CalibratedHead:
 
     def to(self, like: Tensor) -> CalibratedHead:
         """This head with every tensor in ``like``'s dtype and device."""
-        copies = tuple(
-            replace(
-                c,
-                base=c.base.to(like),
-                calibrators=tuple(k.to(like) if isinstance(k, IsotonicCalibrator) else k for k in c.calibrators),
-            )
-            for c in self.copies
-        )
-        return replace(self, copies=copies, steps=tuple(step.to(like) for step in self.steps))
+        return moved(self, like)
 
 
 def parse_calibrated(cal: CalibratedClassifierCV, like: Tensor) -> CalibratedHead:

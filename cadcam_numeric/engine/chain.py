@@ -8,12 +8,13 @@ for, and no autograd is used: every derivative comes from ``cadcam_numeric.gener
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
 from cadcam_numeric.catalogue_types import ActivationCode
+from cadcam_numeric.engine.moves import moved
 from cadcam_numeric.generated.blocks import pca_block_jacobian, pca_scores, pullback_dense
 
 __all__ = ["DenseLayer", "HeadForward", "PCALayer", "forward_dense", "identity_rows", "pullback"]
@@ -69,8 +70,7 @@ class PCALayer:
 
     def to(self, like: Tensor) -> PCALayer:
         """This layer with every tensor in ``like``'s dtype and device."""
-        var = None if self.explained_variance is None else self.explained_variance.to(like)
-        return replace(self, components=self.components.to(like), mean=self.mean.to(like), explained_variance=var)
+        return moved(self, like)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,30 @@ from cadcam_numeric.engine.closed_form import ClosedForm
 from cadcam_numeric.engine.maps import normalise, normalise_pca_pair, upsample
 from cadcam_numeric.errors import CadcamInputError
 
-__all__ = ["ExplainingModel"]
+__all__ = ["ExplainingModel", "image_maps"]
+
+
+def image_maps(maps: dict[str, Tensor], size: tuple[int, int]) -> dict[str, Tensor]:
+    """The image-resolution maps of a closed form's outputs: ``image_gradcam``, ``image_pca_positive``,
+    ``image_pca_negative`` and ``image_svm`` where their feature-resolution maps are in ``maps``.
+
+    Args:
+        maps: a :class:`ClosedForm`'s outputs (``gradcam`` (N, h, w), ``pca_*`` (N, B, h, w), ``svm`` (N, h, w)).
+        size: (H, W) to upsample to (bilinear).
+
+    Returns:
+        The image maps, each (N, H, W) or (N, B, H, W) in [0, 1]: Grad-CAM and SVM-Grad-CAM min–max
+        per map, each PCA pair on its shared ν_b (Eq. 12).
+    """
+    out: dict[str, Tensor] = {}
+    if "gradcam" in maps:
+        out["image_gradcam"] = normalise(upsample(maps["gradcam"], size))
+    if "pca_positive" in maps:
+        pair = normalise_pca_pair(upsample(maps["pca_positive"], size), upsample(maps["pca_negative"], size))
+        out["image_pca_positive"], out["image_pca_negative"] = pair
+    if "svm" in maps:
+        out["image_svm"] = normalise(upsample(maps["svm"], size))
+    return out
 
 
 class ExplainingModel(nn.Module):
@@ -44,12 +67,4 @@ class ExplainingModel(nn.Module):
         if images.dim() != 4:
             raise CadcamInputError(f"images: expected (N, C, H, W), got shape {tuple(images.shape)}")
         out = dict(self.closed_form(self.backbone(images)))  # cf's keys first, in cf's order
-        size = (int(images.shape[-2]), int(images.shape[-1]))
-        if "gradcam" in out:
-            out["image_gradcam"] = normalise(upsample(out["gradcam"], size))
-        if "pca_positive" in out:
-            pair = normalise_pca_pair(upsample(out["pca_positive"], size), upsample(out["pca_negative"], size))
-            out["image_pca_positive"], out["image_pca_negative"] = pair
-        if "svm" in out:
-            out["image_svm"] = normalise(upsample(out["svm"], size))
-        return out
+        return {**out, **image_maps(out, (int(images.shape[-2]), int(images.shape[-1])))}

@@ -25,7 +25,7 @@ d_k(p) = Σ_i D_{ki} K(s_i, z) + g_k on the (scaled) PCA scores z, and an orient
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -41,6 +41,7 @@ from sklearn.svm import SVC, LinearSVC, NuSVC
 from torch import Tensor
 
 from cadcam_numeric.catalogue_types import KernelCode
+from cadcam_numeric.engine.moves import moved
 from cadcam_numeric.engine.pca import PREPROCESSORS, preprocessing_steps
 from cadcam_numeric.engine.profile_kernel import ProfileKernel
 from cadcam_numeric.engine.sklearn_checks import require_fitted
@@ -78,12 +79,7 @@ class DecisionBlock:
 
     def to(self, like: Tensor) -> DecisionBlock:
         """This block with every tensor in ``like``'s dtype and device."""
-        return replace(
-            self,
-            support_vectors=self.support_vectors.to(like),
-            dual_coef=self.dual_coef.to(like),
-            intercept=self.intercept.to(like),
-        )
+        return moved(self, like)
 
 
 @dataclass(frozen=True)
@@ -195,18 +191,7 @@ class SVMHead:
 
     def to(self, like: Tensor) -> SVMHead:
         """The same SVM with its tensors in ``like``'s dtype and device."""
-
-        def cast(t: Tensor | None) -> Tensor | None:
-            return None if t is None else t.to(like)
-
-        return replace(
-            self,
-            blocks=[b.to(like) for b in self.blocks],
-            orientation=self.orientation.to(like),
-            scaler_mean=cast(self.scaler_mean),
-            scaler_scale=cast(self.scaler_scale),
-            steps=tuple(step.to(like) for step in self.steps),
-        )
+        return moved(self, like)
 
     def class_index(self, labels: np.ndarray | list, argument: str) -> Tensor:
         """Positions of ``labels`` in ``classes_``; clear error for an unknown label."""

@@ -18,13 +18,14 @@ Rows are pulled back right to left (Eq. 13): nothing here is differentiated by h
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from cadcam_numeric.catalogue_types import KernelCode
 from cadcam_numeric.engine.chain import PCALayer
+from cadcam_numeric.engine.moves import moved
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.generated.blocks import pullback_l2_normalize
 
@@ -52,7 +53,7 @@ class AffineStep:
 
     def to(self, like: Tensor) -> AffineStep:
         """This step with every tensor in ``like``'s dtype and device."""
-        return AffineStep(self.scale.to(like), self.offset.to(like))
+        return moved(self, like)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class L2NormalizeStep:
 
     def to(self, like: Tensor) -> L2NormalizeStep:
         """This step (it holds no tensors)."""
-        return self
+        return moved(self, like)
 
 
 Step = AffineStep | L2NormalizeStep
@@ -153,12 +154,7 @@ class KernelProjection:
 
     def to(self, like: Tensor) -> KernelProjection:
         """This projection with every tensor in ``like``'s dtype and device."""
-        return replace(
-            self,
-            fitted_inputs=self.fitted_inputs.to(like),
-            dual_coef=self.dual_coef.to(like),
-            intercept=self.intercept.to(like),
-        )
+        return moved(self, like)
 
 
 @dataclass(frozen=True)
@@ -192,4 +188,4 @@ class TransformLayer:
 
     def to(self, like: Tensor) -> TransformLayer:
         """This layer with every tensor in ``like``'s dtype and device."""
-        return TransformLayer(tuple(s.to(like) for s in self.steps), self.projection.to(like))
+        return moved(self, like)

@@ -22,17 +22,7 @@ from derivations import activations as activation_catalogue
 from derivations import kernels as kernel_catalogue
 from derivations.activations import Activation
 from derivations.block_formulas import BLOCK_FORMULAS, interpolation_slope
-from derivations.blocks import (
-    prove_dense_block,
-    prove_interpolation_slope,
-    prove_l2_normalize_block,
-    prove_log_softmax_block,
-    prove_pca_block,
-    prove_pca_scores,
-    prove_pullback,
-    prove_softmax_block,
-    prove_sum_normalize_block,
-)
+from derivations.blocks import printed_formula_proofs
 from derivations.codegen.matrix_printer import batched_torch
 from derivations.codegen.printer import StableTorchPrinter, numeric_constants_to_floats
 from derivations.kernels import Kernel
@@ -213,18 +203,7 @@ def template_environment() -> jinja2.Environment:
 def render_all() -> dict[str, str]:
     """Every generated file's text, keyed by file name (nothing is written)."""
     env = template_environment()
-    # the proofs of exactly the formulas blocks.py prints; nothing is printed unless each holds
-    block_proofs = [
-        prove_dense_block(None),
-        prove_pullback(),
-        *(prove_pca_scores(v) for v in PCA_VARIANTS),
-        *(prove_pca_block(v) for v in PCA_VARIANTS),
-        prove_softmax_block(),
-        prove_log_softmax_block(),
-        prove_l2_normalize_block(),
-        prove_sum_normalize_block(),
-        prove_interpolation_slope(),
-    ]
+    block_proofs = printed_formula_proofs()
     unproved = [p.name for p in block_proofs if not p.holds]
     if unproved:
         raise RuntimeError(f"refusing to generate blocks.py: not proved: {unproved}")
