@@ -26,8 +26,14 @@ __all__ = [
     "interpolation_slope",
     "pca_block_jacobian",
     "pca_scores",
+    "pullback_attention_keys",
+    "pullback_attention_probabilities",
+    "pullback_attention_queries",
+    "pullback_attention_values",
     "pullback_dense",
     "pullback_l2_normalize",
+    "pullback_layer_norm",
+    "pullback_layer_scale",
     "pullback_log_softmax",
     "pullback_softmax",
     "pullback_sum_normalize",
@@ -90,6 +96,40 @@ def pullback_sum_normalize(k: Size, c: Size) -> sp.MatrixExpr:
     return (g - g * pi * OneMatrix(1, c)) / sp.Symbol("total", positive=True)
 
 
+def pullback_layer_norm(k: Size, d: Size) -> sp.MatrixExpr:
+    """g ∂y/∂x for ``LayerNorm``: y = γ ⊙ x̂ + β, x̂ = (x − μ1)/σ, μ = 1ᵀx/D, σ = √(‖x − μ1‖²/D + ε).
+    With h = g diag(γ): (h − (h 1) 1ᵀ/D − (h x̂) x̂ᵀ/D)/σ. ``width`` is D, ``sigma`` σ per token."""
+    g, gamma, xhat = MatrixSymbol("g", k, d), MatrixSymbol("gamma", d, 1), MatrixSymbol("xhat", d, 1)
+    width, sigma = sp.Symbol("width", positive=True), sp.Symbol("sigma", positive=True)
+    h = g * DiagMatrix(gamma)
+    return (h - h * OneMatrix(d, 1) * OneMatrix(1, d) / width - h * xhat * xhat.T / width) / sigma
+
+
+def pullback_layer_scale(k: Size, d: Size) -> sp.MatrixExpr:
+    """g ∂(γ ⊙ x)/∂x = g diag(γ) (timm's ``LayerScale``)."""
+    return MatrixSymbol("g", k, d) * DiagMatrix(MatrixSymbol("gamma", d, 1))
+
+
+def pullback_attention_values(t: Size, d: Size) -> sp.MatrixExpr:
+    """∂/∂V of ⟨G, P V⟩ = Pᵀ G: one head's output O = P V (T × d), P (T × T) its attention weights."""
+    return MatrixSymbol("probs", t, t).T * MatrixSymbol("g_out", t, d)
+
+
+def pullback_attention_probabilities(t: Size, d: Size) -> sp.MatrixExpr:
+    """∂/∂P of ⟨G, P V⟩ = G Vᵀ (then each query's row through its softmax: ``pullback_softmax``)."""
+    return MatrixSymbol("g_out", t, d) * MatrixSymbol("values", t, d).T
+
+
+def pullback_attention_queries(t: Size, d: Size) -> sp.MatrixExpr:
+    """∂/∂Q of ⟨G_S, c Q Kᵀ⟩ = c G_S K: the scores S = c Q Kᵀ, c = 1/√d (``scale``)."""
+    return sp.Symbol("scale", positive=True) * MatrixSymbol("g_scores", t, t) * MatrixSymbol("keys", t, d)
+
+
+def pullback_attention_keys(t: Size, d: Size) -> sp.MatrixExpr:
+    """∂/∂K of ⟨G_S, c Q Kᵀ⟩ = c G_Sᵀ Q."""
+    return sp.Symbol("scale", positive=True) * MatrixSymbol("g_scores", t, t).T * MatrixSymbol("queries", t, d)
+
+
 #: Symbols of one segment [x_lo, x_hi] of a piecewise-linear interpolant (IsotonicRegression's predict).
 INTERPOLATION_SYMBOLS = sp.symbols("f x_lo x_hi y_lo y_hi", real=True)
 
@@ -125,7 +165,7 @@ class BlockFormula:
         self.name, self.expression = name, expression
 
 
-_K, _DOUT, _DIN, _B, _D, _C = sp.symbols("K D_out D_in B D C", integer=True, positive=True)
+_K, _DOUT, _DIN, _B, _D, _C, _T = sp.symbols("K D_out D_in B D C T", integer=True, positive=True)
 
 #: What ``blocks.py`` prints, by generated-function name (and the whitened variant).
 BLOCK_FORMULAS: dict[str, BlockFormula] = {
@@ -141,5 +181,11 @@ BLOCK_FORMULAS: dict[str, BlockFormula] = {
         BlockFormula("pullback_log_softmax", pullback_log_softmax(_K, _C)),
         BlockFormula("pullback_l2_normalize", pullback_l2_normalize(_K, _D)),
         BlockFormula("pullback_sum_normalize", pullback_sum_normalize(_K, _C)),
+        BlockFormula("pullback_layer_norm", pullback_layer_norm(_K, _D)),
+        BlockFormula("pullback_layer_scale", pullback_layer_scale(_K, _D)),
+        BlockFormula("pullback_attention_values", pullback_attention_values(_T, _D)),
+        BlockFormula("pullback_attention_probabilities", pullback_attention_probabilities(_T, _D)),
+        BlockFormula("pullback_attention_queries", pullback_attention_queries(_T, _D)),
+        BlockFormula("pullback_attention_keys", pullback_attention_keys(_T, _D)),
     )
 }

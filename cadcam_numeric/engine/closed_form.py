@@ -32,20 +32,54 @@ import torch
 from torch import Tensor, nn
 
 from cadcam_numeric.catalogue_types import ActivationCode
-from cadcam_numeric.engine.chain import forward_dense, pullback
+from cadcam_numeric.engine.chain import forward_dense
 from cadcam_numeric.engine.classifiers import ClassifierHead, parse_svm
 from cadcam_numeric.engine.head import Head, parse_head
+from cadcam_numeric.engine.head_rows import head_rows
 from cadcam_numeric.engine.held_state import Held, expected_feature_shape, map_leaves
 from cadcam_numeric.engine.map_methods import METHODS
 from cadcam_numeric.engine.results import CAMResult, PositionGradients, checked_features
 from cadcam_numeric.engine.row_pass import RowPass
-from cadcam_numeric.engine.rows import head_output, output_pullback, pca_on
+from cadcam_numeric.engine.rows import named_layer, pca_on
+from cadcam_numeric.engine.split_vit import TransformerHead
 from cadcam_numeric.engine.targets import resolve_targets
+from cadcam_numeric.engine.tokens import TokenHead, parse_token_head
 from cadcam_numeric.errors import CadcamInputError
 
 __all__ = ["ClosedForm"]
 
 Classes = Literal["predicted", "all"]
+
+
+def _token_shape(head: TransformerHead, feature_shape: tuple[int, ...] | None) -> tuple[int, int]:
+    """(T, D) of a transformer head's tokens: prefix tokens plus the patch grid, the embedding width."""
+    h, w = head.grid
+    shape = (head.num_prefix_tokens + h * w, int(head.parts.norm1.normalized_shape[0]))
+    if feature_shape is not None and tuple(feature_shape) != shape:
+        raise CadcamInputError(
+            f"feature_shape: this transformer head takes tokens (T, D) = {shape}, got {feature_shape!r}"
+        )
+    return shape
+
+
+def _transform_and_classifier(
+    pca: object | None, pca_after: int | None, svm: object | None, x: Tensor, dense: Head, probe: Tensor
+) -> tuple[object | None, ClassifierHead | None]:
+    """The transform on the layer ``pca_after`` names and the classifier on its scores — or, with
+    ``pca=None``, the classifier on that layer itself (a linear probe); widths checked."""
+    if pca is None and svm is None:
+        return None, None
+    fwd = forward_dense(x, dense.layers)
+    q = named_layer(pca_after, x, fwd, len(dense.layers))
+    pca_layer = None if pca is None else pca_on(pca, pca_after, x, fwd, dense.layers)[0]
+    if svm is None:
+        return pca_layer, None
+    classifier = parse_svm(svm, probe)
+    width = int(q.shape[1]) if pca_layer is None else pca_layer.n_components
+    if classifier.n_features != width:
+        reads = f"the PCA gives B = {width}" if pca is not None else f"the layer pca_after={pca_after} has {width}"
+        raise CadcamInputError(f"svm: fitted on {classifier.n_features} features, but {reads}")
+    return pca_layer, classifier
 
 
 class ClosedForm(nn.Module):
@@ -98,33 +132,30 @@ class ClosedForm(nn.Module):
             raise CadcamInputError(f"classes: expected 'predicted' or 'all', got {classes!r}")
         if dtype not in (torch.float32, torch.float64):
             raise CadcamInputError(f"dtype: expected torch.float32 or torch.float64, got {dtype}")
-        if svm is not None and pca is None:
-            raise CadcamInputError("svm: the SVM consumes PCA scores; pass pca (and pca_after) too")
-        self.feature_shape = expected_feature_shape(head, feature_shape, pca)
-        #: an adaptive pool's output size is fixed: any M, N' (≥ its size) is accepted, only T is checked
-        self.any_spatial_size = feature_shape is None
         #: parsed on the head's own device, so a CUDA head gives CUDA buffers (then ``.to()`` as any module)
         device = next((w.device for w in head.parameters()), torch.device("cpu"))
-        probe = torch.zeros(1, *self.feature_shape, dtype=dtype, device=device)
-        parsed = parse_head(head, probe, channels_last=channels_last, custom_activations=custom_activations)
-        if not parsed.has_class_output and pca is None:
+        if isinstance(head, TransformerHead):
+            self.feature_shape = _token_shape(head, feature_shape)
+            self.any_spatial_size = False
+            probe = torch.zeros(1, *self.feature_shape, dtype=dtype, device=device)
+            parsed = parse_token_head(head, probe)
+            dense, x = parsed.dense, parsed.forward(probe).embedding
+        else:
+            self.feature_shape = expected_feature_shape(head, feature_shape, pca)
+            #: an adaptive pool's output size is fixed: any M, N' (≥ its size) is accepted, only T is checked
+            self.any_spatial_size = feature_shape is None
+            probe = torch.zeros(1, *self.feature_shape, dtype=dtype, device=device)
+            parsed = parse_head(head, probe, channels_last=channels_last, custom_activations=custom_activations)
+            dense, x = parsed, parsed.flatten(probe)
+        if not dense.has_class_output and pca is None and svm is None:
             raise CadcamInputError(
                 "head: has no Linear layer, so no class output to explain; pass pca (with pca_after=0) and an svm"
             )
-        pca_layer = classifier = None
-        if pca is not None:
-            x = parsed.flatten(probe)
-            pca_layer, _, _ = pca_on(pca, pca_after, x, forward_dense(x, parsed.layers), parsed.layers)
-        if svm is not None:
-            classifier = parse_svm(svm, probe)
-            if classifier.n_features != pca_layer.n_components:
-                raise CadcamInputError(
-                    f"svm: fitted on {classifier.n_features} features, but the PCA gives B = {pca_layer.n_components}"
-                )
+        pca_layer, classifier = _transform_and_classifier(pca, pca_after, svm, x, dense, probe)
         self.method, self.classes, self.pca_after = method, classes, pca_after
         self._copy = copy
         self._cached_views: tuple[tuple[int, ...], dict] | None = None
-        wbar = parsed.position_summed_weights() if parsed.has_class_output else None
+        wbar = parsed.position_summed_weights() if isinstance(parsed, Head) and parsed.has_class_output else None
         state = {"head": parsed, "wbar": wbar, "pca": pca_layer, "svm": classifier}
         # labels (NumPy, often strings) become tuples: the forward only counts them, and a compiler
         # need not trace NumPy
@@ -158,9 +189,10 @@ class ClosedForm(nn.Module):
         return self._svm_classes
 
     def _check_shape(self, features: Tensor) -> None:
-        """(N, T, M, N′) as fixed at construction (only T when an adaptive pool fixes the rest)."""
+        """(N, T, M, N′) as fixed at construction (only T when an adaptive pool fixes the rest); tokens
+        (N, T, D) for a transformer head."""
         fixed = self.feature_shape[: 1 if self.any_spatial_size else 3]
-        if features.dim() != 4 or tuple(features.shape[1 : 1 + len(fixed)]) != fixed:
+        if features.dim() != 1 + len(self.feature_shape) or tuple(features.shape[1 : 1 + len(fixed)]) != fixed:
             expected = f"(N, {fixed[0]}, M, N')" if self.any_spatial_size else f"(N, {', '.join(map(str, fixed))})"
             raise CadcamInputError(f"features: expected {expected}, got {tuple(features.shape)}")
 
@@ -209,45 +241,27 @@ class ClosedForm(nn.Module):
         (``cnn_index``, default the prediction; every class when ``every_class``), the B PCA rows and
         the classifier rows (``svm_index``, default its prediction; every class when ``every_class``)."""
         state = self._views()
-        head: Head = state["head"]
-        n, dtype, device = f.shape[0], f.dtype, f.device
+        head = state["head"]
+        if isinstance(head, TokenHead):
+            return self._token_rows(f, state, every_class, cnn_index, svm_index)
         x = head.flatten(f)
         fwd = forward_dense(x, head.layers)
-        rows, counts, found = [], {}, {}
-        if head.has_class_output:
-            last = fwd.outputs[-1]
-            logits = head_output(head, last)
-            prediction = logits.argmax(dim=1)
-            eye = torch.eye(head.num_outputs, dtype=dtype, device=device)
-            index = prediction if cnn_index is None else cnn_index
-            at_y = eye.expand(n, -1, -1) if every_class else eye[index].unsqueeze(1)
-            rows.append(pullback(output_pullback(head, at_y, last), head.layers, fwd, len(head.layers), bottom=1))
-            counts["class"] = at_y.shape[1]
-            found.update(logits=logits, cnn_prediction=prediction, cnn_index=None if every_class else index)
-        input_rows = None
-        if state["pca"] is not None:
-            layer = state["pca"]
-            q = fwd.outputs[self.pca_after - 1] if self.pca_after else x
-            scores = layer.scores(q)
-            b = layer.n_components
-            at_p = [torch.eye(b, dtype=dtype, device=device).expand(n, b, b)]
-            counts["pca"] = b
-            found["pca_scores"] = scores
-            if state["svm"] is not None:
-                svm: ClassifierHead = state["svm"]
-                svm_scores, predicted, grads = svm.scores_index_gradients(scores)  # grads (N, C_svm, B)
-                index = predicted if svm_index is None else svm_index
-                at_p.append(grads if every_class else grads.gather(1, index[:, None, None].expand(n, 1, b)))
-                counts["svm"] = at_p[-1].shape[1]
-                found.update(
-                    svm_scores=svm_scores,
-                    svm_prediction=predicted,
-                    svm_index=None if every_class else index,
-                )
-            at_l = layer.pullback(torch.cat(at_p, dim=1), q)  # rows at q_l (or at x)
-            if self.pca_after:
-                rows.append(pullback(at_l, head.layers, fwd, self.pca_after, bottom=1))
-            else:  # the rows are already ∂(·)/∂x: they start below the first dense layer
-                input_rows = at_l
-        h1 = torch.cat(rows, dim=1) * head.layers[0].fprime(fwd.deltas[0]).unsqueeze(-2) if rows else None
-        return RowPass(f, head, state["wbar"], h1, input_rows, counts, **found)
+        parts = head_rows(head, x, fwd, state, self.pca_after, every_class, cnn_index, svm_index, bottom=1)
+        h1 = None if parts.rows is None else parts.rows * head.layers[0].fprime(fwd.deltas[0]).unsqueeze(-2)
+        return RowPass(f, head, state["wbar"], h1, parts.input_rows, parts.counts, **parts.found)
+
+    def _token_rows(
+        self, f: Tensor, state: dict, every_class: bool, cnn_index: Tensor | None, svm_index: Tensor | None
+    ) -> RowPass:
+        """A transformer head's pass: rows at the pooled embedding e, then through the last block to
+        A = LN₁(F); the patch tokens of A and of ∂(·)/∂A on their grid are the features and the position
+        gradients (:mod:`cadcam_numeric.engine.tokens`)."""
+        head: TokenHead = state["head"]
+        fwd = head.forward(f)
+        dense_fwd = forward_dense(fwd.embedding, head.dense.layers)
+        parts = head_rows(
+            head.dense, fwd.embedding, dense_fwd, state, self.pca_after, every_class, cnn_index, svm_index, 0
+        )
+        rows = torch.cat([r for r in (parts.rows, parts.input_rows) if r is not None], dim=1)
+        gradients = head.patch_grid(head.pullback(rows, fwd))
+        return RowPass(head.patch_grid(fwd.a), None, None, None, None, parts.counts, gradients=gradients, **parts.found)

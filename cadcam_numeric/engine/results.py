@@ -78,8 +78,11 @@ def checked_features(features: object, dtype: torch.dtype | None) -> Tensor:
     """
     if not isinstance(features, Tensor):
         raise CadcamInputError(f"features: expected a torch.Tensor (N, T, M, N'), got {type(features).__name__}")
-    if features.dim() != 4:
-        raise CadcamInputError(f"features: expected 4 dimensions (N, T, M, N'), got shape {tuple(features.shape)}")
+    if features.dim() not in (3, 4):
+        raise CadcamInputError(
+            f"features: expected 4 dimensions (N, T, M, N') — or 3, tokens (N, T, D) of a transformer head —, "
+            f"got shape {tuple(features.shape)}"
+        )
     if not features.is_floating_point():
         raise CadcamInputError(f"features: expected a floating-point tensor, got {features.dtype}")
     if features.shape[0] == 0:

@@ -62,7 +62,7 @@ class RowPass:
     """
 
     features: Tensor
-    head: Head
+    head: Head | None
     wbar: Tensor | None
     h1: Tensor | None
     input_rows: Tensor | None
@@ -75,13 +75,19 @@ class RowPass:
     svm_prediction: Tensor | None = None
     svm_index: Tensor | None = None
     svm_classes: np.ndarray | None = field(default=None, compare=False)
+    #: the position gradients when the pass formed them itself (a transformer head): (N, R, T, M, N′)
+    gradients: Tensor | None = None
 
     def channel_weights(self) -> Tensor:
         """w^t = Σ_i ∂(·)/∂F_i^t of every row (N, R, T), Eq. 9, 10, 14."""
+        if self.gradients is not None:
+            return self.gradients.sum(dim=(-2, -1))
         return row_channel_weights(self.head, self.wbar, self.h1, self.input_rows)
 
     def row_gradients(self) -> Tensor:
         """∂(·)/∂F at every position for every row, (N, R, T, M, N′)."""
+        if self.gradients is not None:
+            return self.gradients
         return row_position_gradients(self.head, self.features, self.h1, self.input_rows)
 
     def outputs(

@@ -19,7 +19,7 @@ from cadcam_numeric.engine.transform import TransformLayer
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.generated.blocks import pullback_log_softmax, pullback_softmax
 
-__all__ = ["head_output", "output_pullback", "pca_on", "row_channel_weights", "row_position_gradients"]
+__all__ = ["head_output", "named_layer", "output_pullback", "pca_on", "row_channel_weights", "row_position_gradients"]
 
 
 def head_output(head: Head, last: Tensor) -> Tensor:
@@ -57,12 +57,8 @@ def row_position_gradients(head: Head, features: Tensor, h1: Tensor | None, inpu
     return head.pooling.adjoint(torch.cat(parts, dim=1), features)
 
 
-def pca_on(
-    pca: object, pca_after: object, x: Tensor, fwd: HeadForward, layers: list[DenseLayer]
-) -> tuple[PCALayer | TransformLayer, Tensor, Tensor]:
-    """The PCA layer on what ``pca_after`` names — x itself (0) or dense layer l's output —, what it
-    reads (q_l) and its scores p = Vᵀ(q_l − u) (Eq. 5); ``pca_after`` and the widths are checked."""
-    depth = len(layers)
+def named_layer(pca_after: object, x: Tensor, fwd: HeadForward, depth: int) -> Tensor:
+    """What ``pca_after`` names — x itself (0) or dense layer l's output q_l (1..depth) —, checked."""
     if pca_after is None or isinstance(pca_after, bool) or not isinstance(pca_after, int):
         raise CadcamInputError(f"pca_after: expected an integer in 0..{depth}, got {pca_after!r}")
     if not 0 <= pca_after <= depth:
@@ -70,7 +66,15 @@ def pca_on(
             f"pca_after: expected 0 (PCA on the pooled features x) or the 1-based index of a dense layer "
             f"in 1..{depth}, got {pca_after}"
         )
-    q = fwd.outputs[pca_after - 1] if pca_after else x
+    return fwd.outputs[pca_after - 1] if pca_after else x
+
+
+def pca_on(
+    pca: object, pca_after: object, x: Tensor, fwd: HeadForward, layers: list[DenseLayer]
+) -> tuple[PCALayer | TransformLayer, Tensor, Tensor]:
+    """The PCA layer on what ``pca_after`` names — x itself (0) or dense layer l's output —, what it
+    reads (q_l) and its scores p = Vᵀ(q_l − u) (Eq. 5); ``pca_after`` and the widths are checked."""
+    q = named_layer(pca_after, x, fwd, len(layers))
     reads = "dense layer pca_after" if pca_after else "the pooled features x (pca_after=0)"
     layer = pca_layer_from_sklearn(pca, int(q.shape[1]), x, reads)
     return layer, q, layer.scores(q)

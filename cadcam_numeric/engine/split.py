@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from cadcam_numeric.engine.modes import eval_mode
+from cadcam_numeric.engine.split_vit import split_vision_transformer, vision_transformer_kind
 from cadcam_numeric.errors import CadcamInputError
 
 __all__ = ["PROBE_SIZE", "SPLIT_FAMILIES", "reproduces", "split_classifier"]
@@ -141,21 +142,29 @@ def reproduces(reproduced: Tensor, output: object, rtol: float = 1e-4) -> bool:
     return bool(error <= rtol * scale + torch.finfo(output.dtype).tiny)
 
 
-def _check_on_probe(model: nn.Module, backbone: nn.Module, head: nn.Sequential) -> None:
+def _probe_size(model: nn.Module, kind: str) -> int:
+    """A ViT takes images of its own size only (its position embedding fixes the grid)."""
+    if kind == "timm":
+        return int(model.patch_embed.img_size[0])
+    return int(model.image_size)
+
+
+def _check_on_probe(model: nn.Module, backbone: nn.Module, head: nn.Module, size: int = 0) -> None:
     """``head(backbone(x))`` must be ``model(x)`` on a random image (each module's mode kept)."""
     parameter = next(model.parameters(), None)
     dtype = parameter.dtype if parameter is not None and parameter.is_floating_point() else torch.float32
     device = parameter.device if parameter is not None else torch.device("cpu")
     conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
     channels = conv.in_channels if conv is not None else 3  # a 1-channel conv1 (MNIST) gets 1 channel
-    x = torch.rand(2, channels, PROBE_SIZE, PROBE_SIZE, generator=torch.Generator().manual_seed(0)).to(device, dtype)
+    size = size or PROBE_SIZE
+    x = torch.rand(2, channels, size, size, generator=torch.Generator().manual_seed(0)).to(device, dtype)
     try:
         with eval_mode(model), torch.no_grad():
             expected = model(x)
             actual = head(backbone(x))
     except Exception as exc:  # whatever a user's forward raises on the probe: refused by name
         raise CadcamInputError(
-            f"model: {type(model).__name__} could not be checked on a {PROBE_SIZE}x{PROBE_SIZE} image "
+            f"model: {type(model).__name__} could not be checked on a {size}x{size} image "
             f"({str(exc).splitlines()[0][:200]}); pass target_layer and head yourself"
         ) from exc
     if not reproduces(actual, expected):
@@ -171,7 +180,7 @@ def _check_on_probe(model: nn.Module, backbone: nn.Module, head: nn.Sequential) 
         )
 
 
-def split_classifier(model: nn.Module) -> tuple[nn.Module, nn.Sequential]:
+def split_classifier(model: nn.Module) -> tuple[nn.Module, nn.Module]:
     """``(backbone, head)`` of a torchvision classifier, ``head(backbone(x)) == model(x)``.
 
     Families: vgg*, resnet*/resnext*/wide_resnet*, densenet*, efficientnet_b*, efficientnet_v2_*,
@@ -181,6 +190,10 @@ def split_classifier(model: nn.Module) -> tuple[nn.Module, nn.Sequential]:
     classifier`` as the model's ``forward`` applies them. Before returning, the split is checked on
     a random image (:data:`PROBE_SIZE`): a subclass whose ``forward`` differs is refused.
 
+    Vision transformers (timm and torchvision ``VisionTransformer``) split at their last block
+    (:mod:`cadcam_numeric.engine.split_vit`): the backbone gives the tokens entering it (N, T, D), the
+    head is a :class:`~cadcam_numeric.engine.split_vit.TransformerHead`.
+
     Examples:
         >>> import torchvision
         >>> backbone, head = split_classifier(torchvision.models.resnet18(num_classes=3))
@@ -189,6 +202,11 @@ def split_classifier(model: nn.Module) -> tuple[nn.Module, nn.Sequential]:
     """
     if not isinstance(model, nn.Module):
         raise CadcamInputError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    kind = vision_transformer_kind(model)
+    if kind is not None:
+        backbone, head = split_vision_transformer(model, kind)
+        _check_on_probe(model, backbone, head, _probe_size(model, kind))
+        return backbone, head
     for _, type_name, split in SPLIT_FAMILIES:
         if _is_torchvision(model, type_name):
             backbone, head = split(model)

@@ -4,7 +4,8 @@
 # `python -m derivations check` fails on any difference from a fresh generation.
 # catalogue sha256: c9f43f59232ee47cfc1994e1f95fcdaaccf404d7c06a6bfa8dc14312e6b5adc5
 # generator: SymPy 1.14.0, formatted by ruff 0.17.6
-"""Block Jacobians of the head (paper Eq. 17-23), each proved in `derivations.blocks`.
+"""Block Jacobians of the head (paper Eq. 17-23, and a vision transformer's last block), each proved
+in `derivations.blocks` or `derivations.transformer_blocks`.
 
 Every return expression below is printed by `derivations.codegen.matrix_printer` from the SymPy
 matrix expression in `derivations.block_formulas` that the proof of its block holds.
@@ -33,6 +34,12 @@ left without forming any D_0-wide Jacobian.
 - calibrated probabilities pi = u / sum(u): g d pi / d u = (g - (g pi) 1^T) / sum(u)
 
 - isotonic calibration: a segment meets its thresholds; its d/df = (y_hi - y_lo)/(x_hi - x_lo)
+
+- layer norm: g d y / d x = (h - (h 1) 1^T / D - (h xhat) xhat^T / D) / sigma, h = g diag(gamma)
+
+- layer scale: g d (gamma * x) / d x = g diag(gamma)
+
+- attention head O = softmax_rows(c Q K^T) V: d<G,O>/dV = P^T G, d/dQ = c G_S K, d/dK = c G_S^T Q, G_S = each row of G V^T through its softmax
 """
 
 import torch
@@ -43,8 +50,14 @@ __all__ = [
     "interpolation_slope",
     "pca_block_jacobian",
     "pca_scores",
+    "pullback_attention_keys",
+    "pullback_attention_probabilities",
+    "pullback_attention_queries",
+    "pullback_attention_values",
     "pullback_dense",
     "pullback_l2_normalize",
+    "pullback_layer_norm",
+    "pullback_layer_scale",
     "pullback_log_softmax",
     "pullback_softmax",
     "pullback_sum_normalize",
@@ -95,6 +108,43 @@ def pullback_l2_normalize(g: Tensor, n: Tensor, norm: Tensor) -> Tensor:
 def pullback_sum_normalize(g: Tensor, proba: Tensor, total: Tensor) -> Tensor:
     """g d pi / d u = (g - (g pi) 1^T) / S for pi = u / S, S = sum(u): (..., K, C), (..., C), (...) -> (..., K, C)."""
     return (g - (g @ proba.unsqueeze(-1))) / total[..., None, None]
+
+
+def pullback_layer_norm(
+    g: Tensor, gamma: Tensor, xhat: Tensor, sigma: Tensor, width: int
+) -> Tensor:
+    """g d y / d x for y = gamma * xhat + beta, xhat = (x - mean) / sigma (LayerNorm over the last D):
+    (..., K, D), (D,), (..., D), (...), D -> (..., K, D)."""
+    return (
+        (g * gamma.unsqueeze(-2))
+        - (g * gamma.unsqueeze(-2)).sum(-1, keepdim=True) / width
+        - ((g * gamma.unsqueeze(-2)) @ xhat.unsqueeze(-1)) * xhat.unsqueeze(-2) / width
+    ) / sigma[..., None, None]
+
+
+def pullback_layer_scale(g: Tensor, gamma: Tensor) -> Tensor:
+    """g diag(gamma) (LayerScale): (..., K, D), (D,) -> (..., K, D)."""
+    return g * gamma.unsqueeze(-2)
+
+
+def pullback_attention_values(probs: Tensor, g_out: Tensor) -> Tensor:
+    """d<G, P V>/dV = P^T G for one head: (..., T, T), (..., T, d) -> (..., T, d)."""
+    return probs.transpose(-1, -2) @ g_out
+
+
+def pullback_attention_probabilities(g_out: Tensor, values: Tensor) -> Tensor:
+    """d<G, P V>/dP = G V^T for one head: (..., T, d), (..., T, d) -> (..., T, T)."""
+    return g_out @ values.transpose(-1, -2)
+
+
+def pullback_attention_queries(g_scores: Tensor, keys: Tensor, scale: float) -> Tensor:
+    """d<G_S, c Q K^T>/dQ = c G_S K: (..., T, T), (..., T, d), c -> (..., T, d)."""
+    return scale * (g_scores @ keys)
+
+
+def pullback_attention_keys(g_scores: Tensor, queries: Tensor, scale: float) -> Tensor:
+    """d<G_S, c Q K^T>/dK = c G_S^T Q: (..., T, T), (..., T, d), c -> (..., T, d)."""
+    return scale * (g_scores.transpose(-1, -2) @ queries)
 
 
 def interpolation_slope(x_lo: Tensor, x_hi: Tensor, y_lo: Tensor, y_hi: Tensor) -> Tensor:

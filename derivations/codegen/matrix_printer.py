@@ -9,11 +9,14 @@ a batch of rows —; a matrix (r × c) is (..., r, c). The grammar is the one th
 * products, right to left when they end in a column vector (``A v`` → ``v @ Aᵀ``, ``diag(d) v`` →
   ``v * d``), left to right otherwise (``diag(d) W`` → ``d.unsqueeze(-1) * W``, ``G diag(d)`` →
   ``G * d.unsqueeze(-2)``, ``A B`` → ``A @ B``, ``G v`` → ``G @ v.unsqueeze(-1)``, ``G 1`` →
-  ``G.sum(-1, keepdim=True)``, a column times ``vᵀ`` → ``· * v.unsqueeze(-2)``, a column times a row of
+  ``G.sum(-1, keepdim=True)`` (also ``G 1 1ᵀ``, which SymPy folds to a square of ones), a column times ``vᵀ`` → ``· * v.unsqueeze(-2)``, a column times a row of
   ones → the column, which broadcasting spreads);
 * sums and differences of such products (``G − G v vᵀ``);
 * a product scaled by ``1/r`` with ``r`` a scalar symbol, one per batch element (..., ) →
-  ``(·) / r[..., None, None]``.
+  ``(·) / r[..., None, None]``;
+* a term of a sum scaled by ``±1/w``, and a product scaled by ``c``, with ``w``, ``c`` one number for the
+  whole call (a width, the attention scale) → ``· / w`` and ``c * (·)``;
+* the transpose of a matrix argument ``Aᵀ`` → ``A.transpose(-1, -2)``.
 
 Anything else is refused, so a formula the printer does not understand never becomes code.
 """
@@ -60,7 +63,20 @@ def _vector(expr: sp.Basic) -> str:
 def _factor(expr: sp.Basic) -> str:
     if isinstance(expr, MatrixSymbol):
         return expr.name
+    if isinstance(expr, Transpose) and isinstance(expr.arg, MatrixSymbol) and not _is_vector(expr.arg):
+        return f"{expr.arg.name}.transpose(-1, -2)"
     raise MatrixPrintError(f"unsupported matrix factor {expr!r}")
+
+
+def _sum_coefficient(coeff: sp.Expr) -> tuple[int, str | None]:
+    """A term's coefficient in a sum: ±1, or ±1/w with w one number for the call -> (sign, w's name)."""
+    if coeff in (1, -1):
+        return int(coeff), None
+    sign = -1 if coeff.could_extract_minus_sign() else 1
+    base, exponent = (sign * coeff).as_base_exp()
+    if isinstance(base, sp.Symbol) and exponent == -1:
+        return sign, base.name
+    raise MatrixPrintError(f"unsupported coefficient {coeff} in a sum")
 
 
 def _matrix_sum(expr: MatAdd) -> str:
@@ -69,9 +85,9 @@ def _matrix_sum(expr: MatAdd) -> str:
     for term in expr.args:
         coeff, inner = term.as_coeff_mmul() if isinstance(term, MatMul) else (1, term)
         inner = inner if not isinstance(inner, MatMul) or len(inner.args) != 1 else inner.args[0]
-        if coeff not in (1, -1):
-            raise MatrixPrintError(f"unsupported coefficient {coeff} in a sum")
-        terms.append((int(coeff), batched_torch(inner if coeff == 1 else MatMul(*inner.args))))
+        sign, divisor = _sum_coefficient(coeff)
+        text = batched_torch(inner if coeff == 1 else MatMul(*inner.args))
+        terms.append((sign, text if divisor is None else f"{text} / {divisor}"))
     terms.sort(key=lambda t: t[0] < 0)
     text = terms[0][1] if terms[0][0] == 1 else f"-{terms[0][1]}"
     for sign, inner in terms[1:]:
@@ -95,6 +111,8 @@ def batched_torch(expr: sp.MatrixExpr) -> str:
             if not text.startswith("("):
                 text = f"({text})"
             return f"{text} / {base.name}[..., None, None]"
+        if isinstance(coeff, sp.Symbol):
+            return f"{coeff.name} * ({batched_torch(MatMul(*factors) if len(factors) > 1 else factors[0])})"
         raise MatrixPrintError(f"unsupported scalar factor {coeff}")
     if _is_vector(factors[-1]) and not isinstance(factors[-1], OneMatrix):
         # a column vector at the right: evaluate right to left on rows
@@ -119,7 +137,7 @@ def batched_torch(expr: sp.MatrixExpr) -> str:
             acc = f"{pending_diag}.unsqueeze(-1) * {_factor(factor)}"
         elif isinstance(factor, OneMatrix) and factor.shape[0] == 1:
             pass  # a column times a row of ones: broadcasting does it
-        elif isinstance(factor, OneMatrix) and factor.shape[1] == 1:
+        elif isinstance(factor, OneMatrix):  # G 1 (a column), or G 1 1ᵀ (square): row sums, broadcast
             acc = f"{acc}.sum(-1, keepdim=True)"
         elif isinstance(factor, MatrixSymbol) and _is_vector(factor):
             acc = f"({acc} @ {factor.name}.unsqueeze(-1))"
