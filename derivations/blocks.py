@@ -496,6 +496,7 @@ def prove_svm_block(kernel: Kernel, b: int = 2, n_support: int = 2) -> ProofResu
 def printed_formula_proofs() -> list[ProofResult]:
     """The proofs of exactly the formulas ``generated/blocks.py`` prints (generation refuses unless each holds)."""
     from derivations.transformer_blocks import transformer_block_proofs  # it builds on this module's helpers
+
     return [
         prove_dense_block(None),
         prove_pullback(),
@@ -514,6 +515,7 @@ def all_block_proofs() -> Iterator[ProofResult]:
     """Every proof of this module and of :mod:`derivations.transformer_blocks`, catalogue-driven (new
     entries are picked up automatically)."""
     from derivations.transformer_blocks import transformer_block_proofs
+
     for act in activation_catalogue.ACTIVATIONS:
         yield prove_activation_forward(act)
         yield prove_activation_derivative(act)

@@ -98,7 +98,9 @@ def prove_attention_block(t: int = 2, d: int = 2) -> ProofResult:
     probs = _row_softmax(scale * q * k.T)
     out = probs * v
     loss = sum(g[i, j] * out[i, j] for i in range(t) for j in range(d))
-    by_entry = {name: sp.Matrix(t, d, lambda i, j, m=m: sp.diff(loss, m[i, j])) for name, m in (("q", q), ("k", k), ("v", v))}
+    by_entry = {
+        name: sp.Matrix(t, d, lambda i, j, m=m: sp.diff(loss, m[i, j])) for name, m in (("q", q), ("k", k), ("v", v))
+    }
     g_probs = explicit(pullback_attention_probabilities(t, d), {"g_out": g, "values": v})
     g_scores = sp.Matrix.vstack(
         *(explicit(pullback_softmax(1, t), {"g": g_probs.row(i), "s": probs.row(i).T}) for i in range(t))

@@ -133,6 +133,11 @@ def test_generated_blocks_are_the_proved_formulas_printed():
         "pullback_log_softmax": [printed["pullback_log_softmax"]],
         "pullback_l2_normalize": [printed["pullback_l2_normalize"]],
         "pullback_sum_normalize": [printed["pullback_sum_normalize"]],
+        **{
+            name: [printed[name]]
+            for name in BLOCK_FORMULAS
+            if name.startswith(("pullback_layer_", "pullback_attention_"))
+        },
         "interpolation_slope": [
             ast.unparse(
                 ast.parse(str(StableTorchPrinter("y_hi", frozenset()).doprint(interpolation_slope())), mode="eval").body
@@ -141,6 +146,7 @@ def test_generated_blocks_are_the_proved_formulas_printed():
     }
     proofs = printed_formula_proofs()
     assert {p.name.split("/")[1] for p in proofs} == {
-        "dense", "pca_scores", "pca", "softmax", "log_softmax", "normalizer", "calibration"
+        "dense", "pca_scores", "pca", "softmax", "log_softmax", "normalizer", "calibration",
+        "layer_norm", "layer_scale", "attention",
     }  # fmt: skip
     assert all(p.holds for p in proofs), [p.name for p in proofs if not p.holds]

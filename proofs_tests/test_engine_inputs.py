@@ -84,7 +84,7 @@ def test_unsupported_estimators_and_layers(setup):
     )
     pre = SVC(kernel="precomputed").fit(np.eye(4), [0, 1, 0, 1])
     raises(r"svm: kernel 'precomputed' is not supported", features, head, pca, 2, pre)
-    raises(r"svm: the SVM consumes PCA scores", features, head, svm=svm)
+    raises(r"pca_after: expected an integer", features, head, svm=svm)  # a probe names the layer it reads
     conv_head = nn.Sequential(nn.Flatten(), nn.Linear(36, 3), nn.LayerNorm(3))
     raises(r"head: cannot differentiate LayerNorm at position 2 \(0-based\)", features, conv_head)
     raises(r"head: expected a torch.nn.Sequential", features, nn.Linear(36, 3))

@@ -36,6 +36,7 @@ from cadcam_numeric.engine.head import parse_head
 from cadcam_numeric.engine.map_methods import METHOD_LABELS, METHODS, Method
 from cadcam_numeric.engine.results import CAMResult, PositionGradients, TargetScores, checked_features
 from cadcam_numeric.engine.rows import head_output, pca_on
+from cadcam_numeric.engine.split_vit import TransformerHead
 from cadcam_numeric.engine.svm import SVMHead
 from cadcam_numeric.errors import CadcamInputError
 
@@ -65,6 +66,10 @@ def _closed_form(
 ) -> ClosedForm:
     """A ``ClosedForm`` for one call on ``features``: their shape, dtype and device, the head's tensors shared."""
     f = checked_features(features, dtype)
+    wanted = 3 if isinstance(head, TransformerHead) else 4
+    if f.dim() != wanted:
+        layout = "tokens (N, T, D) for a transformer head" if wanted == 3 else "(N, T, M, N')"
+        raise CadcamInputError(f"features: expected {wanted} dimensions, {layout}, got shape {tuple(f.shape)}")
     try:
         cf = ClosedForm(
             head, pca, pca_after, svm, method=method, channels_last=channels_last, dtype=f.dtype,

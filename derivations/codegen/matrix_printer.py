@@ -9,7 +9,8 @@ a batch of rows —; a matrix (r × c) is (..., r, c). The grammar is the one th
 * products, right to left when they end in a column vector (``A v`` → ``v @ Aᵀ``, ``diag(d) v`` →
   ``v * d``), left to right otherwise (``diag(d) W`` → ``d.unsqueeze(-1) * W``, ``G diag(d)`` →
   ``G * d.unsqueeze(-2)``, ``A B`` → ``A @ B``, ``G v`` → ``G @ v.unsqueeze(-1)``, ``G 1`` →
-  ``G.sum(-1, keepdim=True)`` (also ``G 1 1ᵀ``, which SymPy folds to a square of ones), a column times ``vᵀ`` → ``· * v.unsqueeze(-2)``, a column times a row of
+  ``G.sum(-1, keepdim=True)`` (also ``G 1 1ᵀ``, which SymPy folds to a square of ones),
+  a column times ``vᵀ`` → ``· * v.unsqueeze(-2)``, a column times a row of
   ones → the column, which broadcasting spreads);
 * sums and differences of such products (``G − G v vᵀ``);
 * a product scaled by ``1/r`` with ``r`` a scalar symbol, one per batch element (..., ) →
