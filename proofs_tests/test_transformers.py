@@ -164,7 +164,7 @@ def _target_layer(model: nn.Module) -> nn.Module:
 
 @pytest.mark.parametrize(("name", "model"), list(_models()), ids=lambda v: v if isinstance(v, str) else "")
 def test_the_split_reproduces_the_model_and_the_maps_are_pytorch_grad_cams(name, model):
-    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam import GradCAM, HiResCAM, XGradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     backbone, head = split_classifier(model)
@@ -183,10 +183,11 @@ def test_the_split_reproduces_the_model_and_the_maps_are_pytorch_grad_cams(name,
         p = t[:, head.num_prefix_tokens :]
         return p.reshape(p.shape[0], h, w, p.shape[-1]).permute(0, 3, 1, 2)
 
-    with GradCAM(model=model, target_layers=[_target_layer(model)], reshape_transform=to_grid) as cam:
-        theirs = cam(input_tensor=images, targets=[ClassifierOutputTarget(int(c)) for c in r.cnn_target])
-    ours = normalise(upsample(r.gradcam, (size, size))).numpy()
-    np.testing.assert_allclose(ours, theirs, atol=1e-4)
+    for method, peer in (("grad-cam", GradCAM), ("xgrad-cam", XGradCAM), ("hires-cam", HiResCAM)):
+        ours = explain(tokens, head, method=method).gradcam
+        with peer(model=model, target_layers=[_target_layer(model)], reshape_transform=to_grid) as cam:
+            theirs = cam(input_tensor=images, targets=[ClassifierOutputTarget(int(c)) for c in r.cnn_target])
+        np.testing.assert_allclose(normalise(upsample(ours, (size, size))).numpy(), theirs, atol=1e-4, err_msg=method)
 
 
 def test_probes_on_the_pooled_embedding_and_on_pooled_cnn_features():
@@ -230,3 +231,76 @@ def test_the_closed_form_module_takes_a_transformer_head_and_exports():
     np.testing.assert_allclose(exported["gradcam"].numpy(), out["gradcam"][:2].numpy(), rtol=1e-5, atol=1e-6)
     with pytest.raises(CadcamInputError, match=r"features: expected \(N, 5, 192\)"):
         cf(tokens[:, :3])
+
+
+def test_eigen_cam_decom_cam_and_target_scores_on_the_token_grid():
+    """Eigen-CAM of a ViT equals pytorch-grad-cam's projection of norm1's output captured by a hook and
+    reshaped to the grid (up to its arbitrary sign); target_scores give model(x) and the probes' own
+    decision_function on the embedding; Decom-CAM runs on the token grid with those scores."""
+    from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
+
+    from cadcam_numeric import decom_cam, eigen_cam, target_scores
+    from cadcam_numeric.methods.eigen import eigen_grad_cam
+
+    model = _randomised(timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, num_classes=3), 8)
+    backbone, head = split_classifier(model)
+    images = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(9))
+    held = []
+    handle = model.blocks[-1].norm1.register_forward_hook(lambda _m, _i, out: held.append(out.detach()))
+    try:
+        with torch.no_grad():
+            logits = model(images)
+            embedding = model.forward_head(model.forward_features(images), pre_logits=True).numpy()
+    finally:
+        handle.remove()
+    grid = held[0][:, 1:].reshape(8, 2, 2, 192).permute(0, 3, 1, 2)  # the hook's capture, not the head's
+    with torch.no_grad():
+        tokens = backbone(images)
+    ours = eigen_cam(tokens, head=head).numpy()
+    theirs = get_2d_projection(grid.numpy())
+    for a, b in zip(ours, theirs, strict=True):
+        sign = 1.0 if np.abs(a - b).max() <= np.abs(a + b).max() else -1.0
+        np.testing.assert_allclose(a, sign * b, rtol=1e-4, atol=1e-5 * np.abs(b).max())
+    g = position_gradients(tokens, head)
+    np.testing.assert_allclose(g.features.numpy(), grid.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        eigen_grad_cam(tokens, g.gradcam, head=head).numpy(), eigen_cam(g.gradcam * grid).numpy(), rtol=1e-4, atol=1e-6
+    )
+    labels = np.arange(8) % 2
+    probe = LogisticRegression(max_iter=500).fit(embedding, labels)
+    pca = PCA(3).fit(embedding)
+    svc = SVC(kernel="rbf").fit(pca.transform(embedding), labels)
+    s = target_scores(tokens, head, pca=None, pca_after=0, svm=probe)
+    np.testing.assert_allclose(s.logits.numpy(), logits.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(s.svm_scores[:, 1].numpy(), probe.decision_function(embedding), rtol=1e-4, atol=1e-4)
+    s = target_scores(tokens, head, pca=pca, pca_after=0, svm=svc)
+    np.testing.assert_allclose(s.pca_scores.numpy(), pca.transform(embedding), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(s.svm_scores[:, 1].numpy(), svc.decision_function(pca.transform(embedding)), atol=1e-4)
+    d = decom_cam(images, backbone, head, pca, 0, svc, target="svm", p=2, blur_sigma=2.0)
+    assert d.saliency.shape == (8, 32, 32) and d.feature_maps.shape[-2:] == (2, 2)
+    torch.testing.assert_close(d.weights.sum(dim=1), torch.ones(8))
+    with pytest.raises(CadcamInputError, match="head: expected None or a TransformerHead"):
+        eigen_cam(tokens, head=nn.Sequential())
+
+
+def test_pcasvmgradcam_from_model_takes_a_vit_and_checks_it_on_every_call():
+    """from_model on a ViT hooks the tokens entering the last block; its maps are explain's upsampled,
+    PCA → SVC on the embedding included; a target layer elsewhere in the model is refused."""
+    from cadcam_numeric import PCASVMGradCAM
+
+    model = _randomised(_torchvision_vit(), 10)
+    backbone, head = split_classifier(model)
+    images = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(11))
+    with torch.no_grad():
+        tokens = backbone(images)
+        embedding = head.embedding(tokens).numpy()
+    pca = PCA(2).fit(embedding)
+    svc = SVC(kernel="rbf").fit(pca.transform(embedding), np.arange(6) % 2)
+    with PCASVMGradCAM.from_model(model, pca=pca, pca_after=0, svm=svc) as cam:
+        maps = cam(images)
+    r = explain(tokens, head, pca, 0, svc)
+    np.testing.assert_allclose(maps.raw.gradcam.numpy(), r.gradcam.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(maps.raw.svm.numpy(), r.svm.numpy(), rtol=1e-5, atol=1e-6)
+    assert maps.gradcam.shape == (6, 32, 32) and maps.pca_positive.shape == (6, 2, 32, 32)
+    with pytest.raises(CadcamInputError, match="target_layer: with a TransformerHead"):
+        PCASVMGradCAM(model, model.encoder.layers[0], head)

@@ -35,9 +35,10 @@ from cadcam_numeric.engine.closed_form import ClosedForm
 from cadcam_numeric.engine.head import parse_head
 from cadcam_numeric.engine.map_methods import METHOD_LABELS, METHODS, Method
 from cadcam_numeric.engine.results import CAMResult, PositionGradients, TargetScores, checked_features
-from cadcam_numeric.engine.rows import head_output, pca_on
+from cadcam_numeric.engine.rows import head_output, named_layer, pca_on
 from cadcam_numeric.engine.split_vit import TransformerHead
 from cadcam_numeric.engine.svm import SVMHead
+from cadcam_numeric.engine.tokens import parse_token_head
 from cadcam_numeric.errors import CadcamInputError
 
 __all__ = [
@@ -158,15 +159,23 @@ def target_scores(
     channels_last: bool = False,
     custom_activations: Mapping[str, ActivationCode] | None = None,
 ) -> TargetScores:
-    """The quantities the maps explain, without any gradient: y, p = Vᵀ(q_l − u), a_c(p)."""
+    """The quantities the maps explain, without any gradient: y, p = Vᵀ(q_l − u), a_c(p) — or, with
+    ``pca=None``, a_c of the layer ``pca_after`` names (a probe). ``features`` (N, T, M, N′), or the
+    tokens (N, T, D) entering the last block of a :class:`TransformerHead` (x is then its pooled embedding).
+    """
     features = checked_features(features, None)
-    parsed = parse_head(head, features, channels_last=channels_last, custom_activations=custom_activations)
-    x = parsed.flatten(features)
+    if isinstance(head, TransformerHead):
+        token_head = parse_token_head(head, features)
+        parsed, x = token_head.dense, token_head.forward(features).embedding
+    else:
+        parsed = parse_head(head, features, channels_last=channels_last, custom_activations=custom_activations)
+        x = parsed.flatten(features)
     fwd = forward_dense(x, parsed.layers)
     scores = svm_scores = None
     if pca is not None:
         _, _, scores = pca_on(pca, pca_after, x, fwd, parsed.layers)
-        if svm is not None:
-            svm_scores = parse_svm(svm, features).class_scores(scores)
+    if svm is not None:
+        read = scores if pca is not None else named_layer(pca_after, x, fwd, len(parsed.layers))
+        svm_scores = parse_svm(svm, features).class_scores(read)
     logits = head_output(parsed, fwd.outputs[-1]) if parsed.has_class_output else None
     return TargetScores(logits, scores, svm_scores)

@@ -29,6 +29,7 @@ from cadcam_numeric.engine.maps import normalise, normalise_pca_pair, upsample
 from cadcam_numeric.engine.modes import eval_mode
 from cadcam_numeric.engine.pca import pca_layer_from_sklearn
 from cadcam_numeric.engine.split import reproduces, split_classifier
+from cadcam_numeric.engine.split_vit import TransformerHead
 from cadcam_numeric.engine.svm import SVMHead
 from cadcam_numeric.errors import CadcamInputError
 
@@ -100,8 +101,10 @@ class PCASVMGradCAM:
 
     Args:
         model: the CNN; put in eval mode for each call, every module's own mode restored after.
-        target_layer: the submodule whose output are the feature maps F (N, T, M, N').
-        head: the part of ``model`` after ``target_layer`` (or its last child, see above).
+        target_layer: the submodule whose output are the feature maps F (N, T, M, N') — for a
+            :class:`TransformerHead`, its last block or that block's norm1 (the block's input is captured).
+        head: the part of ``model`` after ``target_layer`` (or its last child, see above), or the
+            :class:`TransformerHead` of ``split_classifier(model)``.
         pca: as :func:`explain`.
         pca_after: as :func:`explain`.
         svm: as :func:`explain`.
@@ -133,6 +136,7 @@ class PCASVMGradCAM:
             raise CadcamInputError(f"head: expected a torch.nn.Module, got {type(head).__name__}")
         self.model, self.target_layer = model, target_layer
         self.head = compose_head(model, target_layer, head)
+        self._hooked = self._hook_point(self.head, target_layer)
         # read the fitted estimators into tensors once, not on every call (validated here too)
         like = torch.zeros((), dtype=torch.float64)
         self.pca = pca_layer_from_sklearn(pca, None, like) if pca is not None else None
@@ -155,17 +159,38 @@ class PCASVMGradCAM:
     ) -> PCASVMGradCAM:
         """For a torchvision classifier: split it with :func:`split_classifier` (backbone = the last
         convolutional block, head = pooling → Flatten → classifier, sharing the model's weights)
-        so that no head is rewritten by hand. ``options``: the keyword arguments of the constructor.
-        The maps explain ``model`` itself: its forward runs on every call and the head must reproduce
-        its output (a subclass whose ``forward`` is not its family's is refused)."""
+        so that no head is rewritten by hand; for a timm or torchvision ViT, the target layer is the
+        last block's norm1 (the tokens entering that block are captured). ``options``: the keyword
+        arguments of the constructor. The maps explain ``model`` itself: its forward runs on every
+        call and the head must reproduce its output (a subclass whose ``forward`` is not its
+        family's is refused)."""
         backbone, head = split_classifier(model)  # checked against model(x) on a probe image
+        if isinstance(head, TransformerHead):
+            return cls(model, head.parts.norm1, head, pca, pca_after, svm, **options)
         target_layer, after_target = _target_in_model(model, backbone)
         cam = cls(model, target_layer, head, pca, pca_after, svm, **options)
         cam._after_target = after_target  # the user's model runs; its every call is checked again
         return cam
 
+    @staticmethod
+    def _hook_point(head: nn.Module, target_layer: nn.Module) -> nn.Module | None:
+        """None: capture ``target_layer``'s output. For a :class:`TransformerHead`, the module whose
+        *input* is captured — the tokens entering the last block, which ``head`` reads — given as that
+        block or its ``norm1`` (the class maps' target layer)."""
+        if not isinstance(head, TransformerHead):
+            return None
+        if target_layer is not head.block and target_layer is not head.parts.norm1:
+            raise CadcamInputError(
+                "target_layer: with a TransformerHead, expected its last block or that block's norm1 "
+                "(timm blocks[-1].norm1, torchvision encoder.layers[-1].ln_1)"
+            )
+        return head.block
+
     def __enter__(self) -> PCASVMGradCAM:
-        self._handle = self.target_layer.register_forward_hook(self._capture)
+        if self._hooked is None:
+            self._handle = self.target_layer.register_forward_hook(self._capture)
+        else:
+            self._handle = self._hooked.register_forward_pre_hook(self._capture_input)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -179,6 +204,9 @@ class PCASVMGradCAM:
 
     def _capture(self, module: nn.Module, inputs: object, output: Tensor) -> None:
         self._features = output.detach()
+
+    def _capture_input(self, module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
+        self._features = inputs[0].detach()
 
     def _features_and_check(self, input_tensor: Tensor) -> Tensor:
         """Run the model, capture the target layer's output and check the head reproduces the model."""

@@ -108,6 +108,20 @@ class TransformerHead(nn.Module):
         side = m.image_size // m.patch_size
         self.grid = (side, side)
 
+    def target_activations(self, tokens: Tensor) -> Tensor:
+        """A = LN₁(tokens) of the last block, its patch tokens on their grid: (N, D, h, w) — the
+        activations the class maps weigh (pytorch-grad-cam's target layer with a token-to-grid reshape).
+
+        >>> import torchvision
+        >>> vit = torchvision.models.VisionTransformer(32, 8, 2, 2, 16, 24, num_classes=3).eval()
+        >>> backbone, head = split_vision_transformer(vit, "torchvision")
+        >>> head.target_activations(backbone(torch.rand(2, 3, 32, 32))).shape
+        torch.Size([2, 16, 4, 4])
+        """
+        patches = self.parts.norm1(tokens)[:, self.num_prefix_tokens :]
+        h, w = self.grid
+        return patches.reshape(patches.shape[0], h, w, patches.shape[-1]).permute(0, 3, 1, 2)
+
     def embedding(self, tokens: Tensor) -> Tensor:
         """The pooled embedding (N, D) the classifier reads (timm ``forward_head(pre_logits=True)``)."""
         z = self.norm(self.block(tokens))
