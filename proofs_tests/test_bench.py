@@ -63,3 +63,34 @@ def test_quick_bench_writes_every_measurement(tmp_path, capsys):
 def test_bench_refuses_bad_arguments(capsys):
     assert main(["bench", "--batches", "0,2"]) == 2
     assert "--batches: expected positive integers" in capsys.readouterr().err
+
+
+def test_quick_vit_bench_times_every_route_and_the_maps_agree(tmp_path, capsys):
+    """``--model vit_tiny_patch16_224 --quick``: every route timed at batches 1 and 2, every ratio
+    computed, the class map equal to pytorch-grad-cam's (target norm1, token-to-grid reshape)."""
+    import pytest
+
+    pytest.importorskip("timm")
+    from cadcam_numeric.bench.vit import ROUTES
+
+    args = ["bench", "--model", "vit_tiny_patch16_224", "--quick", "--device", "cpu", "--out", str(tmp_path)]
+    assert main(args) == 0
+    doc = json.loads((tmp_path / "bench_vit.json").read_text())
+    markdown = (tmp_path / "bench_vit.md").read_text()
+    assert capsys.readouterr().out.strip() == markdown.strip()
+    assert doc["config"]["batches"] == [1, 2] and doc["image_size"] == 64
+    timed = {(t["route"], t["batch"]) for t in doc["timings"] if t["median_ms"] > 0}
+    assert timed == {(r, b) for r in ROUTES for b in (1, 2)}
+    assert all(v is not None and v > 0 for b in ("1", "2") for v in doc["ratios"][b].values())
+    assert doc["agreement"]["class map: pytorch-grad-cam vs explain (max abs)"] < 1e-4
+    assert (
+        doc["agreement"]["class map: explain with the probe vs without (max abs)"] < 1e-5
+    )  # more rows: other rounding
+    assert "timm `vit_tiny_patch16_224` (random weights) at 64×64 px" in markdown
+
+
+def test_vit_bench_refuses_what_it_does_not_time(capsys):
+    assert main(["bench", "--model", "resnet50"]) == 2
+    assert "--model: expected vgg16 or one of vit_small_patch16_224" in capsys.readouterr().err
+    assert main(["bench", "--model", "vit_tiny_patch16_224", "--heads-only"]) == 2
+    assert "--heads-only and --dtype are for vgg16" in capsys.readouterr().err

@@ -88,7 +88,7 @@ def test_deletion_insertion_is_the_same_whatever_memory_it_may_use(monkeypatch):
     images are scored, so the curves are equal bit for
     bit (the score reads pixels without a reduction: a matmul's last bits depend on its operand's
     alignment in memory, which grouping changes)."""
-    import cadcam_numeric.metrics as metrics
+    import cadcam_numeric.metrics.curves as metrics
 
     torch.manual_seed(0)
     images, baseline = torch.rand(7, 3, 5, 5), torch.zeros(7, 3, 5, 5)

@@ -33,10 +33,10 @@ def _randomised(model: nn.Module, seed: int) -> nn.Module:
     return model.eval()
 
 
-def _tiny_vit(heads: int, head_dim: int, registers: int, pool: str, layer_scale: bool, gelu: str, seed: int):
+def _tiny_vit(heads: int, head_dim: int, registers: int, pool: str, layer_scale: bool, gelu: str, seed: int, depth=2):
     act = functools.partial(nn.GELU, approximate="tanh") if gelu == "tanh" else nn.GELU
     model = timm.models.vision_transformer.VisionTransformer(
-        img_size=8, patch_size=4, embed_dim=heads * head_dim, depth=2, num_heads=heads, mlp_ratio=1.5,
+        img_size=8, patch_size=4, embed_dim=heads * head_dim, depth=depth, num_heads=heads, mlp_ratio=1.5,
         reg_tokens=registers, global_pool=pool, init_values=0.5 if layer_scale else None, act_layer=act,
         num_classes=3,
     )  # fmt: skip
@@ -82,6 +82,19 @@ def _close(actual: torch.Tensor, expected: torch.Tensor, what: str, rtol: float 
     assert err <= rtol, f"{what}: relative error {err:.3g} > {rtol}"
 
 
+def _check_against_autograd(head, a, a_grid, score, got_grad, got_weights, got_signed_pair, what: str) -> None:
+    """The closed form's position gradients, weights and map(s) for ``score`` against autograd at A."""
+    (grad,) = torch.autograd.grad(score.sum(), a, retain_graph=True)
+    grad_grid = _grid(head, grad)
+    _close(got_grad, grad_grid, f"{what}: position gradients")
+    weights, signed, (w_scale, m_scale) = _maps_from(a_grid, grad_grid)
+    _close(got_weights, weights, f"{what}: weights", scale=w_scale)
+    positive, negative = got_signed_pair
+    _close(positive, torch.relu(signed), f"{what}: map", scale=m_scale)
+    if negative is not None:
+        _close(negative, torch.relu(-signed), f"{what}: negative map", scale=m_scale)
+
+
 @given(
     heads=st.integers(1, 3),
     head_dim=st.sampled_from([4, 8]),  # D ≥ 4: over D = 2 a LayerNorm's Jacobian is exactly zero
@@ -90,12 +103,13 @@ def _close(actual: torch.Tensor, expected: torch.Tensor, what: str, rtol: float 
     layer_scale=st.booleans(),
     gelu=st.sampled_from(["erf", "tanh"]),
     probe=st.sampled_from(["none", "logistic", "pca-svc"]),
+    depth=st.integers(1, 3),  # blocks before the explained one: 0–2 (the explained part is the last block)
     seed=st.integers(0, 2**16),
 )
 def test_every_map_and_weight_equals_autograd_through_the_torch_model(
-    heads, head_dim, registers, pool, layer_scale, gelu, probe, seed
+    heads, head_dim, registers, pool, layer_scale, gelu, probe, depth, seed
 ):
-    model = _tiny_vit(heads, head_dim, registers, pool, layer_scale, gelu, seed)
+    model = _tiny_vit(heads, head_dim, registers, pool, layer_scale, gelu, seed, depth)
     backbone, head = split_classifier(model)
     images = torch.rand(8, 3, 8, 8, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     with torch.no_grad():
@@ -114,18 +128,7 @@ def test_every_map_and_weight_equals_autograd_through_the_torch_model(
     a_grid = _grid(head, a.detach())
 
     grads = position_gradients(tokens, head, pca=pca, pca_after=0 if svm is not None else None, svm=svm)
-
-    def check(score: torch.Tensor, got_grad, got_weights, got_signed_pair, what: str) -> None:
-        (grad,) = torch.autograd.grad(score.sum(), a, retain_graph=True)
-        grad_grid = _grid(head, grad)
-        _close(got_grad, grad_grid, f"{what}: position gradients")
-        weights, signed, (w_scale, m_scale) = _maps_from(a_grid, grad_grid)
-        _close(got_weights, weights, f"{what}: weights", scale=w_scale)
-        positive, negative = got_signed_pair
-        _close(positive, torch.relu(signed), f"{what}: map", scale=m_scale)
-        if negative is not None:
-            _close(negative, torch.relu(-signed), f"{what}: negative map", scale=m_scale)
-
+    check = functools.partial(_check_against_autograd, head, a, a_grid)
     check(logits.gather(1, r.cnn_target[:, None]), grads.gradcam, r.class_weights, (r.gradcam, None), "Grad-CAM")
     p = None
     if pca is not None:
@@ -304,3 +307,34 @@ def test_pcasvmgradcam_from_model_takes_a_vit_and_checks_it_on_every_call():
     assert maps.gradcam.shape == (6, 32, 32) and maps.pca_positive.shape == (6, 2, 32, 32)
     with pytest.raises(CadcamInputError, match="target_layer: with a TransformerHead"):
         PCASVMGradCAM(model, model.encoder.layers[0], head)
+
+
+@pytest.mark.parametrize(("name", "model"), list(_models()), ids=lambda v: v if isinstance(v, str) else "")
+def test_probe_maps_of_the_named_models_equal_autograd_through_the_probe(name, model):
+    """A LogisticRegression probe and PCA → SVC on each named model's embedding, in float64: the probe's
+    position gradients, weights and maps equal autograd through the model's own last block and the
+    probe written independently from scikit-learn's attributes (1e-10)."""
+    model = model.double()
+    backbone, head = split_classifier(model)
+    size = 28 if "dinov2" in name else 32
+    images = torch.rand(6, 3, size, size, generator=torch.Generator().manual_seed(12), dtype=torch.float64)
+    with torch.no_grad():
+        tokens = backbone(images)
+    e, a = _autograd_at_norm1(head, tokens)
+    embedding = e.detach().numpy()
+    labels = np.arange(6) % 3
+    pca = PCA(2).fit(embedding)
+    for probe, svm in (
+        (None, LogisticRegression(max_iter=500).fit(embedding, labels)),
+        (pca, SVC(gamma=0.5).fit(pca.transform(embedding), labels)),
+    ):
+        r = explain(tokens, head, pca=probe, pca_after=0, svm=svm)
+        grads = position_gradients(tokens, head, pca=probe, pca_after=0, svm=svm)
+        read = e if probe is None else ReferencePCA(*(torch.from_numpy(v) for v in (pca.components_, pca.mean_)))(e)
+        scores = ReferenceClassScores(svm)(read)
+        index = torch.as_tensor([list(svm.classes_).index(t) for t in np.asarray(r.svm_target).tolist()])
+        np.testing.assert_array_equal(np.asarray(r.svm_prediction), svm.predict(read.detach().numpy()))
+        _check_against_autograd(
+            head, a, _grid(head, a.detach()), scores.gather(1, index[:, None]), grads.svm, r.svm_weights, (r.svm, None),
+            f"{name} {type(svm).__name__}",
+        )  # fmt: skip

@@ -108,7 +108,7 @@ class BenchResult:
         return asdict(self)
 
 
-def _versions() -> dict[str, str]:
+def package_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for package in ("cadcam", "torch", "torchvision", "scikit-learn", "sympy", "grad-cam", "numpy"):
         try:
@@ -118,19 +118,19 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _sync(device: torch.device) -> None:
+def synchronise(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def _time(fn: Callable[[], object], repeats: int, device: torch.device) -> tuple[float, float, float]:
+def time_call(fn: Callable[[], object], repeats: int, device: torch.device) -> tuple[float, float, float]:
     fn()  # warm-up
-    _sync(device)
+    synchronise(device)
     samples = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
-        _sync(device)
+        synchronise(device)
         samples.append((time.perf_counter() - start) * 1e3)
     return statistics.median(samples), min(samples), max(samples)
 
@@ -234,7 +234,7 @@ def run_suite(
         config.dtype,
         config.resolved_input_size(),
         {**asdict(config), "batches": batches},
-        _versions(),
+        package_versions(),
     )
     problem = make_problem(device, dtype, config.resolved_input_size(), config.seed)
     routes = Routes(problem)
@@ -252,7 +252,7 @@ def run_suite(
                 progress.update()
                 if route == "decom_cam" and device.type == "cpu" and batch > config.decom_max_batch:
                     continue
-                med, lo, hi = _time(_route(routes, route, images, features), config.repeats, device)
+                med, lo, hi = time_call(_route(routes, route, images, features), config.repeats, device)
                 result.timings.append(Timing(route, batch, round(med, 3), round(lo, 3), round(hi, 3), config.repeats))
         progress.close()
         log("bench: head variants (the blocks beyond the paper's head), closed form from the features")
@@ -261,7 +261,7 @@ def run_suite(
             with torch.no_grad():
                 features = problem.backbone(problem.images(batch, config.seed))
             for route, fn in variants.items():
-                med, lo, hi = _time(lambda fn=fn, f=features: fn(f), config.repeats, device)
+                med, lo, hi = time_call(lambda fn=fn, f=features: fn(f), config.repeats, device)
                 result.timings.append(Timing(route, batch, round(med, 3), round(lo, 3), round(hi, 3), config.repeats))
         _closed_form_section(result, problem, routes, config, log)
         if config.heads_only:
@@ -299,7 +299,7 @@ def _closed_form_section(
     log(f"bench: ClosedForm reused, its compiled form and the autograd baselines at batches {cf_batches}")
     for batch in cf_batches:
         for route, fn in closed_form_routes(problem, routes, batch).items():
-            med, lo, hi = _time(fn, config.repeats, device)
+            med, lo, hi = time_call(fn, config.repeats, device)
             result.timings.append(Timing(route, batch, round(med, 3), round(lo, 3), round(hi, 3), config.repeats))
     ort_batch = 2 if config.quick else 32
     log(f"bench: the demo architecture exported to ONNX, run by ONNX Runtime at batch {ort_batch}")
@@ -313,7 +313,7 @@ def _closed_form_section(
         ort, difference = ort
         result.agreement["ONNX Runtime vs eager ExplainingModel (max rel)"] = difference
         for route, fn in ort.items():
-            med, lo, hi = _time(fn, config.repeats, torch.device("cpu"))
+            med, lo, hi = time_call(fn, config.repeats, torch.device("cpu"))
             result.timings.append(Timing(route, ort_batch, round(med, 3), round(lo, 3), round(hi, 3), config.repeats))
     result.closed_form_ratios = _closed_form_ratios(result, cf_batches, ort_batch)
 
@@ -392,7 +392,7 @@ def _agreement(routes: Routes, images: torch.Tensor) -> dict[str, float]:
     }
 
 
-def _fmt(value: float | None, unit: str = "") -> str:
+def fmt_ms(value: float | None, unit: str = "") -> str:
     if value is None:
         return "n/a"
     return f"{value:,.1f}{unit}" if value >= 10 else f"{value:.2f}{unit}"
@@ -407,7 +407,7 @@ def to_markdown(result: BenchResult) -> str:
             f"Device: **{result.device_name}** ({result.device}), {result.dtype}, VGG16 at "
             f"{result.input_size}×{result.input_size} px (pool5 {t}×{m}×{n}); median of {result.config['repeats']} "
             "run(s) after a warm-up, ms. Backbone forward: "
-            + ", ".join(f"{_fmt(result.median('backbone', b))} at batch {b}" for b in batches)
+            + ", ".join(f"{fmt_ms(result.median('backbone', b))} at batch {b}" for b in batches)
             + ".",
         ]
         return "\n".join([*head, *_variant_lines(result, batches), *_closed_form_lines(result)]) + "\n"
@@ -423,11 +423,11 @@ def to_markdown(result: BenchResult) -> str:
     ]
     for b in batches:
         r = result.ratios[str(b)]
-        cells = [_fmt(result.median(k, b)) for k in E2E]
+        cells = [fmt_ms(result.median(k, b)) for k in E2E]
         lines.append(
-            f"| {b} | " + " | ".join(cells) + f" | {_fmt(r['explain / backbone (2/1)'], '×')} | "
-            f"{_fmt(r['autograd / explain (3/2)'], '×')} | {_fmt(r['torch.func / explain (3/2)'], '×')} | "
-            f"{_fmt(r['pytorch-grad-cam / explain (4/2)'], '×')} |"
+            f"| {b} | " + " | ".join(cells) + f" | {fmt_ms(r['explain / backbone (2/1)'], '×')} | "
+            f"{fmt_ms(r['autograd / explain (3/2)'], '×')} | {fmt_ms(r['torch.func / explain (3/2)'], '×')} | "
+            f"{fmt_ms(r['pytorch-grad-cam / explain (4/2)'], '×')} |"
         )
     lines += [
         "",
@@ -440,8 +440,9 @@ def to_markdown(result: BenchResult) -> str:
         r = result.ratios[str(b)]
         lines.append(
             f"| {b} | "
-            + " | ".join(_fmt(result.median(k, b)) for k in HEAD)
-            + f" | {_fmt(r['head: autograd / closed form'], '×')} | {_fmt(r['head: torch.func / closed form'], '×')} |"
+            + " | ".join(fmt_ms(result.median(k, b)) for k in HEAD)
+            + f" | {fmt_ms(r['head: autograd / closed form'], '×')} "
+            + f"| {fmt_ms(r['head: torch.func / closed form'], '×')} |"
         )
     lines += _variant_lines(result, batches)
     lines += _closed_form_lines(result)
@@ -452,15 +453,15 @@ def to_markdown(result: BenchResult) -> str:
     ]
     for b in batches:
         lines.append(
-            f"| {b} | {_fmt(result.median('eigen_cam', b))} | {_fmt(result.median('eigen_cam_pkg', b))} | "
-            f"{_fmt(result.median('decom_cam', b))} |"
+            f"| {b} | {fmt_ms(result.median('eigen_cam', b))} | {fmt_ms(result.median('eigen_cam_pkg', b))} | "
+            f"{fmt_ms(result.median('decom_cam', b))} |"
         )
     lines += ["", "| peak memory above the model (MiB) | |", "|---|---|"]
-    lines += [f"| {k} | {_fmt(v)} |" for k, v in result.memory_mb.items()]
+    lines += [f"| {k} | {fmt_ms(v)} |" for k, v in result.memory_mb.items()]
     lines += ["", "| agreement between routes | |", "|---|---|"]
     lines += [f"| {k} | {v:.1e} |" for k, v in result.agreement.items()]
     lines += ["", "| once | seconds |", "|---|---|"]
-    lines += [f"| {k} | {_fmt(v)} |" for k, v in result.once_s.items()]
+    lines += [f"| {k} | {fmt_ms(v)} |" for k, v in result.once_s.items()]
     lines += [f"\n{note}" for note in result.notes]
     return "\n".join(lines) + "\n"
 
@@ -482,7 +483,7 @@ def _variant_lines(result: BenchResult, batches: list[int]) -> list[str]:
         implied = None if floor is None or head_ms is None else (floor + head_ms) / floor
         lines.append(
             f"| {label} | "
-            + " | ".join(_fmt(result.median(route, b)) for b in batches)
+            + " | ".join(fmt_ms(result.median(route, b)) for b in batches)
             + f" | {'n/a' if implied is None else f'{implied:.3f}×'} |"
         )
     return lines
@@ -502,9 +503,9 @@ def _closed_form_lines(result: BenchResult) -> list[str]:
         "|---|" + "---|" * len(batches),
     ]
     for route, label in labels.items():
-        cells = [_fmt(result.median(route, b)) for b in batches]
+        cells = [fmt_ms(result.median(route, b)) for b in batches]
         if any(c != "n/a" for c in cells):
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", "| ratio (same run) | |", "|---|---|"]
-    lines += [f"| {k} | {_fmt(v, '×')} |" for k, v in result.closed_form_ratios.items()]
+    lines += [f"| {k} | {fmt_ms(v, '×')} |" for k, v in result.closed_form_ratios.items()]
     return lines

@@ -30,6 +30,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="only the backbone and the head variants (the cost of each transform/classifier block)",
     )
+    p.add_argument(
+        "--model",
+        default="vgg16",
+        help="vgg16 (default: the paper's pipeline, every route) or a timm ViT — vit_small_patch16_224, "
+        "vit_tiny_patch16_224, deit_small_patch16_224 — at 224 px (quick: 64): forward, explain, a PCA → SVC "
+        "probe and pytorch-grad-cam (needs timm)",
+    )
     options.add(p, "device", "no_report", "out", "json")
     p.set_defaults(func=run)
 
@@ -64,7 +71,29 @@ def _report_builder(out: Path, verify: bool) -> object:
     return build_report(out, verify=verify, cases=20 if verify else 5)
 
 
+def run_vit(args: argparse.Namespace) -> Outcome:
+    """``--model`` a ViT: the routes of :mod:`cadcam_numeric.bench.vit`."""
+    if args.heads_only or args.dtype != "float32":
+        raise CadcamInputError("--model: a ViT is timed in float32 end to end; --heads-only and --dtype are for vgg16")
+    from cadcam_numeric.bench.vit import ViTBenchConfig, run_vit_bench, vit_markdown
+
+    config = ViTBenchConfig(
+        model=args.model,
+        batches=parse_batches(args.batches),
+        repeats=args.repeats if args.repeats is not None else (1 if args.quick else 3),
+        quick=args.quick,
+        device=args.device,
+    )
+    result = run_vit_bench(config, log=lambda m: print(m, file=sys.stderr))
+    markdown = vit_markdown(result)
+    write_results(args.out, "bench_vit", result.to_json(), markdown)
+    print(json.dumps(result.to_json(), indent=2) if args.json else markdown)
+    return Outcome.DONE
+
+
 def run(args: argparse.Namespace) -> Outcome:
+    if args.model != "vgg16":
+        return run_vit(args)
     try:
         from cadcam_numeric.bench.suite import BenchConfig, run_suite, to_markdown
     except ImportError as exc:  # pytorch-grad-cam is the peer the bench times against
