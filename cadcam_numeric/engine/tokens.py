@@ -79,28 +79,37 @@ class SelfAttention:
     heads: int
     scale: float
 
-    def forward(self, a: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """The output (N, T, D), the attention weights P (N, H, T, T) and Q, K, V (3, N, H, T, d)."""
+    def forward(self, a: Tensor, queries: slice) -> tuple[Tensor, Tensor, Tensor]:
+        """The output at the ``queries`` tokens S (N, |S|, D), their attention weights P (N, H, |S|, T)
+        and Q, K, V of every token (3, N, H, T, d): keys and values are every token's, but only the
+        rows the head reads are formed (a class-token head reads one)."""
         n, t, d = a.shape
         qkv = (a @ self.qkv_weight.T + self.qkv_bias).reshape(n, t, 3, self.heads, d // self.heads)
         qkv = qkv.permute(2, 0, 3, 1, 4)
-        probs = torch.softmax(self.scale * (qkv[0] @ qkv[1].transpose(-1, -2)), dim=-1)
-        heads_out = (probs @ qkv[2]).transpose(1, 2).reshape(n, t, d)
-        return heads_out @ self.out_weight.T + self.out_bias, probs, qkv
+        probs = torch.softmax(self.scale * (qkv[0][:, :, queries] @ qkv[1].transpose(-1, -2)), dim=-1)
+        heads_out = (probs @ qkv[2]).transpose(1, 2)
+        return heads_out.reshape(n, heads_out.shape[1], d) @ self.out_weight.T + self.out_bias, probs, qkv
 
-    def pullback(self, g: Tensor, probs: Tensor, qkv: Tensor) -> Tensor:
-        """Rows g (N, T, R, D) at the output pulled back to A (N, T, R, D), every head at once."""
-        n, t, r, d = g.shape
+    def pullback(self, g: Tensor, probs: Tensor, qkv: Tensor, queries: slice) -> Tensor:
+        """Rows g (N, |S|, R, D) at the output of the ``queries`` tokens S pulled back to A (N, T, R, D),
+        every head at once; the queries of tokens outside S get no rows (their outputs are not read)."""
+        n, s, r, d = g.shape
+        t = qkv.shape[3]
         ones = torch.ones(d, dtype=g.dtype, device=g.device)
         g_out = pullback_dense(g, ones, self.out_weight)  # at the heads' concatenated outputs
-        g_out = g_out.reshape(n, t, r, self.heads, d // self.heads).permute(0, 2, 3, 1, 4)  # (N, R, H, T, d)
+        g_out = g_out.reshape(n, s, r, self.heads, d // self.heads).permute(0, 2, 3, 1, 4)  # (N, R, H, |S|, d)
         p = probs.unsqueeze(1)
         q, k, v = (m.unsqueeze(1) for m in qkv)
-        g_probs = pullback_attention_probabilities(g_out, v)  # (N, R, H, T, T)
+        g_probs = pullback_attention_probabilities(g_out, v)  # (N, R, H, |S|, T)
         g_scores = pullback_softmax(g_probs.unsqueeze(-2), p).squeeze(-2)  # each query's softmax
+        g_queries = pullback_attention_queries(g_scores, k, self.scale)  # (N, R, H, |S|, d)
+        if s != t:
+            g_queries = g_queries.new_zeros(*g_queries.shape[:3], t, g_queries.shape[-1]).index_copy(
+                3, torch.arange(t, device=g.device)[queries], g_queries
+            )
         parts = (
-            pullback_attention_queries(g_scores, k, self.scale),
-            pullback_attention_keys(g_scores, q, self.scale),
+            g_queries,
+            pullback_attention_keys(g_scores, q[:, :, :, queries], self.scale),
             pullback_attention_values(p, g_out),
         )
         g_qkv = torch.stack(parts, dim=2)  # (N, R, 3, H, T, d) -> (N, T, R, 3D) in qkv's layout
@@ -114,7 +123,8 @@ class SelfAttention:
 
 @dataclass(frozen=True)
 class TokenForward:
-    """What the forward keeps for the pullback (every tensor per token, (N, T, ·))."""
+    """What the forward keeps for the pullback: ``a`` and ``qkv`` of every token (N, T, ·), ``probs``
+    (N, H, |S|, T) and the rest at the tokens S the pooling reads (N, |S|, ·) (``TokenHead.read_tokens``)."""
 
     a: Tensor
     probs: Tensor
@@ -156,11 +166,18 @@ class TokenHead:
         """The number of class scores (0 without a classifier)."""
         return self.dense.num_outputs
 
+    def read_tokens(self, t: int) -> slice:
+        """The tokens whose block output the pooling reads: the class token, or the T − P patch tokens.
+        Everything after the attention is tokenwise, so only these are formed and pulled back."""
+        return slice(0, 1) if self.pool == "token" else slice(self.num_prefix_tokens, t)
+
     def forward(self, f: Tensor) -> TokenForward:
-        """The block, the norms and the pooling on tokens f (N, T, D)."""
+        """The block, the norms and the pooling on tokens f (N, T, D), after the attention only at
+        the tokens the pooling reads (:meth:`read_tokens`)."""
+        read = self.read_tokens(f.shape[1])
         a, _, _ = self.norm1.forward(f)
-        attended, probs, qkv = self.attention.forward(a)
-        x1 = f + (attended if self.layer_scale1 is None else attended * self.layer_scale1)
+        attended, probs, qkv = self.attention.forward(a, read)
+        x1 = f[:, read] + (attended if self.layer_scale1 is None else attended * self.layer_scale1)
         n2, xhat2, sigma2 = self.norm2.forward(x1)
         delta1 = n2 @ self.fc1.weight.T + self.fc1.bias
         m = self.fc1.activate(delta1) @ self.fc2.T + self.fc2_bias
@@ -169,7 +186,7 @@ class TokenHead:
         if self.final_norm is not None:
             z, xhat, sigma = self.final_norm.forward(z)
             final = (xhat, sigma)
-        e = z[:, 0] if self.pool == "token" else z[:, self.num_prefix_tokens :].mean(dim=1)
+        e = z[:, 0] if self.pool == "token" else z.mean(dim=1)
         pooled_norm = None
         if self.fc_norm is not None:
             e, xhat, sigma = self.fc_norm.forward(e)
@@ -181,12 +198,9 @@ class TokenHead:
         if self.fc_norm is not None:
             rows = self.fc_norm.pullback(rows, *fwd.pooled_norm)
         n, r, d = rows.shape
-        t = fwd.a.shape[1]
-        g = rows.new_zeros(n, t, r, d)
-        if self.pool == "token":
-            g[:, 0] = rows
-        else:
-            g[:, self.num_prefix_tokens :] = (rows / (t - self.num_prefix_tokens)).unsqueeze(1)
+        read = self.read_tokens(fwd.a.shape[1])
+        s = fwd.delta1.shape[1]  # the tokens read: 1, or the patch tokens, whose mean is e
+        g = rows.unsqueeze(1) if self.pool == "token" else (rows / s).unsqueeze(1).expand(n, s, r, d)
         if self.final_norm is not None:
             g = self.final_norm.pullback(g, *fwd.final)
         branch = g if self.layer_scale2 is None else pullback_layer_scale(g, self.layer_scale2)
@@ -194,7 +208,7 @@ class TokenHead:
         branch = pullback_dense(branch, self.fc1.fprime(fwd.delta1), self.fc1.weight)
         g = g + self.norm2.pullback(branch, *fwd.norm2)  # at x′: the residual adds its rows
         g = g if self.layer_scale1 is None else pullback_layer_scale(g, self.layer_scale1)
-        return self.attention.pullback(g, fwd.probs, fwd.qkv).transpose(1, 2)
+        return self.attention.pullback(g, fwd.probs, fwd.qkv, read).transpose(1, 2)
 
     def patch_grid(self, tokens: Tensor) -> Tensor:
         """(..., T, D) -> the patch tokens on their grid, channels first: (..., D, h, w)."""
