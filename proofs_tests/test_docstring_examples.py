@@ -18,6 +18,7 @@ MODULES = [
     "cadcam_numeric.pipeline.chance",
     "cadcam_numeric.pipeline.explain_cli",
     "cadcam_numeric.pipeline.evaluate",
+    "cadcam_numeric.pipeline.evaluation_statistics",
     "cadcam_numeric.engine.closed_form",
     "cadcam_numeric.engine.explaining_model",
     "cadcam_numeric.engine.held_state",

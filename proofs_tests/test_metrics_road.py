@@ -162,3 +162,20 @@ def test_ssim_equals_scikit_image(seed, h, w):
         np.testing.assert_allclose(ours[i], expected, rtol=1e-10)
     with pytest.raises(CadcamInputError, match="window needs maps of at least"):
         metrics.ssim(a[:, :5, :5], b[:, :5, :5])
+
+
+def test_a_constant_map_removes_every_pixel_and_the_imputation_is_zero():
+    """MoRF and LeRF keep the pixels strictly below a percentile: none of a constant map's. With no
+    known pixel the system is singular and nothing carries a value, so every pixel becomes 0."""
+    images = torch.rand(2, 3, 6, 6)
+    seen = []
+
+    def score(x, index):
+        seen.append(x.clone())
+        return x.mean(dim=(1, 2, 3))
+
+    out = metrics.road(score, images, torch.zeros(2, 6, 6), percentiles=(50, 90), noise=0)
+    assert torch.equal(out, torch.zeros(2, 2)) and torch.equal(torch.cat(seen), torch.zeros(4, 3, 6, 6))
+    assert torch.equal(
+        metrics.road_impute(images[0], torch.zeros(6, 6, dtype=torch.bool), noise=0), torch.zeros(3, 6, 6)
+    )

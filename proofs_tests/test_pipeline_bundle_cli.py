@@ -336,18 +336,50 @@ def test_evaluate_explains_and_scores_the_chosen_targets(trained, tmp_path, monk
 def test_evaluate_command_covers_every_method(trained, tmp_path, capsys):
     out = tmp_path / "eval"
     assert (
-        main(["evaluate", "--bundle", str(trained[3]), "--out", str(out), "--n", "6", "--steps", "4", "--all-images"])
+        main(
+            [
+                "evaluate",
+                "--bundle",
+                str(trained[3]),
+                "--out",
+                str(out),
+                "--n",
+                "6",
+                "--steps",
+                "4",
+                "--all-images",
+                "--metrics",
+                "deletion,insertion,road,drop-increase,pointing,localisation",
+            ]
+        )
         == 0
     )
     rows = (out / "evaluation.csv").read_text().splitlines()
     assert rows[0] == (
-        "method,deletion_auc,insertion_auc,insertion_minus_deletion,stratified_auc,"
-        "pointing_game,mean_iou,iou_at_least_0_5"
+        "method,deletion_auc,insertion_auc,insertion_minus_deletion,stratified_auc,road_morf,road_lerf,"
+        "road_combined,average_drop,increase_in_confidence,pointing_game,mean_iou,iou_at_least_0_5"
     )
     names = [r.split(",")[0] for r in rows[1:]]
-    assert len(names) == 3 * (1 + 1 + 6) + 3  # 3 variants x (class, SVM, 3 PCA x 2 signs) + Eigen x2 + Decom
-    for expected in ("Grad-CAM (class)", "SVM-HiRes-CAM", "PCA-XGrad-CAM P3-", "Eigen-CAM", "Decom-CAM (class)"):
+    # 3 variants x (class, SVM, 3 PCA x 2 signs) + Eigen x2 + Decom, and a random map and a centre prior x2
+    assert len(names) == 3 * (1 + 1 + 6) + 3 + 4
+    for expected in (
+        "Grad-CAM (class)", "SVM-HiRes-CAM", "PCA-XGrad-CAM P3-", "Eigen-CAM", "Decom-CAM (class)",
+        "Random map (class)", "Centre Gaussian (SVM)",
+    ):  # fmt: skip
         assert expected in names
+    summary = json.loads((out / "evaluation.json").read_text())
+    by_method = {r["method"]: r for r in summary["rows"]}
+    stats = {(s["method"], s["figure"]): s for s in summary["statistics"]}
+    for name in names:
+        s = stats[(name, "insertion_minus_deletion")]
+        assert s["images"] == 6 and s["ci95_low"] <= s["mean"] <= s["ci95_high"]
+        assert s["mean"] == pytest.approx(by_method[name]["insertion_minus_deletion"], abs=1e-4)
+        road = by_method[name]
+        assert road["road_combined"] == pytest.approx((road["road_lerf"] - road["road_morf"]) / 2, abs=2e-4)
+    assert stats[("Decom-CAM (class)", "road_combined")]["wilcoxon_p_vs_grad_cam"] != "n/a"
+    assert stats[("SVM-Grad-CAM", "insertion_minus_deletion")]["wilcoxon_p_vs_grad_cam"] == "n/a"  # other score
+    assert by_method["SVM-Grad-CAM"]["average_drop"] == "n/a" and 0 <= by_method["Eigen-CAM"]["average_drop"] <= 100
+    assert (out / "evaluation_statistics.md").is_file()
     assert (out / "evaluation_curves.png").is_file() and (out / "evaluation.md").is_file()
     digits = tmp_path / "eval_digits"
     assert (
@@ -371,6 +403,13 @@ def test_evaluate_command_covers_every_method(trained, tmp_path, capsys):
     )
     assert "pointing_game" not in (digits / "evaluation.csv").read_text().splitlines()[0]  # no boxes there
     assert main(["evaluate", "--bundle", str(trained[3]), "--out", str(out), "--svm", "nope"]) == 2
+    assert main(["evaluate", "--bundle", str(trained[3]), "--out", str(tmp_path / "m"), "--metrics", "roads"]) == 2
+    assert "metrics: expected a comma-separated subset of deletion" in capsys.readouterr().err
+    only_road = tmp_path / "only_road"
+    args = ["--data", "digits", "--n", "2", "--all-images", "--metrics", "road"]
+    assert main(["evaluate", "--bundle", str(trained[3]), "--out", str(only_road), *args]) == 0
+    header = (only_road / "evaluation.csv").read_text().splitlines()[0]
+    assert header == "method,road_morf,road_lerf,road_combined" and not (only_road / "evaluation_curves.png").exists()
 
 
 def test_the_cnn_svm_recipe_round_trips_bit_for_bit(trained, tmp_path):

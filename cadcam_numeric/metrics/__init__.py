@@ -7,7 +7,7 @@
 * :mod:`~cadcam_numeric.metrics.similarity` — Spearman rank correlation and SSIM between maps.
 """
 
-from cadcam_numeric.metrics.confidence import average_drop_increase
+from cadcam_numeric.metrics.confidence import average_drop_increase, confidence_changes
 from cadcam_numeric.metrics.curves import (
     Curves,
     box_from_map,
@@ -24,6 +24,7 @@ __all__ = [
     "Curves",
     "average_drop_increase",
     "box_from_map",
+    "confidence_changes",
     "deletion_insertion",
     "iou",
     "localisation_hits",

@@ -16,7 +16,33 @@ from torch import Tensor
 
 from cadcam_numeric.errors import CadcamInputError
 
-__all__ = ["average_drop_increase"]
+__all__ = ["average_drop_increase", "confidence_changes"]
+
+
+def confidence_changes(
+    score: Callable[[Tensor, Tensor], Tensor], images: Tensor, saliency: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Per image: the drop max(0, Y − O)/Y × 100 (N,) float64 and whether O > Y (N,) bool — the terms
+    :func:`average_drop_increase` averages (what a bootstrap interval resamples).
+
+    >>> images = torch.ones(2, 1, 2, 2)
+    >>> maps = torch.tensor([[[1.0, 1.0], [0.0, 0.0]], [[1.0, 1.0], [1.0, 1.0]]])
+    >>> confidence_changes(lambda x, i: x.mean(dim=(1, 2, 3)), images, maps)
+    (tensor([50.,  0.], dtype=torch.float64), tensor([False, False]))
+    """
+    if not isinstance(images, Tensor) or images.dim() != 4:
+        raise CadcamInputError("images: expected a (N, C, H, W) tensor")
+    if not isinstance(saliency, Tensor) or saliency.shape != (images.shape[0], *images.shape[-2:]):
+        raise CadcamInputError(f"saliency: expected shape (N, H, W) = {(images.shape[0], *images.shape[-2:])}")
+    if float(saliency.min()) < 0 or float(saliency.max()) > 1:
+        raise CadcamInputError("saliency: expected values in [0, 1] (scale each map first)")
+    index = torch.arange(images.shape[0], device=images.device)
+    with torch.no_grad():
+        y = score(images, index).double()
+        o = score(images * saliency.unsqueeze(1).to(images), index).double()
+    if bool((y <= 0).any()):
+        raise CadcamInputError("score: expected positive scores of the original images (a probability)")
+    return (y - o).clamp_min(0) / y * 100, o > y
 
 
 def average_drop_increase(
@@ -31,18 +57,5 @@ def average_drop_increase(
     >>> average_drop_increase(lambda x, i: x.mean(dim=(1, 2, 3)), images, maps)  # drops 50 % and 0 %
     (25.0, 0.0)
     """
-    if not isinstance(images, Tensor) or images.dim() != 4:
-        raise CadcamInputError("images: expected a (N, C, H, W) tensor")
-    if not isinstance(saliency, Tensor) or saliency.shape != (images.shape[0], *images.shape[-2:]):
-        raise CadcamInputError(f"saliency: expected shape (N, H, W) = {(images.shape[0], *images.shape[-2:])}")
-    if float(saliency.min()) < 0 or float(saliency.max()) > 1:
-        raise CadcamInputError("saliency: expected values in [0, 1] (scale each map first)")
-    index = torch.arange(images.shape[0], device=images.device)
-    with torch.no_grad():
-        y = score(images, index).double()
-        o = score(images * saliency.unsqueeze(1).to(images), index).double()
-    if bool((y <= 0).any()):
-        raise CadcamInputError("score: expected positive scores of the original images (a probability)")
-    drop = float(((y - o).clamp_min(0) / y).mean() * 100)
-    increase = float((o > y).double().mean() * 100)
-    return drop, increase
+    drop, increased = confidence_changes(score, images, saliency)
+    return float(drop.mean()), float(increased.double().mean() * 100)

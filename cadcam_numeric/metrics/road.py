@@ -70,6 +70,11 @@ def _system(keep: np.ndarray, image: np.ndarray) -> tuple[sparse.csc_matrix, np.
     return a, b, removed
 
 
+def _nothing_kept(keep: np.ndarray) -> tuple[None, None, np.ndarray]:
+    """Every pixel removed: no system to solve (see :func:`_impute_many`)."""
+    return None, None, np.arange(keep.size)
+
+
 def _check_image(image: object, what: str = "image") -> None:
     if not isinstance(image, Tensor) or image.dim() != 3 or not image.is_floating_point():
         raise CadcamInputError(f"{what}: expected a floating-point (C, H, W) tensor")
@@ -79,17 +84,23 @@ def _impute_many(image: Tensor, keeps: Sequence[np.ndarray], noise: float, gener
     """``image`` (C, H, W) imputed under each mask: (P, C, H, W), the P systems solved as one
     block-diagonal system (one SciPy call per image)."""
     data = image.detach().cpu().numpy()
-    systems = [_system(k, data) for k in keeps]
+    # nothing kept (a constant map removes every pixel): A v = 0 is singular and no neighbour carries a
+    # value, so the imputation is 0 — each of these masks gets the zero image (plus noise)
+    systems = [_system(k, data) if k.any() else _nothing_kept(k) for k in keeps]
     out = image.detach().cpu().unsqueeze(0).repeat(len(keeps), 1, 1, 1).reshape(len(keeps), image.shape[0], -1)
-    sizes = [s[2].size for s in systems]
-    if sum(sizes):
-        a = sparse.block_diag([s[0] for s in systems if s[2].size], format="csc")
-        b = np.concatenate([s[1] for s in systems if s[2].size])
-        solved = np.asarray(spsolve(a, b)).reshape(b.shape)
-        start = 0
-        for i, (_, _, removed) in enumerate(systems):
-            part = torch.from_numpy(solved[start : start + removed.size]).T.to(out.dtype)
-            start += removed.size
+    solvable = [s for s in systems if s[0] is not None and s[2].size]
+    solved = np.zeros((0, image.shape[0]))
+    if solvable:
+        b = np.concatenate([s[1] for s in solvable])
+        solved = np.asarray(spsolve(sparse.block_diag([s[0] for s in solvable], format="csc"), b)).reshape(b.shape)
+    start = 0
+    for i, (a, _, removed) in enumerate(systems):
+        if removed.size:
+            if a is None:
+                part = torch.zeros(image.shape[0], removed.size, dtype=out.dtype)
+            else:
+                part = torch.from_numpy(solved[start : start + removed.size]).T.to(out.dtype)
+                start += removed.size
             if noise:
                 part = part + noise * torch.randn(part.shape, generator=generator, dtype=out.dtype)
             out[i][:, torch.from_numpy(removed)] = part
@@ -132,15 +143,16 @@ def road(
     percentiles: Sequence[float] = (10, 20, 30, 40, 50, 60, 70, 80, 90),
     order: str = "morf",
     noise: float = 0.01,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
     batch_size: int = 64,
 ) -> Tensor:
     """ROAD scores: ``score`` of each image after imputation at each percentile, (N, P).
 
     ``score(x, index)`` as :func:`~cadcam_numeric.metrics.deletion_insertion` takes it: a batch of
     images and the index of the original image of each row -> one score per row. ``saliency``
-    (N, H, W) at image resolution; ``order`` ``"morf"`` (most relevant first) or ``"lerf"``.
-    The N·P imputed images are scored ``batch_size`` at a time.
+    (N, H, W) at image resolution; ``order`` ``"morf"`` (most relevant first) or ``"lerf"``;
+    ``generator`` draws the noise, or one generator per image (so an image's noise does not depend
+    on the batch it is in). The N·P imputed images are scored ``batch_size`` at a time.
 
     >>> images = torch.rand(2, 3, 8, 8)
     >>> road(lambda x, i: x.mean(dim=(1, 2, 3)), images, torch.rand(2, 8, 8), percentiles=(50, 90)).shape
@@ -160,12 +172,16 @@ def road(
     if batch_size < 1:
         raise CadcamInputError(f"batch_size: expected >= 1, got {batch_size}")
     n, p = images.shape[0], len(percentiles)
+    generators = list(generator) if isinstance(generator, list | tuple) else [generator] * n
+    if len(generators) != n:
+        raise CadcamInputError(f"generator: expected one generator or {n} (one per image), got {len(generators)}")
     pending: list[Tensor] = []  # imputed images not yet scored: fewer than batch_size + P at any time
     scores: list[Tensor] = []
     done = 0
     with torch.no_grad():
         for i in range(n):
-            pending.append(_impute_many(images[i], road_keep_masks(saliency[i], percentiles, order), noise, generator))
+            keep = road_keep_masks(saliency[i], percentiles, order)
+            pending.append(_impute_many(images[i], keep, noise, generators[i]))
             held = torch.cat(pending)
             while held.shape[0] >= batch_size or (i == n - 1 and held.shape[0]):
                 chunk, held = held[:batch_size], held[batch_size:]

@@ -38,15 +38,44 @@ from cadcam_numeric.engine.targets import PREDICTED, SVMClassTarget, resolve_tar
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.methods.decom import decom_cam, gaussian_blur
 from cadcam_numeric.methods.eigen import eigen_cam, eigen_grad_cam
-from cadcam_numeric.metrics import deletion_insertion, localisation_hits, pointing_game, stratified_by_accuracy
+from cadcam_numeric.metrics import (
+    confidence_changes,
+    deletion_insertion,
+    localisation_hits,
+    pointing_game,
+    road,
+    stratified_by_accuracy,
+)
 from cadcam_numeric.pipeline.batches import shard_batches, shard_count
 from cadcam_numeric.pipeline.bundle import load_bundle
 from cadcam_numeric.pipeline.chance import chance_warning
 from cadcam_numeric.pipeline.distributed import Processes, start_processes
+from cadcam_numeric.pipeline.evaluation_statistics import centre_gaussian_maps, random_maps, statistics_rows
 from cadcam_numeric.pipeline.run import labels_as_numpy, rows_to_csv, rows_to_markdown
 from cadcam_numeric.pipeline.sources import ImageSource, is_data_source, open_source
 
-__all__ = ["run_evaluation"]
+__all__ = ["METRICS", "parse_metrics", "run_evaluation"]
+
+#: what ``--metrics`` takes; pointing and localisation need boxes in the source
+METRICS = ("deletion", "insertion", "road", "drop-increase", "pointing", "localisation")
+#: the default: every metric but ROAD, whose imputation (18 sparse solves per image and map) would
+#: make an evaluation about ten times longer; ``--metrics`` asks for it
+DEFAULT_METRICS = tuple(m for m in METRICS if m != "road")
+
+
+def parse_metrics(text: str | None) -> tuple[str, ...]:
+    """``"road,deletion"`` -> the metrics in :data:`METRICS` order; None or empty: :data:`DEFAULT_METRICS`.
+
+    >>> parse_metrics("road, deletion")
+    ('deletion', 'road')
+    """
+    if not text:
+        return DEFAULT_METRICS
+    asked = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in asked if m not in METRICS]
+    if unknown or not asked:
+        raise CadcamInputError(f"metrics: expected a comma-separated subset of {', '.join(METRICS)}, got {text!r}")
+    return tuple(m for m in METRICS if m in asked)
 
 
 @dataclass
@@ -78,6 +107,7 @@ class _Context:
     batch_size: int
     shard_size: int
     workers: int | None
+    metrics: tuple[str, ...] = DEFAULT_METRICS
 
 
 def _class_indices(source: ImageSource, class_names: list[str]) -> np.ndarray:
@@ -87,8 +117,9 @@ def _class_indices(source: ImageSource, class_names: list[str]) -> np.ndarray:
     return np.array([lookup.get(label, -1) for label in source.labels], dtype=np.int64)
 
 
-def _methods(ctx: _Context, images: Tensor) -> tuple[list[_Method], object]:
-    """Every method's maps for one batch of images, with the score each is judged by."""
+def _methods(ctx: _Context, images: Tensor, positions: np.ndarray) -> tuple[list[_Method], object]:
+    """Every method's maps for one batch of images, with the score each is judged by, and the
+    baselines (a random map and a centre prior, judged by the class and by the SVM score)."""
     bundle, svm_head, size = ctx.bundle, ctx.svm_head, ctx.size
     model, head, pca, layer = bundle.model, bundle.model.head, bundle.pca, bundle.pca_after
     with torch.no_grad():
@@ -139,29 +170,59 @@ def _methods(ctx: _Context, images: Tensor) -> tuple[list[_Method], object]:
         images, model.backbone, head, pca, layer, None, target="class", targets=cls, p=10, blur_sigma=ctx.sigma
     )
     methods.append(_Method("Decom-CAM (class)", "class", decom.saliency, class_prob))
+    noise = random_maps(positions, tuple(features.shape[-2:]), size, ctx.seed).to(images.device)
+    centre = centre_gaussian_maps(len(images), size).to(images.device)
+    for family, label, score in (("class", "class", class_prob), ("svm", "SVM", svm_score)):
+        methods.append(_Method(f"Random map ({label})", family, noise, score))
+        methods.append(_Method(f"Centre Gaussian ({label})", family, centre, score))
     return methods, r
 
 
-def _evaluate_batch(ctx: _Context, images: Tensor, boxes: Tensor | None) -> tuple[dict[str, dict], object]:
-    """Per-image results of every method on one batch: AUCs and curves, and with boxes the
-    pointing-game hit and the IoU."""
-    methods, r = _methods(ctx, images)
+def _road_per_image(ctx: _Context, m: _Method, images: Tensor, positions: np.ndarray) -> dict[str, np.ndarray]:
+    """ROAD's mean score over pytorch-grad-cam's percentiles, most and least relevant first, and
+    (LeRF − MoRF)/2 (its ``ROADCombined``); each image's noise drawn from the seed and its position."""
+    maps = m.maps.to(images)
+    found = {}
+    for k, order in enumerate(("morf", "lerf")):
+        generators = [torch.Generator().manual_seed(ctx.seed * 1_000_003 + int(p) * 2 + k) for p in positions]
+        found[order] = road(m.score, images, maps, order=order, generator=generators).mean(1).cpu().numpy()
+    return {
+        "road_morf": found["morf"],
+        "road_lerf": found["lerf"],
+        "road_combined": (found["lerf"] - found["morf"]) / 2,
+    }
+
+
+def _evaluate_batch(
+    ctx: _Context, images: Tensor, boxes: Tensor | None, positions: np.ndarray
+) -> tuple[dict[str, dict], object]:
+    """Per-image results of every method on one batch, for the metrics ``ctx`` asks: AUCs and
+    curves, ROAD, the drop and increase in confidence (class maps: their score is a probability),
+    and with boxes the pointing-game hit and the IoU."""
+    methods, r = _methods(ctx, images, positions)
     baseline = gaussian_blur(images, ctx.sigma)
+    asked = set(ctx.metrics)
     out: dict[str, dict] = {}
     for m in methods:
-        c = deletion_insertion(m.score, images, m.maps.to(images), baseline, ctx.steps)
-        record = {
-            "family": m.family,
-            "fractions": c.fractions.cpu().numpy(),
-            "deletion_auc": c.deletion_auc.cpu().numpy(),
-            "insertion_auc": c.insertion_auc.cpu().numpy(),
-            "deletion": c.deletion.cpu().numpy(),
-            "insertion": c.insertion.cpu().numpy(),
-        }
-        if boxes is not None:
-            ious, _ = localisation_hits(m.maps, boxes, 0.15)
+        record: dict[str, object] = {"family": m.family}
+        if asked & {"deletion", "insertion"}:
+            c = deletion_insertion(m.score, images, m.maps.to(images), baseline, ctx.steps)
+            record.update(
+                fractions=c.fractions.cpu().numpy(),
+                deletion_auc=c.deletion_auc.cpu().numpy(),
+                insertion_auc=c.insertion_auc.cpu().numpy(),
+                deletion=c.deletion.cpu().numpy(),
+                insertion=c.insertion.cpu().numpy(),
+            )
+        if "road" in asked:
+            record.update(_road_per_image(ctx, m, images, positions))
+        if "drop-increase" in asked and m.family == "class":
+            drop, increased = confidence_changes(m.score, images, m.maps.to(images))
+            record.update(average_drop=drop.cpu().numpy(), increase=increased.cpu().numpy())
+        if boxes is not None and "localisation" in asked:
+            record["iou"], _ = localisation_hits(m.maps, boxes, 0.15)
+        if boxes is not None and "pointing" in asked:
             record["pointing"] = pointing_game(m.maps, boxes.to(images.device)).cpu().numpy()
-            record["iou"] = ious
         out[m.name] = record
     return out, r
 
@@ -183,11 +244,15 @@ def _evaluate_shard(ctx: _Context, k: int, device: torch.device, need: int | Non
         truth = classes[batch.positions.numpy()]
         ok = predicted == truth
         keep = np.flatnonzero(ok) if ctx.correct_only else np.arange(len(ok))
+        if need is not None:  # one process: only the images still needed (each image's results are its own)
+            keep = keep[: need - found]
         positions.append(batch.positions.numpy())
         right.append(ok)
         if len(keep):
             boxes = source.boxes[batch.positions[keep]] if source.boxes is not None else None
-            per_method, r = _evaluate_batch(ctx, batch.images[torch.as_tensor(keep, device=device)], boxes)
+            per_method, r = _evaluate_batch(
+                ctx, batch.images[torch.as_tensor(keep, device=device)], boxes, batch.positions.numpy()[keep]
+            )
             svm_pred = labels_as_numpy(r.svm_prediction)
             kept.append({"positions": batch.positions.numpy()[keep], "right": ok[keep], "svm_prediction": svm_pred})
             results.append(per_method)
@@ -218,6 +283,7 @@ def run_evaluation(
     workers: int | None = 0,
     distributed: bool = False,
     progress: bool = True,
+    metrics: tuple[str, ...] | str | None = None,
 ) -> dict[str, object]:
     """Evaluate on ``n`` images (None: every image of the source), streamed shard by shard.
 
@@ -237,6 +303,7 @@ def run_evaluation(
             raise CadcamInputError(f"{name}: evaluate takes one target for all images, got a sequence")
     if n is not None and n < 1:
         raise CadcamInputError(f"n: expected a positive number of images or None (all), got {n}")
+    metrics = parse_metrics(metrics if isinstance(metrics, str) or metrics is None else ",".join(metrics))
     t0 = time.perf_counter()
     procs = start_processes(select_device(device), distributed)
     try:
@@ -261,7 +328,7 @@ def run_evaluation(
         resolve_targets(targets, svm_targets, 1, len(bundle.class_names), svm_head.classes)  # bad ones: before work
         ctx = _Context(
             bundle, svm_head, svm_name, targets, svm_targets, steps, max(1.0, size / 16), size, source, classes,
-            data, n, correct_only, seed, batch_size, shard_size, workers,
+            data, n, correct_only, seed, batch_size, shard_size, workers, metrics,
         )  # fmt: skip
         shards = _stream(procs, ctx, progress)
         return _summarise(procs, ctx, shards, Path(out_dir), t0)
@@ -295,28 +362,54 @@ def _stream(procs: Processes, ctx: _Context, progress: bool) -> list[dict]:
     return shards
 
 
-def _method_row(name: str, joined, family: str, right: np.ndarray, ctx: _Context) -> dict[str, object]:
-    """One method's row of the table: deletion/insertion AUC, Decom-CAM's stratified AUC, localisation."""
-    deletion_auc, insertion_auc = joined(name, "deletion_auc"), joined(name, "insertion_auc")
-    row = {
-        "method": name,
-        "deletion_auc": round(float(deletion_auc.mean()), 4),
-        "insertion_auc": round(float(insertion_auc.mean()), 4),
-        "insertion_minus_deletion": round(float((insertion_auc - deletion_auc).mean()), 4),
-    }
-    if not ctx.correct_only and family == "class":
-        try:  # Decom-CAM's stratified protocol (needs right and wrong predictions)
-            _, _, auc = stratified_by_accuracy(insertion_auc - deletion_auc, right, 50, 10, ctx.seed)
-            row["stratified_auc"] = round(auc, 4)
-        except CadcamInputError:
-            row["stratified_auc"] = "n/a"
-    if ctx.source.boxes is not None:
-        ious = joined(name, "iou")
+#: the per-image figures a statistics row is made of (when the metric was asked for)
+STATISTICS_FIGURES = ("insertion_minus_deletion", "road_combined", "average_drop")
+
+
+def _per_image_figures(name: str, joined, record: dict) -> dict[str, np.ndarray]:
+    """The per-image arrays of one method that the table averages."""
+    figures = {}
+    if "deletion_auc" in record:
+        figures["insertion_minus_deletion"] = joined(name, "insertion_auc") - joined(name, "deletion_auc")
+    for key in ("road_combined", "average_drop"):
+        if key in record:
+            figures[key] = joined(name, key)
+    return figures
+
+
+def _method_row(name: str, joined, record: dict, right: np.ndarray, ctx: _Context) -> dict[str, object]:
+    """One method's row of the table: deletion/insertion AUC, Decom-CAM's stratified AUC, ROAD, the
+    drop and increase in confidence and localisation — those asked for ("n/a" where a metric does
+    not apply: a drop in confidence needs a probability)."""
+    family = record["family"]
+    row: dict[str, object] = {"method": name}
+    if "deletion_auc" in record:
+        deletion_auc, insertion_auc = joined(name, "deletion_auc"), joined(name, "insertion_auc")
         row.update(
-            pointing_game=round(float(joined(name, "pointing").astype(np.float64).mean()), 4),
-            mean_iou=round(float(ious.mean()), 4),
-            iou_at_least_0_5=round(float((ious >= 0.5).mean()), 4),
+            deletion_auc=round(float(deletion_auc.mean()), 4),
+            insertion_auc=round(float(insertion_auc.mean()), 4),
+            insertion_minus_deletion=round(float((insertion_auc - deletion_auc).mean()), 4),
         )
+        if not ctx.correct_only:
+            row["stratified_auc"] = "n/a"
+        if not ctx.correct_only and family == "class":
+            try:  # Decom-CAM's stratified protocol (needs right and wrong predictions)
+                _, _, auc = stratified_by_accuracy(insertion_auc - deletion_auc, right, 50, 10, ctx.seed)
+                row["stratified_auc"] = round(auc, 4)
+            except CadcamInputError:
+                pass
+    if "road_morf" in record:
+        for key in ("road_morf", "road_lerf", "road_combined"):
+            row[key] = round(float(joined(name, key).mean()), 4)
+    if "drop-increase" in ctx.metrics:
+        has = "average_drop" in record
+        row["average_drop"] = round(float(joined(name, "average_drop").mean()), 4) if has else "n/a"
+        row["increase_in_confidence"] = round(float(joined(name, "increase").mean() * 100), 4) if has else "n/a"
+    if "pointing" in record:
+        row["pointing_game"] = round(float(joined(name, "pointing").astype(np.float64).mean()), 4)
+    if "iou" in record:
+        ious = joined(name, "iou")
+        row.update(mean_iou=round(float(ious.mean()), 4), iou_at_least_0_5=round(float((ious >= 0.5).mean()), 4))
     return row
 
 
@@ -328,12 +421,16 @@ def _svm_accuracy(batches: list, take: int, positions: np.ndarray, ctx: _Context
     return float(np.mean(predicted.astype(str) == truth.astype(str))) if len(truth) else 0.0
 
 
-def _write_results(summary: dict, rows: list, curves: dict, out_dir: Path, data: str) -> None:
+def _write_results(summary: dict, rows: list, statistics: list, curves: dict, out_dir: Path, data: str) -> None:
     files = {
         "csv": atomic_write_text(out_dir / "evaluation.csv", rows_to_csv(rows)),
         "md": atomic_write_text(out_dir / "evaluation.md", rows_to_markdown(rows)),
-        "curves": _plot(curves, out_dir / "evaluation_curves.png", data),
     }
+    if statistics:
+        files["statistics_csv"] = atomic_write_text(out_dir / "evaluation_statistics.csv", rows_to_csv(statistics))
+        files["statistics_md"] = atomic_write_text(out_dir / "evaluation_statistics.md", rows_to_markdown(statistics))
+    if curves:
+        files["curves"] = _plot(curves, out_dir / "evaluation_curves.png", data)
     summary["files"] = {k: str(v) for k, v in files.items()} | {"json": str(out_dir / "evaluation.json")}
 
 
@@ -364,15 +461,18 @@ def _summarise(procs: Processes, ctx: _Context, shards: list[dict], out_dir: Pat
     last = int(positions[-1]) if n is not None and len(positions) == n else int(candidates.max())
     right_all, candidates = right_all[candidates <= last], candidates[candidates <= last]
     skipped = sorted((int(i), m) for s in shards for i, m in s["unreadable"] if i <= last)
-    rows, curves = [], {}
+    rows, curves, per_image, families = [], {}, {}, {}
     for name, result in batches[0][1].items():
-        rows.append(_method_row(name, joined, result["family"], right, ctx))
-        curves[name] = (
-            result["family"],
-            result["fractions"],
-            joined(name, "deletion").mean(0),
-            joined(name, "insertion").mean(0),
-        )
+        rows.append(_method_row(name, joined, result, right, ctx))
+        per_image[name], families[name] = _per_image_figures(name, joined, result), result["family"]
+        if "deletion" in result:
+            curves[name] = (
+                result["family"],
+                result["fractions"],
+                joined(name, "deletion").mean(0),
+                joined(name, "insertion").mean(0),
+            )
+    statistics = statistics_rows(per_image, families, ctx.seed)
     cnn_accuracy = float(right_all.mean())
     warning = chance_warning("the CNN's accuracy on the evaluated images", cnn_accuracy, len(ctx.bundle.class_names))
     targets, svm_targets = _targets_text(ctx)
@@ -391,10 +491,12 @@ def _summarise(procs: Processes, ctx: _Context, shards: list[dict], out_dir: Pat
         "skipped": [{"id": ctx.source.ids[i], "reason": m} for i, m in skipped],
         "svm_accuracy_on_kept": round(_svm_accuracy(batches, take, positions, ctx), 4),
         "processes": procs.world,
+        "metrics": list(ctx.metrics),
         "rows": rows,
+        "statistics": statistics,
     }
     if procs.is_main:
-        _write_results(summary, rows, curves, out_dir, ctx.data)
+        _write_results(summary, rows, statistics, curves, out_dir, ctx.data)
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     if procs.is_main:
         atomic_write_text(out_dir / "evaluation.json", json.dumps(summary, indent=2))
