@@ -80,6 +80,37 @@ def test_road_equals_pytorch_grad_cam_at_every_percentile(order):
         np.testing.assert_allclose(ours[:, j].numpy(), theirs, rtol=1e-5, atol=1e-6, err_msg=f"{order} p={p}")
 
 
+@pytest.mark.filterwarnings("ignore::scipy.sparse.linalg.MatrixRankWarning")
+def test_road_on_relu_maps_with_tied_zeros_equals_pytorch_grad_cam():
+    """Half of each map is exactly 0 (a ReLU'd map): MoRF at p ≤ 50 has threshold 0 and keeps nothing.
+    pytorch-grad-cam hands SciPy the singular system (a MatrixRankWarning) and gets the zero image;
+    cadcam imputes 0 without solving. At every p, ties and all, the scores agree."""
+    from pytorch_grad_cam.metrics.road import ROADMostRelevantFirst
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    model = _model()
+    g = torch.Generator().manual_seed(4)
+    images = torch.rand(3, 3, 8, 8, generator=g)
+    cams = (torch.rand(3, 8, 8, generator=g) - 0.5).relu()
+    target = model(images).argmax(1)
+
+    def score(x, index):
+        return model(x)[torch.arange(x.shape[0]), target[index]]
+
+    percentiles = (30, 60, 90)
+    ours = metrics.road(score, images, cams, percentiles=percentiles, noise=0)
+    zero_image = model(torch.zeros(1, 3, 8, 8))[0, target]
+    for j, p in enumerate(percentiles):
+        metric = ROADMostRelevantFirst(p)
+        metric.perturbation.imputer.noise = 0
+        theirs = metric(
+            images, cams.numpy(), [ClassifierOutputTarget(int(c)) for c in target], model, return_diff=False
+        )
+        np.testing.assert_allclose(ours[:, j].numpy(), theirs, rtol=1e-5, atol=1e-6, err_msg=f"p={p}")
+        if p == 30:  # the zeros hold about half of each map: nothing is kept
+            torch.testing.assert_close(ours[:, j], zero_image.detach())
+
+
 def test_road_noise_is_reproducible_and_bad_input_is_named():
     model = _model()
     images, cams = torch.rand(2, 3, 8, 8), torch.rand(2, 8, 8)
@@ -101,7 +132,7 @@ def test_road_noise_is_reproducible_and_bad_input_is_named():
 def test_average_drop_and_increase_equal_torch_cams_classification_metric():
     """torch-cam computes the maps itself (its GradCAM, normalised, resized bilinearly); the same maps
     given to ours give its numbers (it divides by Y + 1e-7, hence the tolerance)."""
-    torchcam = pytest.importorskip("torchcam")
+    pytest.importorskip("torchcam")
     from torchcam.methods import GradCAM
     from torchcam.metrics import ClassificationMetric
 
@@ -122,18 +153,24 @@ def test_average_drop_and_increase_equal_torch_cams_classification_metric():
     drop, increase = metrics.average_drop_increase(score, images, maps.detach())
     assert drop == pytest.approx(100 * theirs["avg_drop"], rel=1e-5)
     assert increase == pytest.approx(100 * theirs["conf_increase"])
-    assert torchcam is not None
 
 
 def test_average_drop_and_increase_by_hand():
     images = torch.ones(4, 1, 2, 2)
     maps = torch.stack([torch.full((2, 2), v) for v in (1.0, 0.5, 0.0, 0.25)])
 
-    def score(x, index):  # the mean pixel, plus 0.5 for image 3: its masked score rises above Y
-        return x.mean(dim=(1, 2, 3)) + 0.5 * (index == 3) * (x.mean(dim=(1, 2, 3)) < 1)
+    def score(x, index):  # the mean pixel, plus 0.5 for image 3 once masked: its score rises above Y
+        mean = x.mean(dim=(1, 2, 3))
+        return mean + 0.5 * (index == 3) * (mean < 1)
 
-    # Y = 1, 1, 1, 1; O = 1, 0.5, 0, 0.75 → drops 0, 50, 100, 25 % → 43.75 %; no increase
+    # Y = 1, 1, 1, 1; O = 1, 0.5, 0, 0.25 + 0.5 = 0.75 → drops 0, 50, 100, 25 % → 43.75 %; no increase
     assert metrics.average_drop_increase(score, images, maps) == (43.75, 0.0)
+
+    def rising(x, index):  # image 3's masked score is 1.25 > Y = 1: one increase in four
+        mean = x.mean(dim=(1, 2, 3))
+        return mean + (index == 3) * (mean < 1) * 1.0
+
+    assert metrics.average_drop_increase(rising, images, maps) == (37.5, 25.0)  # drops 0, 50, 100, 0
     with pytest.raises(CadcamInputError, match=r"saliency: expected values in \[0, 1\]"):
         metrics.average_drop_increase(score, images, 2 * maps)
 

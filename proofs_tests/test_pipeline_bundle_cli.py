@@ -405,6 +405,9 @@ def test_evaluate_command_covers_every_method(trained, tmp_path, capsys):
     assert main(["evaluate", "--bundle", str(trained[3]), "--out", str(out), "--svm", "nope"]) == 2
     assert main(["evaluate", "--bundle", str(trained[3]), "--out", str(tmp_path / "m"), "--metrics", "roads"]) == 2
     assert "metrics: expected a comma-separated subset of deletion" in capsys.readouterr().err
+    refused = ["--out", str(tmp_path / "p"), "--data", "digits", "--metrics", "deletion,pointing"]
+    assert main(["evaluate", "--bundle", str(trained[3]), *refused]) == 2
+    assert "metrics: pointing need boxes, and digits has none" in capsys.readouterr().err
     only_road = tmp_path / "only_road"
     args = ["--data", "digits", "--n", "2", "--all-images", "--metrics", "road"]
     assert main(["evaluate", "--bundle", str(trained[3]), "--out", str(only_road), *args]) == 0

@@ -110,7 +110,7 @@ class BenchResult:
 
 def package_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for package in ("cadcam", "torch", "torchvision", "scikit-learn", "sympy", "grad-cam", "numpy"):
+    for package in ("cadcam", "torch", "torchvision", "timm", "scikit-learn", "sympy", "grad-cam", "numpy"):
         try:
             out[package] = version(package)
         except PackageNotFoundError:
@@ -318,10 +318,15 @@ def _closed_form_section(
     result.closed_form_ratios = _closed_form_ratios(result, cf_batches, ort_batch)
 
 
+def median_ratio(result: object, a: str, b: str, batch: int) -> float | None:
+    """median(a) ÷ median(b) at ``batch`` in one run's ``result`` (3 decimals; None if either is missing or b is 0)."""
+    x, y = result.median(a, batch), result.median(b, batch)
+    return None if x is None or y is None or y == 0 else round(x / y, 3)
+
+
 def _closed_form_ratios(result: BenchResult, cf_batches: tuple[int, ...], ort_batch: int) -> dict[str, float | None]:
     def ratio(a: str, b: str, batch: int) -> float | None:
-        x, y = result.median(a, batch), result.median(b, batch)
-        return None if x is None or y is None or y == 0 else round(x / y, 3)
+        return median_ratio(result, a, b, batch)
 
     out: dict[str, float | None] = {}
     for b in cf_batches:
@@ -355,8 +360,7 @@ def _route(routes: Routes, route: str, images: torch.Tensor, features: torch.Ten
 
 def _ratios(result: BenchResult, batch: int) -> dict[str, float]:
     def ratio(a: str, b: str) -> float | None:
-        x, y = result.median(a, batch), result.median(b, batch)
-        return None if x is None or y is None or y == 0 else round(x / y, 3)
+        return median_ratio(result, a, b, batch)
 
     return {
         "explain / backbone (2/1)": ratio("explain", "backbone"),

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from cadcam_numeric.bench.suite import Timing, fmt_ms, package_versions, synchronise, time_call
+from cadcam_numeric.bench.suite import Timing, fmt_ms, median_ratio, package_versions, synchronise, time_call
 from cadcam_numeric.devices import select_device
 from cadcam_numeric.engine.explain import explain
 from cadcam_numeric.engine.maps import normalise, normalise_pca_pair, upsample
@@ -170,14 +170,10 @@ def run_vit_bench(config: ViTBenchConfig, log: Callable[[str], None] = print) ->
 
 
 def _ratios(result: ViTBenchResult, batch: int) -> dict[str, float | None]:
-    def ratio(a: str, b: str) -> float | None:
-        x, y = result.median(a, batch), result.median(b, batch)
-        return None if x is None or y is None or y == 0 else round(x / y, 3)
-
     return {
-        "explain / forward": ratio("explain", "forward"),
-        "explain with probe / forward": ratio("explain_probe", "forward"),
-        "pytorch-grad-cam / explain": ratio("grad_cam_pkg", "explain"),
+        "explain / forward": median_ratio(result, "explain", "forward", batch),
+        "explain with probe / forward": median_ratio(result, "explain_probe", "forward", batch),
+        "pytorch-grad-cam / explain": median_ratio(result, "grad_cam_pkg", "explain", batch),
     }
 
 

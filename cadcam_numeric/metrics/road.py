@@ -11,7 +11,11 @@ Percentiles mean what pytorch-grad-cam's ``ROADMostRelevantFirst(p)`` / ``ROADLe
 mean: ``"morf"`` at p keeps the pixels whose saliency is below its p-th percentile (so p = 90 removes
 the 10 % most relevant), ``"lerf"`` at p keeps those whose 1 − saliency is below its p-th percentile
 (p = 90 removes the 10 % least relevant). With ``noise=0`` the imputed images and the scores equal
-theirs (``return_diff=False``) at every p.
+theirs (``return_diff=False``) at every p. Ties count as theirs do: a ReLU'd map whose zeros hold p %
+of its pixels or more has threshold 0 and keeps none of them, and a map with no pixel below the
+threshold (a constant map) keeps nothing at all. There the system is singular: pytorch-grad-cam
+hands it to SciPy (a MatrixRankWarning) and gets 0, and here every pixel is imputed as 0 without
+solving (no neighbour carries a value).
 """
 
 from __future__ import annotations
@@ -158,8 +162,8 @@ def road(
     >>> road(lambda x, i: x.mean(dim=(1, 2, 3)), images, torch.rand(2, 8, 8), percentiles=(50, 90)).shape
     torch.Size([2, 2])
     """
-    if not isinstance(images, Tensor) or images.dim() != 4 or not images.is_floating_point():
-        raise CadcamInputError("images: expected a floating-point (N, C, H, W) tensor")
+    if not isinstance(images, Tensor) or images.dim() != 4 or not images.is_floating_point() or not len(images):
+        raise CadcamInputError("images: expected a floating-point (N, C, H, W) tensor with N >= 1")
     if not isinstance(saliency, Tensor) or saliency.shape != (images.shape[0], *images.shape[-2:]):
         raise CadcamInputError(f"saliency: expected shape (N, H, W) = {(images.shape[0], *images.shape[-2:])}")
     if order not in ("morf", "lerf"):

@@ -50,7 +50,12 @@ from cadcam_numeric.pipeline.batches import shard_batches, shard_count
 from cadcam_numeric.pipeline.bundle import load_bundle
 from cadcam_numeric.pipeline.chance import chance_warning
 from cadcam_numeric.pipeline.distributed import Processes, start_processes
-from cadcam_numeric.pipeline.evaluation_statistics import centre_gaussian_maps, random_maps, statistics_rows
+from cadcam_numeric.pipeline.evaluation_statistics import (
+    centre_gaussian_maps,
+    image_seed,
+    random_maps,
+    statistics_rows,
+)
 from cadcam_numeric.pipeline.run import labels_as_numpy, rows_to_csv, rows_to_markdown
 from cadcam_numeric.pipeline.sources import ImageSource, is_data_source, open_source
 
@@ -58,8 +63,8 @@ __all__ = ["METRICS", "parse_metrics", "run_evaluation"]
 
 #: what ``--metrics`` takes; pointing and localisation need boxes in the source
 METRICS = ("deletion", "insertion", "road", "drop-increase", "pointing", "localisation")
-#: the default: every metric but ROAD, whose imputation (18 sparse solves per image and map) would
-#: make an evaluation about ten times longer; ``--metrics`` asks for it
+#: the default: every metric but ROAD, whose imputation (a sparse system of 9 masks per order, image
+#: and map) makes an evaluation many times longer; ``--metrics`` asks for it
 DEFAULT_METRICS = tuple(m for m in METRICS if m != "road")
 
 
@@ -184,7 +189,7 @@ def _road_per_image(ctx: _Context, m: _Method, images: Tensor, positions: np.nda
     maps = m.maps.to(images)
     found = {}
     for k, order in enumerate(("morf", "lerf")):
-        generators = [torch.Generator().manual_seed(ctx.seed * 1_000_003 + int(p) * 2 + k) for p in positions]
+        generators = [torch.Generator().manual_seed(image_seed(ctx.seed, 1 + k, int(p))) for p in positions]
         found[order] = road(m.score, images, maps, order=order, generator=generators).mean(1).cpu().numpy()
     return {
         "road_morf": found["morf"],
@@ -303,6 +308,7 @@ def run_evaluation(
             raise CadcamInputError(f"{name}: evaluate takes one target for all images, got a sequence")
     if n is not None and n < 1:
         raise CadcamInputError(f"n: expected a positive number of images or None (all), got {n}")
+    asked_metrics = metrics
     metrics = parse_metrics(metrics if isinstance(metrics, str) or metrics is None else ",".join(metrics))
     t0 = time.perf_counter()
     procs = start_processes(select_device(device), distributed)
@@ -315,6 +321,11 @@ def run_evaluation(
         else:
             data_source = data
         source = open_source(data_source, size, seed, held_out=True)
+        wanted_boxes = [m for m in ("pointing", "localisation") if m in metrics]
+        if asked_metrics is not None and wanted_boxes and source.boxes is None:
+            raise CadcamInputError(
+                f"metrics: {' and '.join(wanted_boxes)} need boxes, and {data} has none (the localisation set has them)"
+            )
         classes = _class_indices(source, bundle.class_names)
         if (classes < 0).any():
             missing = source.ids[int(np.flatnonzero(classes < 0)[0])]
@@ -360,10 +371,6 @@ def _stream(procs: Processes, ctx: _Context, progress: bool) -> list[dict]:
     if kept_total == 0:
         raise CadcamInputError("data: the model classifies none of the images correctly; nothing to evaluate")
     return shards
-
-
-#: the per-image figures a statistics row is made of (when the metric was asked for)
-STATISTICS_FIGURES = ("insertion_minus_deletion", "road_combined", "average_drop")
 
 
 def _per_image_figures(name: str, joined, record: dict) -> dict[str, np.ndarray]:

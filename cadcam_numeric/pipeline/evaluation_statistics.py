@@ -2,8 +2,9 @@
 between two methods more than noise?
 
 * **Baseline maps**, scored like every method: a random map (uniform noise on the feature grid,
-  drawn per image from the seed and the image's position in the source, so any sharding gives the
-  same map) and a centre prior (an isotropic Gaussian of standard deviation size/4 at the centre).
+  drawn per image from the seed and the image's position in the source (:func:`image_seed`), so
+  any sharding gives the same map) and a centre prior (an isotropic Gaussian of standard deviation
+  size/4 at the centre).
 * **95 % bootstrap intervals** of each figure's mean over images (percentile method, 2,000
   resamples of the images, seeded).
 * **Paired Wilcoxon signed-rank tests** of each class-map method against Grad-CAM on the same images
@@ -25,6 +26,7 @@ __all__ = [
     "REFERENCE",
     "bootstrap_interval",
     "centre_gaussian_maps",
+    "image_seed",
     "paired_wilcoxon",
     "random_maps",
     "statistics_rows",
@@ -35,6 +37,16 @@ BOOTSTRAP_RESAMPLES = 2000
 REFERENCE = "Grad-CAM (class)"
 
 
+def image_seed(seed: int, stream: int, position: int) -> int:
+    """A seed for one image's draws of one kind (``stream``: 0 random maps, 1 ROAD MoRF, 2 ROAD LeRF),
+    from the run's seed and the image's position in the source: independent streams, whatever the sharding.
+
+    >>> image_seed(0, 0, 5) == image_seed(0, 0, 5) != image_seed(0, 1, 5)
+    True
+    """
+    return int(np.random.SeedSequence([seed, stream, position]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
 def random_maps(positions: np.ndarray, grid: tuple[int, int], size: int, seed: int) -> Tensor:
     """Uniform noise on the feature grid, upsampled to ``size`` and scaled to [0, 1]: (N, size, size).
 
@@ -42,7 +54,7 @@ def random_maps(positions: np.ndarray, grid: tuple[int, int], size: int, seed: i
     ...     random_maps(np.array([5, 3]), (2, 2), 4, 0)[1]).all())
     (torch.Size([2, 4, 4]), True)
     """
-    maps = [torch.rand(grid, generator=torch.Generator().manual_seed(seed * 1_000_003 + int(p))) for p in positions]
+    maps = [torch.rand(grid, generator=torch.Generator().manual_seed(image_seed(seed, 0, int(p)))) for p in positions]
     return normalise(upsample(torch.stack(maps), (size, size)))
 
 
