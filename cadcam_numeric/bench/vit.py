@@ -28,8 +28,10 @@ from torch import Tensor, nn
 from cadcam_numeric.bench.suite import Timing, fmt_ms, median_ratio, package_versions, synchronise, time_call
 from cadcam_numeric.devices import select_device
 from cadcam_numeric.engine.explain import explain
-from cadcam_numeric.engine.maps import normalise, normalise_pca_pair, upsample
+from cadcam_numeric.engine.explaining_model import image_maps
+from cadcam_numeric.engine.maps import normalise, upsample
 from cadcam_numeric.engine.split import split_classifier
+from cadcam_numeric.engine.split_vit import patch_grid
 from cadcam_numeric.errors import CadcamInputError
 
 __all__ = ["VIT_MODELS", "ViTBenchConfig", "ViTBenchResult", "run_vit_bench", "vit_markdown"]
@@ -105,24 +107,14 @@ class _ViTRoutes:
     def explain_probe(self, images: Tensor) -> dict[str, Tensor]:
         with torch.no_grad():
             r = explain(self.backbone(images), self.head, self.pca, 0, self.svm)
-        size = (self.size, self.size)
-        pos, neg = normalise_pca_pair(upsample(r.pca_positive, size), upsample(r.pca_negative, size))
-        return {
-            "gradcam": normalise(upsample(r.gradcam, size)),
-            "pca_positive": pos,
-            "pca_negative": neg,
-            "svm": normalise(upsample(r.svm, size)),
-        }
+        maps = {k: getattr(r, k) for k in ("gradcam", "pca_positive", "pca_negative", "svm")}
+        return image_maps(maps, (self.size, self.size))
 
     def grad_cam_pkg(self, images: Tensor) -> Tensor:
         from pytorch_grad_cam import GradCAM
 
-        h, w = self.head.grid
-        prefix = self.head.num_prefix_tokens
-
         def to_grid(t: Tensor) -> Tensor:
-            p = t[:, prefix:]
-            return p.reshape(p.shape[0], h, w, p.shape[-1]).permute(0, 3, 1, 2)
+            return patch_grid(t, self.head.num_prefix_tokens, self.head.grid)
 
         with GradCAM(model=self.model, target_layers=[self.head.parts.norm1], reshape_transform=to_grid) as cam:
             return torch.from_numpy(cam(input_tensor=images, targets=None))  # None: the predicted class
@@ -163,7 +155,7 @@ def run_vit_bench(config: ViTBenchConfig, log: Callable[[str], None] = print) ->
     images = routes.images(min(batches[-1], 4), config.seed + 2)
     synchronise(device)
     ours, peer = routes.explain(images).cpu().double(), routes.grad_cam_pkg(images).double()
-    probe = routes.explain_probe(images)["gradcam"].cpu().double()
+    probe = routes.explain_probe(images)["image_gradcam"].cpu().double()
     result.agreement["class map: pytorch-grad-cam vs explain (max abs)"] = float((ours - peer).abs().max())
     result.agreement["class map: explain with the probe vs without (max abs)"] = float((probe - ours).abs().max())
     return result

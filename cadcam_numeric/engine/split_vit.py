@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from cadcam_numeric.errors import CadcamInputError
 
-__all__ = ["TokenBackbone", "TransformerHead", "split_vision_transformer", "vision_transformer_kind"]
+__all__ = ["TokenBackbone", "TransformerHead", "patch_grid", "split_vision_transformer", "vision_transformer_kind"]
 
 
 def vision_transformer_kind(model: nn.Module) -> str | None:
@@ -31,6 +31,12 @@ def vision_transformer_kind(model: nn.Module) -> str | None:
         if c.__name__ == "VisionTransformer" and c.__module__.startswith("torchvision.models"):
             return "torchvision"
     return None
+
+
+def patch_grid(tokens: Tensor, num_prefix_tokens: int, grid: tuple[int, int]) -> Tensor:
+    """(..., T, D) tokens -> the patch tokens on their (h, w) grid, channels first: (..., D, h, w)."""
+    patches = tokens[..., num_prefix_tokens:, :]
+    return patches.reshape(*patches.shape[:-2], *grid, patches.shape[-1]).movedim(-1, -3)
 
 
 @dataclass(frozen=True)
@@ -118,9 +124,7 @@ class TransformerHead(nn.Module):
         >>> head.target_activations(backbone(torch.rand(2, 3, 32, 32))).shape
         torch.Size([2, 16, 4, 4])
         """
-        patches = self.parts.norm1(tokens)[:, self.num_prefix_tokens :]
-        h, w = self.grid
-        return patches.reshape(patches.shape[0], h, w, patches.shape[-1]).permute(0, 3, 1, 2)
+        return patch_grid(self.parts.norm1(tokens), self.num_prefix_tokens, self.grid)
 
     def embedding(self, tokens: Tensor) -> Tensor:
         """The pooled embedding (N, D) the classifier reads (timm ``forward_head(pre_logits=True)``)."""

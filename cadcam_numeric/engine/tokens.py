@@ -26,7 +26,7 @@ from cadcam_numeric.engine.activation_modules import activation_from_module
 from cadcam_numeric.engine.chain import DenseLayer
 from cadcam_numeric.engine.head import Head, parse_head
 from cadcam_numeric.engine.moves import moved
-from cadcam_numeric.engine.split_vit import TransformerHead
+from cadcam_numeric.engine.split_vit import TransformerHead, patch_grid
 from cadcam_numeric.errors import CadcamInputError
 from cadcam_numeric.generated import ACTIVATIONS
 from cadcam_numeric.generated.blocks import (
@@ -212,9 +212,7 @@ class TokenHead:
 
     def patch_grid(self, tokens: Tensor) -> Tensor:
         """(..., T, D) -> the patch tokens on their grid, channels first: (..., D, h, w)."""
-        patches = tokens[..., self.num_prefix_tokens :, :]
-        h, w = self.grid
-        return patches.reshape(*patches.shape[:-2], h, w, patches.shape[-1]).movedim(-1, -3)
+        return patch_grid(tokens, self.num_prefix_tokens, self.grid)
 
     def to(self, like: Tensor) -> TokenHead:
         """This head with its tensors in ``like``'s dtype and device."""
